@@ -1,0 +1,204 @@
+"""Netlink messages: ``nlmsghdr``/``nlattr`` layouts, the kernel's input loop and its ACKs.
+
+What the kernel side does with a message it receives, through a TX frame or a plain sendmsg
+(kernel-protocol.md section 20): ``netlink_rcv_skb`` walks the datagram message by message and
+stops *silently* at the first malformed header; each request is answered through
+``netlink_ack`` with an NLMSG_ERROR message (error 0 and the request header, or an errno and the
+whole request). The kernel side of the test family answers as NETLINK_ROUTE does for messages it
+does not implement. A TX frame is validated first (:func:`validate_tx_frame`).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Iterator
+
+from .abi import NL_MMAP_HDRLEN, FrameHeader, u32
+from .errors import NetlinkError, errno_code
+
+__all__ = [
+    "NLMSG_ALIGNTO", "NLMSG_HDRLEN", "NLMSG_NOOP", "NLMSG_ERROR", "NLMSG_DONE", "NLMSG_OVERRUN",
+    "NLMSG_MIN_TYPE", "NLM_F_REQUEST", "NLM_F_MULTI", "NLM_F_ACK", "NLM_F_ECHO", "NLM_F_ROOT",
+    "NLM_F_MATCH", "NLM_F_DUMP", "NLA_HDRLEN", "RTM_MAX", "nlmsg_align", "NlMsgHdr", "NlAttr",
+    "split_messages", "parse_attributes", "build_message", "build_ack", "ack_length",
+    "validate_tx_frame", "Reply", "route_family_answer",
+]
+
+NLMSG_ALIGNTO = 4
+NLMSG_HDRLEN = 16
+NLMSG_NOOP = 0x1
+NLMSG_ERROR = 0x2
+NLMSG_DONE = 0x3
+NLMSG_OVERRUN = 0x4
+NLMSG_MIN_TYPE = 0x10  # types below are control messages, never handed to a family
+
+NLM_F_REQUEST = 0x1
+NLM_F_MULTI = 0x2
+NLM_F_ACK = 0x4
+NLM_F_ECHO = 0x8
+NLM_F_ROOT = 0x100
+NLM_F_MATCH = 0x200
+NLM_F_DUMP = NLM_F_ROOT | NLM_F_MATCH
+
+NLA_HDRLEN = 4
+#: Highest rtnetlink message type on Linux 4.5 (RTM_GETNSID = 90, rounded to a group of 4, - 1).
+RTM_MAX = 91
+
+_NLH = struct.Struct("=IHHII")
+_NLA = struct.Struct("=HH")
+_ERR = struct.Struct("=i")
+
+
+def nlmsg_align(x: int) -> int:
+    """``NLMSG_ALIGN``: round up to a multiple of 4."""
+    return (int(x) + NLMSG_ALIGNTO - 1) & ~(NLMSG_ALIGNTO - 1)
+
+
+@dataclass(frozen=True)
+class NlMsgHdr:
+    """``struct nlmsghdr``: length (header included), type, flags, sequence number, portid."""
+
+    len: int
+    type: int
+    flags: int
+    seq: int
+    pid: int
+
+    def __post_init__(self) -> None:
+        u32(self.len, "nlmsg_len")
+        u32(self.seq, "nlmsg_seq")
+        u32(self.pid, "nlmsg_pid")
+        for name in ("type", "flags"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 0xFFFF:
+                raise NetlinkError("EINVAL", f"nlmsg_{name} = {v!r} does not fit a u16")
+
+    def pack(self) -> bytes:
+        """The 16 header bytes."""
+        return _NLH.pack(self.len, self.type, self.flags, self.seq, self.pid)
+
+    @classmethod
+    def unpack(cls, data: bytes, offset: int = 0) -> NlMsgHdr:
+        """Parse 16 header bytes at ``offset`` (``EINVAL`` if fewer remain)."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise NetlinkError("EFAULT", f"message must be bytes, got {type(data).__name__}")
+        if offset < 0 or len(data) - offset < NLMSG_HDRLEN:
+            raise NetlinkError("EINVAL", f"need {NLMSG_HDRLEN} bytes for a nlmsghdr at offset {offset}")
+        return cls(*_NLH.unpack_from(data, offset))
+
+
+@dataclass(frozen=True)
+class NlAttr:
+    """One ``struct nlattr`` (type without the NESTED/BYTEORDER flag bits) and its payload."""
+
+    type: int
+    nested: bool
+    net_byteorder: bool
+    payload: bytes
+
+
+def split_messages(datagram: bytes) -> Iterator[tuple[NlMsgHdr, bytes]]:
+    """The messages of one datagram as ``netlink_rcv_skb`` takes them: while 16 bytes remain, a
+    header whose ``nlmsg_len`` is < 16 or larger than what is left ends the walk silently; the
+    next message starts at the 4-aligned ``nlmsg_len``. Yields (header, whole message bytes)."""
+    if not isinstance(datagram, (bytes, bytearray, memoryview)):
+        raise NetlinkError("EFAULT", f"datagram must be bytes, got {type(datagram).__name__}")
+    data = bytes(datagram)
+    pos = 0
+    while len(data) - pos >= NLMSG_HDRLEN:
+        hdr = NlMsgHdr.unpack(data, pos)
+        left = len(data) - pos
+        if hdr.len < NLMSG_HDRLEN or hdr.len > left:
+            return
+        yield hdr, data[pos:pos + hdr.len]
+        pos += min(nlmsg_align(hdr.len), left)
+
+
+def parse_attributes(buf: bytes) -> tuple[list[NlAttr], int]:
+    """``nla_parse`` structure checks: attributes while ``nla_ok`` holds (4 header bytes, a length
+    >= 4 and within what is left); returns (attributes, leftover bytes). A kernel handler logs
+    leftover bytes but accepts them (4.5)."""
+    if not isinstance(buf, (bytes, bytearray, memoryview)):
+        raise NetlinkError("EFAULT", f"attributes must be bytes, got {type(buf).__name__}")
+    data, pos, out = bytes(buf), 0, []
+    while len(data) - pos >= NLA_HDRLEN:
+        nla_len, nla_type = _NLA.unpack_from(data, pos)
+        if nla_len < NLA_HDRLEN or nla_len > len(data) - pos:
+            break
+        out.append(NlAttr(nla_type & 0x3FFF, bool(nla_type & 0x8000), bool(nla_type & 0x4000),
+                          data[pos + NLA_HDRLEN:pos + nla_len]))
+        pos += min(nlmsg_align(nla_len), len(data) - pos)
+    return out, len(data) - pos
+
+
+def build_message(type_: int, flags: int, seq: int, pid: int, payload: bytes = b"") -> bytes:
+    """A netlink message: header with ``nlmsg_len = 16 + len(payload)``, payload, zero padding
+    to a 4-byte boundary (as ``__nlmsg_put`` does)."""
+    body = bytes(payload)
+    hdr = NlMsgHdr(NLMSG_HDRLEN + len(body), type_, flags, seq, pid)
+    return (hdr.pack() + body).ljust(nlmsg_align(hdr.len), b"\0")
+
+
+def ack_length(request: NlMsgHdr, error: int, *, cap_ack: bool = False) -> int:
+    """Bytes of ``netlink_ack``'s reply (the skb length, 4-aligned): 36 for error 0 or with
+    NETLINK_CAP_ACK, else 20 + the request's ``nlmsg_len``."""
+    payload = 4 + NLMSG_HDRLEN
+    if error and not cap_ack:
+        payload += request.len - NLMSG_HDRLEN
+    return nlmsg_align(NLMSG_HDRLEN + payload)
+
+
+def build_ack(request: bytes, requester_portid: int, error: int = 0, *, cap_ack: bool = False) -> bytes:
+    """``netlink_ack``: NLMSG_ERROR with flags 0, the request's seq, ``nlmsg_pid`` = the
+    requester's portid; payload = ``error`` (0 or a negative errno) then the request header, or
+    the whole request when ``error`` is non-zero and NETLINK_CAP_ACK is off."""
+    hdr = NlMsgHdr.unpack(request)
+    if isinstance(error, bool) or not isinstance(error, int) or not -4095 <= error <= 0:
+        raise NetlinkError("EINVAL", f"ACK error must be 0 or a negative errno, got {error!r}")
+    echoed = bytes(request[:hdr.len]) if (error and not cap_ack) else bytes(request[:NLMSG_HDRLEN])
+    if len(echoed) < min(hdr.len, NLMSG_HDRLEN if not error or cap_ack else hdr.len):
+        raise NetlinkError("EINVAL", f"request holds {len(request)} bytes, nlmsg_len says {hdr.len}")
+    return build_message(NLMSG_ERROR, 0, hdr.seq, u32(requester_portid, "portid"),
+                         _ERR.pack(error) + echoed)
+
+
+def validate_tx_frame(header: FrameHeader, frame_size: int) -> int:
+    """The TX walk's one check on a VALID frame (11.2): ``nm_len`` read once must be at most
+    ``frame_size - 24``; returns it, or raises ``EINVAL`` (the frame stays VALID)."""
+    maxlen = frame_size - NL_MMAP_HDRLEN
+    if header.len > maxlen:
+        raise NetlinkError("EINVAL", f"TX frame nm_len {header.len} > frame_size - {NL_MMAP_HDRLEN} = {maxlen}")
+    return header.len
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the kernel family does with one request: ``error`` for netlink_ack (0 or -errno) and
+    whether an ACK is sent at all (``ack``); ``dump`` is True when a dump should start."""
+
+    error: int
+    ack: bool
+    dump: bool = False
+
+
+def route_family_answer(hdr: NlMsgHdr, *, dump_types: frozenset[int] = frozenset(),
+                        cap_net_admin: bool = True) -> Reply:
+    """How NETLINK_ROUTE on 4.5 answers a request it does not implement (section 20): messages
+    without NLM_F_REQUEST and control types (< 0x10) get an ACK only with NLM_F_ACK; types above
+    RTM_MAX get EOPNOTSUPP; a request without a payload byte is ignored (result 0); non-GET kinds
+    need CAP_NET_ADMIN (EPERM); a GET with NLM_F_DUMP on a type in ``dump_types`` starts a dump;
+    everything else has no handler: EOPNOTSUPP. A non-zero result always gets an error ACK."""
+    wants_ack = bool(hdr.flags & NLM_F_ACK)
+    if not hdr.flags & NLM_F_REQUEST or hdr.type < NLMSG_MIN_TYPE:
+        return Reply(0, wants_ack)
+    if hdr.type > RTM_MAX:
+        return Reply(-errno_code("EOPNOTSUPP"), True)
+    if hdr.len - NLMSG_HDRLEN < 1:
+        return Reply(0, wants_ack)
+    kind = (hdr.type - NLMSG_MIN_TYPE) & 3
+    if kind != 2 and not cap_net_admin:
+        return Reply(-errno_code("EPERM"), True)
+    if kind == 2 and hdr.flags & NLM_F_DUMP and hdr.type in dump_types:
+        return Reply(0, False, dump=True)
+    return Reply(-errno_code("EOPNOTSUPP"), True)
