@@ -12,7 +12,8 @@ import argparse
 import json
 import sys
 import traceback
-from typing import Callable, TextIO
+from collections.abc import Callable
+from typing import TextIO
 
 from . import __version__
 
@@ -70,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     r = msub.add_parser("run", help="scripted scenario: watch the rings move step by step", epilog=EPILOG)
     r.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
     r.set_defaults(func=_cmd_model_run)
+    from . import proofs_cmd
+
+    proofs_cmd.add_parsers(sub, EPILOG, _Parser)
     return p
 
 

@@ -16,9 +16,9 @@ then the TX ring (section 2.4).
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Iterator
 
 from .errors import NetlinkError
 

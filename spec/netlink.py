@@ -11,8 +11,8 @@ does not implement. A TX frame is validated first (:func:`validate_tx_frame`).
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from .abi import NL_MMAP_HDRLEN, FrameHeader, u32
 from .errors import NetlinkError, errno_code
