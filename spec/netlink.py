@@ -22,7 +22,7 @@ __all__ = [
     "NLMSG_MIN_TYPE", "NLM_F_REQUEST", "NLM_F_MULTI", "NLM_F_ACK", "NLM_F_ECHO", "NLM_F_ROOT",
     "NLM_F_MATCH", "NLM_F_DUMP", "NLA_HDRLEN", "RTM_MAX", "nlmsg_align", "NlMsgHdr", "NlAttr",
     "split_messages", "parse_attributes", "build_message", "build_ack", "ack_length",
-    "validate_tx_frame", "Reply", "route_family_answer",
+    "validate_tx_frame", "Reply", "route_family_answer", "nlmsg_goodsize", "MAX_RECVMSG_LEN",
 ]
 
 NLMSG_ALIGNTO = 4
@@ -48,6 +48,16 @@ RTM_MAX = 91
 _NLH = struct.Struct("=IHHII")
 _NLA = struct.Struct("=HH")
 _ERR = struct.Struct("=i")
+
+
+SKB_SHARED_INFO_SIZE = 320  # SKB_DATA_ALIGN(sizeof(struct skb_shared_info)) on x86-64 (4.4)
+MAX_RECVMSG_LEN = 32768 - SKB_SHARED_INFO_SIZE  # SKB_WITH_OVERHEAD(32768), the 4.4 cap (section 8)
+
+
+def nlmsg_goodsize(page_size: int = 4096) -> int:
+    """``NLMSG_GOODSIZE``: min(PAGE_SIZE, 8192) minus the skb_shared_info overhead (3776 on
+    x86-64 with 4 KiB pages; section 10). The first allocation size of every dump skb."""
+    return min(int(page_size), 8192) - SKB_SHARED_INFO_SIZE
 
 
 def nlmsg_align(x: int) -> int:

@@ -337,11 +337,11 @@ def socket_system(variant: Variant = Variant()) -> System:
                 Assign("in_ring", in_ring - ite(and_(rx_held[j], eq(rx_owned[j], 1)), 1, 0)),
                 Assign("aborted", aborted + ite(and_(rx_held[j], eq(rx_owned[j], 1)), 1, 0))),
                "6.4", "A ring skb freed undelivered: nm_len = 0, then VALID (an empty frame)."),
-        Action("copy_claim", "kernel", (), and_(rx_on, not_(congested), eq(rx_status[rx_head], UNUSED)),
+        Action("copy_claim", "kernel", (), and_(rx_on, eq(rx_status[rx_head], UNUSED)),
                _claim(rx_head, COPY, False),
-               "6.3", "COPY path: the frame at the cursor (no SKIP stepping) becomes COPY, the "
-                      "message goes to the receive queue."),
-        Action("copy_full", "kernel", (), and_(rx_on, not_(congested), ne(rx_status[rx_head], UNUSED)),
+               "6.3", "COPY path (after admission: see copy_refused; dumps skip it): the frame at the "
+                      "cursor (no SKIP stepping) becomes COPY, the message goes to the receive queue."),
+        Action("copy_full", "kernel", (), and_(rx_on, ne(rx_status[rx_head], UNUSED)),
                _overrun(),
                "6.3", "COPY path with the cursor frame not UNUSED (SKIP included): dropped, overrun."),
         Action("copy_congested_kernel", "kernel", (), congested, _overrun(),
@@ -349,7 +349,7 @@ def socket_system(variant: Variant = Variant()) -> System:
         Action("copy_refused", "kernel", (), congested, (),
                "6.5", "A non-blocking user-space sender gets EAGAIN from a CONGESTED socket; "
                       "nothing changes."),
-        Action("queue_plain", "kernel", (), and_(not_(rx_on), not_(congested)),
+        Action("queue_plain", "kernel", (), not_(rx_on),
                (Assign("rq_len", rq_len + 1), Assign("sent", sent + 1)),
                "6.3", "Without an RX ring a plain message is queued for recvmsg."),
         Action("ack_alloc_failed", "kernel", (), True, (Assign("sk_err", True),),
