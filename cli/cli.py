@@ -47,7 +47,7 @@ def _cmd_version(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.json:
         out.write(json.dumps(info, sort_keys=True) + "\n")
     else:
-        err.write(f"nlmmap {info['nlmmap']} (python {info['python']}, {info['z3'] or 'z3 missing'})\n")
+        err.write(f"nlmmap {info['nlmmap']} (python {info['python']}, z3 {info['z3'] or 'missing'})\n")
     return EXIT_OK
 
 

@@ -1,0 +1,216 @@
+"""ABI rules of kernel-protocol.md sections 1-4: constants, layouts, geometry errnos, offsets."""
+
+import struct
+
+import pytest
+
+from nlmmap.spec import abi, netlink
+from nlmmap.spec.abi import FrameHeader, RingGeometry, RingRequest, Status, validate_ring_request
+from nlmmap.spec.errors import NetlinkError, errno_code, errno_name
+
+
+def test_s1_1_option_numbers():
+    assert (abi.SOL_NETLINK, abi.NETLINK_RX_RING, abi.NETLINK_TX_RING, abi.NETLINK_NO_ENOBUFS) == (270, 6, 7, 5)
+    assert abi.socket_option("NETLINK_TX_RING") == 7 and abi.socket_option(6) == 6
+    with pytest.raises(NetlinkError) as e:
+        abi.socket_option("NETLINK_NOPE")
+    assert e.value.errno == "ENOPROTOOPT"
+
+
+def test_s1_2_nl_mmap_req_layout():
+    req = RingRequest(4096, 4, 2048, 8)
+    assert req.pack() == struct.pack("=4I", 4096, 4, 2048, 8) and len(req.pack()) == 16
+    assert RingRequest.unpack(req.pack() + b"extra") == req  # longer optlen accepted, 16 bytes read
+    # the transcript's bytes: 00100000 04000000 00080000 08000000
+    assert RingRequest.unpack(bytes.fromhex("00100000040000000008000008000000")) == req
+
+
+def test_s1_3_nl_mmap_hdr_layout_and_garbage_status():
+    h = FrameHeader(status=Status.COPY, len=36, group=0, pid=1)
+    assert h.pack().hex() == "030000002400000000000000010000000000000000000000"
+    assert FrameHeader.unpack(h.pack()) == h
+    odd = FrameHeader.unpack(struct.pack("=6I", 0xDEADBEEF, 0, 0, 0, 0, 0))
+    assert odd.status_name == "0xdeadbeef"  # any u32 is a possible status value
+
+
+def test_s1_4_s1_5_status_values_and_header_length():
+    assert [int(s) for s in Status] == [0, 1, 2, 3, 4]
+    assert abi.NL_MMAP_HDRLEN == 24 and abi.nl_mmap_msg_align(25) == 28 and abi.nl_mmap_msg_align(24) == 24
+
+
+GEOMETRY_RULES = [
+    # (section, request, errno or None)
+    ("3.1 valid 4096x4 / 2048x8", RingRequest(4096, 4, 2048, 8), None),
+    ("3.1 frame_size 24 accepted", RingRequest(4096, 1, 24, 170), None),
+    ("3.1 block of several pages", RingRequest(16384, 2, 4096, 8), None),
+    ("3.1 slack at end of block", RingRequest(4096, 1, 1000, 4), None),
+    ("3.1 all-zero request (tear-down)", RingRequest(0, 0, 0, 0), None),
+    ("3.1.4 tear-down ignores sizes", RingRequest(123, 0, 7, 0), None),
+    ("3.1.4 tear-down with frame_nr != 0", RingRequest(4096, 0, 2048, 2), "EINVAL"),
+    ("3.1.3.2 block_size 0", RingRequest(0, 1, 2048, 2), "EINVAL"),
+    ("3.1.3.2 block_size top bit set", RingRequest(0x80000000, 1, 4096, 0x80000), "EINVAL"),
+    ("3.1.3.3 block_size not a page multiple", RingRequest(4097, 1, 2048, 2), "EINVAL"),
+    ("3.1.3.4 frame_size < 24", RingRequest(4096, 1, 20, 204), "EINVAL"),
+    ("3.1.3.5 frame_size not a multiple of 4", RingRequest(4096, 1, 26, 157), "EINVAL"),
+    ("3.1.3.6 frame larger than block", RingRequest(4096, 1, 8192, 0), "EINVAL"),
+    ("3.1.3.7 frame_nr != fpb * block_nr", RingRequest(4096, 4, 2048, 7), "EINVAL"),
+    ("3.1.3.7 u32 wrap makes the product match", RingRequest(4096, 0x80000000, 2048, 0), None),
+]
+
+
+@pytest.mark.parametrize("section,req,errno", GEOMETRY_RULES, ids=[r[0] for r in GEOMETRY_RULES])
+def test_s3_1_geometry_rules(section, req, errno):
+    if errno is None:
+        assert validate_ring_request(req.pack()) == req
+    else:
+        with pytest.raises(NetlinkError) as e:
+            validate_ring_request(req.pack())
+        assert e.value.errno == errno and e.value.message
+
+
+@pytest.mark.parametrize("n", [0, 1, 4, 15])
+def test_s3_1_4_optlen_shorter_than_16_is_einval(n):
+    with pytest.raises(NetlinkError) as e:
+        validate_ring_request(b"\0" * n)
+    assert e.value.errno == "EINVAL" and "optlen" in e.value.message
+
+
+def test_s3_2_page_size_parameter():
+    req = RingRequest(65536, 1, 16384, 4)
+    assert validate_ring_request(req.pack(), page_size=65536) == req
+    with pytest.raises(NetlinkError):
+        validate_ring_request(RingRequest(4096, 1, 2048, 2).pack(), page_size=65536)
+    with pytest.raises(NetlinkError) as e:
+        validate_ring_request(req.pack(), page_size=1000)
+    assert e.value.errno == "EINVAL"
+
+
+def test_s2_2_frame_offsets_use_block_slot_formula():
+    g = RingGeometry(4096, 3, 1000, 12)  # 4 frames per block, 96-byte gap at each block's end
+    assert [g.frame_offset(i) for i in range(6)] == [0, 1000, 2000, 3000, 4096, 5096]
+    assert g.frame_at(4000) is None and g.frame_at(4096) == 4 and g.frame_at(1999) == 1
+    assert g.next_index(11) == 0 and g.next_index(3) == 4
+    with pytest.raises(NetlinkError):
+        g.frame_offset(12)
+
+
+def test_s2_4_single_mapping_rx_then_tx():
+    rx = RingGeometry(4096, 1, 1024, 4)
+    tx = RingGeometry(4096, 1, 2048, 2)
+    lay = abi.mapping_layout(rx, tx)
+    assert lay.size == 8192 and lay.tx_base == 4096
+    assert lay.frame_offset("tx", 1) == 6144
+    assert lay.locate(6150).ring == "tx" and lay.locate(6150).index == 1
+    assert abi.mapping_layout(None, tx).tx_base == 0
+
+
+MMAP_RULES = [
+    ("4 length equals total", 8192, 0, None),
+    ("4 length rounded up to a page", 8192 - 100, 0, None),
+    ("4 length short", 4096, 0, "EINVAL"),
+    ("4 length long", 12288, 0, "EINVAL"),
+    ("4 offset non-zero", 8192, 4096, "EINVAL"),
+]
+
+
+@pytest.mark.parametrize("section,length,offset,errno", MMAP_RULES, ids=[r[0] for r in MMAP_RULES])
+def test_s4_mmap_rules(section, length, offset, errno):
+    lay = abi.mapping_layout(RingGeometry(4096, 1, 1024, 4), RingGeometry(4096, 1, 2048, 2))
+    if errno is None:
+        abi.check_mmap_request(lay, length, offset)
+    else:
+        with pytest.raises(NetlinkError) as e:
+            abi.check_mmap_request(lay, length, offset)
+        assert e.value.errno == errno
+
+
+def test_s4_mmap_without_ring_is_einval():
+    with pytest.raises(NetlinkError) as e:
+        abi.check_mmap_request(abi.mapping_layout(None, None), 4096)
+    assert e.value.errno == "EINVAL"
+
+
+BAD_INPUT = [
+    (lambda: RingRequest(-1, 0, 0, 0), "EINVAL"),
+    (lambda: RingRequest(1 << 32, 0, 0, 0), "EINVAL"),
+    (lambda: RingRequest("4096", 0, 0, 0), "EINVAL"),
+    (lambda: RingRequest.unpack("not bytes"), "EFAULT"),
+    (lambda: validate_ring_request(None), "EFAULT"),
+    (lambda: FrameHeader.unpack(b"\0" * 23), "EINVAL"),
+    (lambda: FrameHeader(status=-1), "EINVAL"),
+    (lambda: netlink.NlMsgHdr.unpack(b"\0" * 10), "EINVAL"),
+    (lambda: list(netlink.split_messages(42)), "EFAULT"),
+    (lambda: netlink.build_ack(b"\0" * 4, 1), "EINVAL"),
+    (lambda: netlink.build_ack(netlink.build_message(1, 5, 0, 0), 1, error=5), "EINVAL"),
+    (lambda: errno_code("NOPE"), "EINVAL"),
+]
+
+
+@pytest.mark.parametrize("call,errno", BAD_INPUT)
+def test_bad_input_gives_typed_error(call, errno):
+    with pytest.raises(NetlinkError) as e:
+        call()
+    assert e.value.errno == errno and e.value.message
+
+
+def test_errno_names_round_trip():
+    assert errno_name(errno_code("EAGAIN")) == "EAGAIN" and errno_name(-95) == "EOPNOTSUPP"
+    assert NetlinkError("EBUSY", "x").code == 16
+    with pytest.raises(TypeError):
+        NetlinkError("NOT_AN_ERRNO", "x")
+
+
+def test_s20_input_loop_stops_silently_at_malformed_header():
+    a = netlink.build_message(0x1, netlink.NLM_F_REQUEST, 1, 0)
+    bad = struct.pack("=IHHII", 8, 0x1, 0, 2, 0)  # nlmsg_len < 16
+    c = netlink.build_message(0x1, netlink.NLM_F_REQUEST, 3, 0)
+    assert [h.seq for h, _ in netlink.split_messages(a + bad + c)] == [1]
+    too_long = struct.pack("=IHHII", 100, 0x1, 0, 4, 0)
+    assert [h.seq for h, _ in netlink.split_messages(a + too_long)] == [1]
+    assert list(netlink.split_messages(a + b"\0" * 15)) != [] and len(list(netlink.split_messages(b"\0" * 15))) == 0
+
+
+ACKS = [
+    # (request type, flags, payload bytes, expected (error, ack sent))
+    ("20 control type without ACK flag", 0x1, netlink.NLM_F_REQUEST, 0, (0, False)),
+    ("20 control type with ACK", 0x1, netlink.NLM_F_REQUEST | netlink.NLM_F_ACK, 0, (0, True)),
+    ("20 no NLM_F_REQUEST with ACK", 0x20, netlink.NLM_F_ACK, 4, (0, True)),
+    ("20 type above RTM_MAX", 0x100, netlink.NLM_F_REQUEST, 4, (-95, True)),
+    ("20 no payload byte ignored", 0x20, netlink.NLM_F_REQUEST | netlink.NLM_F_ACK, 0, (0, True)),
+    ("20 no handler: EOPNOTSUPP", 0x20, netlink.NLM_F_REQUEST, 4, (-95, True)),
+]
+
+
+@pytest.mark.parametrize("section,type_,flags,plen,want", ACKS, ids=[a[0] for a in ACKS])
+def test_s20_route_family_answers(section, type_, flags, plen, want):
+    msg = netlink.build_message(type_, flags, 9, 0, b"\x02" * plen)
+    hdr = netlink.NlMsgHdr.unpack(msg)
+    r = netlink.route_family_answer(hdr)
+    assert (r.error, r.ack) == want
+
+
+def test_s20_ack_layout_and_lengths():
+    req = netlink.build_message(0x1, 5, 0x1001, 0)
+    ack = netlink.build_ack(req, 7)
+    assert len(ack) == 36 and ack[:16] == struct.pack("=IHHII", 36, 2, 0, 0x1001, 7) and ack[20:] == req
+    req20 = netlink.build_message(0x100, 1, 5, 0, b"abcd")
+    err = netlink.build_ack(req20, 7, -95)
+    assert len(err) == 40 and struct.unpack_from("=i", err, 16)[0] == -95 and err[20:] == req20
+    assert len(netlink.build_ack(req20, 7, -95, cap_ack=True)) == 36
+    odd = netlink.build_message(0x100, 1, 5, 0, b"abcde")  # 21 bytes: the reply is padded to 44
+    assert netlink.ack_length(netlink.NlMsgHdr.unpack(odd), -95) == 44 == len(netlink.build_ack(odd, 7, -95))
+
+
+def test_s11_2_tx_frame_nm_len_bound():
+    assert netlink.validate_tx_frame(FrameHeader(Status.VALID, 2024), 2048) == 2024
+    with pytest.raises(NetlinkError) as e:
+        netlink.validate_tx_frame(FrameHeader(Status.VALID, 2025), 2048)
+    assert e.value.errno == "EINVAL"
+
+
+def test_nlattr_parsing_structure():
+    attrs = struct.pack("=HH", 8, 1) + b"abcd" + struct.pack("=HH", 5, 0x8002) + b"x\0\0\0" + b"\xff\xff"
+    got, left = netlink.parse_attributes(attrs)
+    assert [(a.type, a.nested, a.payload) for a in got] == [(1, False, b"abcd"), (2, True, b"x")] and left == 2
+    bad = struct.pack("=HH", 3, 1) + b"abcd"
+    assert netlink.parse_attributes(bad) == ([], 8)
