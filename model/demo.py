@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import struct
-from typing import Any, Callable, TextIO
+from collections.abc import Callable
+from typing import Any, TextIO
 
 from nlmmap.spec.abi import NETLINK_RX_RING, NETLINK_TX_RING, RingRequest, Status
 from nlmmap.spec.errors import NetlinkError

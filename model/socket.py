@@ -49,6 +49,7 @@ from nlmmap.spec.protocol import (
     Variant,
     choose_alloc,
     dump_space,
+    expected_violations,
     fits_frame,
     poll_err,
     poll_in,
@@ -219,6 +220,7 @@ class ModelSocket:
         self.adversarial = False  # the user wrote a status a well-behaved user would not
         self.closed = False
         self.trace: list[tuple[str, dict]] = []  # spec actions taken, in order
+        self.violations: list[tuple[str, str, int]] = []  # (property, action, step) of known flaws
         self.g: dict[str, Any] = {
             "rx_head": 0, "rx_pending": 0, "claims": 0, "rq_len": 0, "congested": False, "sk_err": False,
             "no_enobufs": False, "drops": 0, "mapped": 0, "sent": 0, "in_ring": 0, "consumed": 0,
@@ -242,7 +244,7 @@ class ModelSocket:
         a = self.system.action(action)
         user = "well-behaved" if not self.adversarial else "any"
         if a.actor == "kernel":
-            bad = violated_step_properties(self.system, a, self.view, params, user=user)
+            bad = self._unexpected(violated_step_properties(self.system, a, self.view, params, user=user), action)
             if bad:
                 raise ModelInvariantError(f"kernel action {action}({params}) would break {', '.join(bad)}")
         apply_action(a, self.view, params)
@@ -253,9 +255,18 @@ class ModelSocket:
             if (ring.geom.frame_nr if ring else 0) != self.g[key]:
                 raise ModelInvariantError(f"spec says {key} = {self.g[key]}, the model's ring disagrees")
         if self._check():
-            bad = violated_invariants(self.system, self.view, user=user)
+            bad = self._unexpected(violated_invariants(self.system, self.view, user=user), action)
             if bad:
                 raise ModelInvariantError(f"after {action}({params}): invariants {', '.join(bad)} broken")
+
+    def _unexpected(self, names: list[str], action: str) -> list[str]:
+        """Record violations the configured history switches are known to cause (the historical
+        flaws, see ``violations``); return the others (model bugs)."""
+        known = expected_violations(self.kernel.config.variant)
+        for nm in names:
+            if nm in known:
+                self.violations.append((nm, action, len(self.trace)))
+        return [nm for nm in names if nm not in known]
 
     def _check(self) -> bool:
         mode = self.kernel.config.check_invariants

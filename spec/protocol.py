@@ -56,6 +56,7 @@ from .system import Action, Assign, Invariant, Param, StateVar, StepProperty, St
 __all__ = [
     "Variant", "VARIANT_SWITCHES", "socket_system", "queue_system", "TX_IDLE", "TX_COPIED", "TX_VALIDATED",
     "TX_ACTED", "fits_frame", "poll_in", "poll_err", "dump_space", "choose_alloc", "OVERRUN_ACTIONS",
+    "EXPECTED_VIOLATIONS", "expected_violations",
 ]
 
 UNUSED, RESERVED, VALID, COPY, SKIP = (int(s) for s in Status)
@@ -217,6 +218,20 @@ def dump_space() -> Expr:
     m = rx_head + half
     m = ite(rx_n - 1 < m, m - (rx_n - 1), m)
     return and_(rx_on, eq(rx_status[rx_head], UNUSED), eq(rx_status[m], UNUSED))
+
+
+#: The property each history switch is known to break (the historical flaws, kept visible).
+EXPECTED_VIOLATIONS: dict[str, tuple[str, ...]] = {
+    "tx_zero_copy": ("TxActsOnValidated", "HeaderWithinFrame"),
+    "skip_broken": ("FullMeansFull",),
+    "queue_alloc_outside_lock": ("BatchVerdictSound",),
+}
+
+
+def expected_violations(variant: Variant) -> frozenset[str]:
+    """Invariants and step properties the switches of ``variant`` are known to break."""
+    on = variant.as_dict()
+    return frozenset(p for sw, props in EXPECTED_VIOLATIONS.items() if on.get(sw) for p in props)
 
 
 OVERRUN_ACTIONS = ("alloc_full", "alloc_all_skip", "copy_full", "copy_congested_kernel")

@@ -1,0 +1,526 @@
+"""One test per kernel rule of kernel-protocol.md, on the executable reference model.
+
+Test names carry the fact sheet's section. Every test drives the model through its public,
+real-API-shaped calls and checks bytes, statuses, errnos and return values.
+"""
+
+import struct
+
+import pytest
+from nlmmap.model import Kernel, ModelConfig
+from nlmmap.spec.abi import NETLINK_CAP_ACK, NETLINK_NO_ENOBUFS, NETLINK_RX_RING, NETLINK_TX_RING, RingRequest, Status
+from nlmmap.spec.errors import NetlinkError
+from nlmmap.spec.netlink import NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, build_message
+from nlmmap.spec.protocol import Variant
+
+U, R, V, C, S = (int(s) for s in Status)
+RX4 = RingRequest(4096, 1, 1024, 4)
+TX2 = RingRequest(4096, 1, 2048, 2)
+u32 = struct.Struct("=I")
+
+
+def sock(rx=RX4, tx=TX2, mapped=True, **cfg):
+    s = Kernel(ModelConfig(**cfg)).socket()
+    if rx is not None:
+        s.setsockopt(NETLINK_RX_RING, rx.pack())
+    if tx is not None:
+        s.setsockopt(NETLINK_TX_RING, tx.pack())
+    if mapped:
+        s.mmap(s.layout.size)
+    return s
+
+
+def errno_of(call):
+    with pytest.raises(NetlinkError) as e:
+        call()
+    return e.value.errno
+
+
+def set_status(s, i, v, ring="rx"):
+    s.poke(s.layout.frame_offset(ring, i), u32.pack(v))
+
+
+def fill_tx(s, i, data, nm_len=None):
+    off = s.layout.frame_offset("tx", i)
+    s.poke(off + 24, data)
+    s.poke(off + 4, u32.pack(len(data) if nm_len is None else nm_len))
+    s.poke(off, u32.pack(V))
+
+
+# ---- section 3: setsockopt ------------------------------------------------------------------------
+def test_s3_1_3_eperm_without_cap_net_admin():
+    s = Kernel(ModelConfig(cap_net_admin=False)).socket()
+    assert errno_of(lambda: s.setsockopt(NETLINK_RX_RING, RX4.pack())) == "EPERM"
+    assert errno_of(lambda: s.setsockopt(NETLINK_RX_RING, b"")) == "EPERM"  # EPERM comes before EINVAL
+
+
+def test_s3_1_1_wrong_level_is_enoprotoopt():
+    s = Kernel().socket()
+    assert errno_of(lambda: s.setsockopt(NETLINK_RX_RING, RX4.pack(), level=1)) == "ENOPROTOOPT"
+
+
+def test_s3_1_4_short_optlen_before_ebusy():
+    s = sock()
+    assert errno_of(lambda: s.setsockopt(NETLINK_RX_RING, b"\0" * 8)) == "EINVAL"
+
+
+def test_s3_1_6_1_ebusy_after_mmap_even_for_teardown():
+    s = sock()
+    assert errno_of(lambda: s.setsockopt(NETLINK_RX_RING, bytes(16))) == "EBUSY"
+    assert errno_of(lambda: s.setsockopt(NETLINK_TX_RING, RingRequest(4096, 1, 4096, 1).pack())) == "EBUSY"
+    s.munmap()
+    s.setsockopt(NETLINK_RX_RING, bytes(16))  # unmapped again: tear-down works
+
+
+def test_s3_1_6_3_1_second_create_is_ebusy_same_geometry():
+    s = sock(mapped=False)
+    assert errno_of(lambda: s.setsockopt(NETLINK_RX_RING, RX4.pack())) == "EBUSY"
+    s.setsockopt(NETLINK_RX_RING, bytes(16))
+    s.setsockopt(NETLINK_RX_RING, RingRequest(8192, 1, 2048, 4).pack())
+    assert s.layout.rx.frame_size == 2048
+
+
+def test_s3_1_6_2_ebusy_while_frames_in_flight():
+    s = sock(mapped=False)
+    j = s.ring_alloc(10)  # claimed, not yet published: pending 1
+    assert j == 0 and s.g["rx_pending"] == 1
+    assert errno_of(lambda: s.setsockopt(NETLINK_RX_RING, bytes(16))) == "EBUSY"
+    s.ring_publish(j, b"x" * 10)
+    s.setsockopt(NETLINK_RX_RING, bytes(16))
+
+
+def test_s3_1_6_6_ring_setup_purges_the_receive_queue():
+    s = sock(rx=None, tx=None, mapped=False)
+    s.deliver(b"a" * 20, "copy")
+    assert len(s.rq) == 1
+    s.setsockopt(NETLINK_RX_RING, RX4.pack())
+    assert errno_of(lambda: s.recvmsg(100)) == "EAGAIN" and s.g["purged"] == 1
+
+
+def test_s3_1_7_teardown_without_ring_succeeds_and_purges():
+    s = sock(rx=None, tx=None, mapped=False)
+    s.deliver(b"a" * 20, "copy")
+    s.setsockopt(NETLINK_RX_RING, bytes(16))
+    assert s.rq == [] and s.g["purged"] == 1
+
+
+def test_s3_2_enomem_for_ring_too_large():
+    s = Kernel(ModelConfig(memory_limit=1 << 20)).socket()
+    assert errno_of(lambda: s.setsockopt(NETLINK_RX_RING, RingRequest(4096, 512, 4096, 512).pack())) == "ENOMEM"
+    wrapped = RingRequest(4096, 0x80000000, 2048, 0)  # u32 product wraps to frame_nr: allocation fails
+    assert errno_of(lambda: Kernel().socket().setsockopt(NETLINK_RX_RING, wrapped.pack())) == "ENOMEM"
+
+
+def test_s3_2_fresh_ring_is_all_zero():
+    s = sock()
+    assert s.peek(0, s.layout.size) == bytes(s.layout.size)
+
+
+# ---- section 4: mmap ----------------------------------------------------------------------------
+def test_s4_mmap_rules_and_mapped_count():
+    s = sock(mapped=False)
+    assert errno_of(lambda: s.mmap(4096)) == "EINVAL"
+    assert errno_of(lambda: s.mmap(8192, 4096)) == "EINVAL"
+    s.mmap(8192)
+    s.mmap(8192)  # several mappings share the pages
+    assert s.g["mapped"] == 2
+    assert errno_of(lambda: Kernel().socket().mmap(4096)) == "EINVAL"  # no ring
+
+
+def test_s4_ring_survives_munmap():
+    s = sock()
+    s.deliver(b"z" * 30, "ring")
+    s.munmap()
+    assert errno_of(lambda: s.peek(0, 4)) == "EFAULT"
+    s.mmap(8192)
+    assert s.statuses("rx")[0] == V and s.peek(24, 30) == b"z" * 30
+
+
+# ---- section 6: RX --------------------------------------------------------------------------------
+def test_s6_1_alloc_claims_at_cursor_and_advances_head():
+    s = sock()
+    j = s.ring_alloc(8)
+    assert (j, s.statuses("rx")[0], s.g["rx_head"], s.g["rx_pending"]) == (0, R, 1, 1)
+    s.ring_publish(j, b"12345678")
+    hdr = s.header("rx", 0)
+    assert (hdr.status, hdr.len, hdr.group, hdr.pid) == (V, 8, 0, 0) and s.g["rx_pending"] == 0
+
+
+def test_s6_1_reordering_publish_order_differs_from_ring_order():
+    s = sock()
+    a, b = s.ring_alloc(4), s.ring_alloc(4)
+    s.ring_publish(b, b"BBBB")  # the later allocation is published first
+    assert s.statuses("rx")[:2] == [R, V]
+    s.ring_publish(a, b"AAAA")
+    assert s.peek(24, 4) == b"AAAA"  # ring order is allocation order
+
+
+def test_s6_1_message_exactly_filling_a_frame_and_one_byte_too_many():
+    s = sock()
+    assert s.deliver(b"f" * 1000, "ring").outcome == "frame"  # 1024 - 24 = 1000
+    d = s.deliver(b"g" * 1001, "ring")
+    assert d.outcome == "copy" and s.statuses("rx")[1] == C and s.header("rx", 1).len == 1001
+    assert s.recvmsg(4096) == (b"g" * 1001, False)
+
+
+def test_s6_1_zero_length_ring_message():
+    s = sock()
+    assert s.deliver(b"", "ring").outcome == "frame" and s.header("rx", 0).len == 0
+
+
+def test_s6_1_ring_full_loses_message_and_raises_enobufs():
+    s = sock()
+    for _ in range(4):
+        s.deliver(b"m", "ring")
+    assert s.deliver(b"lost", "ring").outcome == "dropped"
+    assert s.statuses("rx") == [V] * 4 and s.g["drops"] == 1
+    assert s.poll() == {"POLLIN", "POLLOUT", "POLLERR"}
+    assert errno_of(lambda: s.recvmsg(10)) == "ENOBUFS"
+    assert errno_of(lambda: s.recvmsg(10)) == "EAGAIN"  # once only
+    set_status(s, 0, U)
+    assert s.deliver(b"next", "ring").frame == 0  # lands at the kernel cursor
+
+
+def test_s6_1_valid_at_cursor_blocks_even_if_later_frames_unused():
+    s = sock()
+    for _ in range(2):
+        s.deliver(b"m", "ring")
+    s.deliver(b"m", "ring")
+    s.deliver(b"m", "ring")
+    set_status(s, 2, U)
+    set_status(s, 3, U)
+    assert s.g["rx_head"] == 0 and s.deliver(b"x", "ring").outcome == "dropped"
+
+
+def test_s6_2_header_fields_and_payload_offset():
+    s = sock()
+    s.deliver(b"\xaa" * 12, "ring")
+    assert s.peek(0, 36) == struct.pack("=6I", V, 12, 0, 0, 0, 0) + b"\xaa" * 12
+
+
+def test_s6_3_copy_path_frame_and_queue_then_user_releases():
+    s = sock()
+    assert s.deliver(b"c" * 36, "copy").outcome == "copy"
+    hdr = s.header("rx", 0)
+    assert (hdr.status, hdr.len, hdr.pid != 0) == (C, 36, True) and s.peek(24, 36) == bytes(36)
+    assert s.recvmsg(4096) == (b"c" * 36, False)
+    assert s.statuses("rx")[0] == C  # recvmsg never touches a frame
+    set_status(s, 0, U)
+    assert s.statuses("rx")[0] == U
+
+
+def test_s6_3_copy_path_does_not_step_over_skip():
+    s = sock()
+    s.deliver(b"x", "ring")
+    set_status(s, 0, S)
+    for _ in range(3):
+        s.deliver(b"y", "ring")
+    for i in (1, 2, 3):
+        set_status(s, i, U)
+    assert s.g["rx_head"] == 0  # cursor on the SKIP frame
+    assert s.deliver(b"copy", "copy").outcome == "dropped" and s.g["rx_head"] == 0 and s.g["sk_err"]
+    assert s.deliver(b"ring", "ring").frame == 1  # ring allocation steps over it
+
+
+def test_s6_5_congestion_eagain_for_user_sender_until_queue_empty():
+    s = sock()
+    for _ in range(4):
+        s.deliver(b"q", "copy")
+    assert s.deliver(b"over", "copy").outcome == "dropped"  # ring full: dropped, sender told success
+    assert errno_of(lambda: s.deliver(b"again", "copy")) == "EAGAIN"  # congested
+    assert s.statuses("rx") == [C] * 4
+    assert errno_of(lambda: s.recvmsg(100)) == "ENOBUFS"
+    for _ in range(4):
+        s.recvmsg(100)
+    assert errno_of(lambda: s.recvmsg(100)) == "EAGAIN"
+    for i in range(4):
+        set_status(s, i, U)
+    assert s.deliver(b"ok", "copy").outcome == "copy"
+
+
+def test_s6_5_no_enobufs_drop_is_silent():
+    s = sock()
+    s.setsockopt(NETLINK_NO_ENOBUFS, u32.pack(1))
+    for _ in range(4):
+        s.deliver(b"m", "ring")
+    assert s.deliver(b"x", "ring").outcome == "dropped" and s.g["drops"] == 1
+    assert "POLLERR" not in s.poll() and errno_of(lambda: s.recvmsg(1)) == "EAGAIN"
+
+
+def test_s6_5_setting_no_enobufs_clears_congestion():
+    s = sock()
+    for _ in range(5):
+        s.deliver(b"q", "copy")
+    assert s.g["congested"]
+    s.setsockopt(NETLINK_NO_ENOBUFS, u32.pack(1))
+    assert not s.g["congested"]
+    s.setsockopt(NETLINK_NO_ENOBUFS, b"")  # optlen < 4 reads 0: clears the flag
+    assert not s.g["no_enobufs"]
+
+
+def test_s6_4_undelivered_ring_skb_is_empty_valid_frame():
+    s = sock()
+    s.deliver(b"old message", "ring")
+    set_status(s, 0, U)
+    for _ in range(3):
+        s.deliver(b"m", "ring")
+    j = s.ring_alloc(20)
+    assert j == 0
+    s.ring_abort(j)
+    hdr = s.header("rx", 0)
+    assert (hdr.status, hdr.len) == (V, 0) and s.g["aborted"] == 1
+
+
+def test_s13_3_multicast_copy_frame_carries_group():
+    s = sock()
+    assert s.deliver(b"n" * 20, "copy", group=3).outcome == "copy"
+    assert s.header("rx", 0).group == 3 and s.recvmsg(100)[0] == b"n" * 20
+
+
+# ---- section 7: poll ------------------------------------------------------------------------------
+def test_s7_poll_masks_4_4():
+    s = sock()
+    assert s.poll() == {"POLLOUT"}
+    s.deliver(b"v", "ring")
+    s.deliver(b"v", "ring")
+    set_status(s, 0, U)  # the VALID frame is not at head - 1's rule: any VALID frame counts
+    assert "POLLIN" in s.poll()
+    set_status(s, 1, S)
+    assert s.poll() == {"POLLOUT"}
+
+
+def test_s7_poll_head_minus_one_variant():
+    s = sock(variant=Variant(poll_head_minus_one=True))
+    s.deliver(b"v", "ring")
+    set_status(s, 0, S)  # old rule: head - 1 not UNUSED -> readable (SKIP included)
+    assert "POLLIN" in s.poll()
+    s4 = sock()
+    s4.deliver(b"v", "ring")
+    set_status(s4, 0, S)
+    assert "POLLIN" not in s4.poll()
+
+
+def test_s7_pollout_even_with_tx_ring_all_valid():
+    s = sock()
+    fill_tx(s, 0, b"a" * 20)
+    fill_tx(s, 1, b"b" * 20)
+    assert "POLLOUT" in s.poll()
+
+
+# ---- section 8: recvmsg ----------------------------------------------------------------------------
+def test_s8_recvmsg_truncates_and_reports():
+    s = sock(rx=None, tx=None, mapped=False)
+    s.deliver(b"0123456789", "copy")
+    assert s.recvmsg(4) == (b"0123", True)
+
+
+# ---- section 9: SKIP --------------------------------------------------------------------------------
+def test_s9_skip_run_covering_the_whole_ring_is_full():
+    s = sock()
+    for _ in range(4):
+        s.deliver(b"m", "ring")
+    for i in range(4):
+        set_status(s, i, S)
+    head = s.g["rx_head"]
+    assert s.deliver(b"x", "ring").outcome == "dropped" and s.g["rx_head"] == head
+
+
+def test_s9_skip_broken_variant_skip_at_head_is_full():
+    s = sock(variant=Variant(skip_broken=True))
+    for _ in range(4):
+        s.deliver(b"m", "ring")
+    set_status(s, 0, S)
+    set_status(s, 1, U)
+    assert s.deliver(b"x", "ring").outcome == "dropped"
+    f = sock()
+    for _ in range(4):
+        f.deliver(b"m", "ring")
+    set_status(f, 0, S)
+    set_status(f, 1, U)
+    assert f.deliver(b"x", "ring").frame == 1
+
+
+@pytest.mark.parametrize("garbage", [0xDEADBEEF, R, 5, 0xFFFFFFFF])
+def test_s1_4_garbage_status_at_cursor_behaves_as_occupied(garbage):
+    s = sock()
+    set_status(s, 0, garbage)
+    assert s.deliver(b"x", "ring").outcome == "dropped" and s.statuses("rx")[0] == garbage
+    c = sock()
+    set_status(c, 0, garbage)
+    assert c.deliver(b"y", "copy").outcome == "dropped" and c.statuses("rx")[0] == garbage
+
+
+# ---- section 10: dumps --------------------------------------------------------------------------------
+def _dump_request(seq=5):
+    return build_message(0x1A, NLM_F_REQUEST | NLM_F_DUMP, seq, 0, b"\0\0\0\0")
+
+
+def test_s10_dump_in_ring_frames_continued_by_poll():
+    rx = RingRequest(16384, 1, 4096, 4)  # frames of 4096: 4072 >= NLMSG_GOODSIZE 3776
+    s = sock(rx=rx, tx=None, dumps={0x1A: (20, 1000)})
+    assert s.sendmsg(_dump_request()) == 20
+    assert s.statuses("rx") == [V, U, U, U]  # first batch synchronously
+    msgs, cursor = [], 0  # the user reads in ring order
+    while s.dump is not None or any(v == V for v in s.statuses("rx")):
+        while s.statuses("rx")[cursor] == V:
+            msgs.append(s.peek(cursor * 4096 + 24, s.header("rx", cursor).len))
+            set_status(s, cursor, U)
+            cursor = (cursor + 1) % 4
+        s.poll()
+    body = b"".join(msgs)
+    assert body.count(b"\x1a\x00\x02\x00") == 20  # 20 messages of type 0x1A with NLM_F_MULTI
+    assert struct.unpack_from("=H", body, len(body) - 20 + 4)[0] == NLMSG_DONE
+
+
+def test_s10_dump_through_copy_when_frames_too_small():
+    s = sock(dumps={0x1A: (3, 100)})  # 1024-byte frames < NLMSG_GOODSIZE + 24
+    s.sendmsg(_dump_request())
+    assert s.statuses("rx")[0] == C
+    data, _ = s.recvmsg(8192)
+    assert data.count(b"\x1a\x00\x02\x00") == 3
+
+
+def test_s10_dump_offset_bug_variant_moves_data_away_from_frame_start():
+    rx = RingRequest(16384, 1, 4096, 4)
+    good = sock(rx=rx, tx=None, dumps={0x1A: (1, 100)})
+    good.sendmsg(_dump_request())
+    assert good.peek(24 + 4, 2) == b"\x1a\x00"
+    bad = sock(rx=rx, tx=None, dumps={0x1A: (1, 100)}, variant=Variant(dump_offset_bug=True))
+    bad.sendmsg(_dump_request())
+    assert bad.peek(24 + 4, 2) != b"\x1a\x00" and bad.header("rx", 0).status == V
+
+
+# ---- section 11: TX -------------------------------------------------------------------------------------
+def test_s11_2_tx_kick_returns_bytes_and_releases_frames_across_wrap():
+    s = sock()
+    fill_tx(s, 0, b"a" * 32)
+    assert s.sendmsg(None, "peer") == 32 and s.statuses("tx") == [U, U]
+    fill_tx(s, 1, b"b" * 20)
+    fill_tx(s, 0, b"c" * 24)
+    assert s.sendmsg(None, "peer") == 44 and s.received() == [b"a" * 32, b"b" * 20, b"c" * 24]
+    assert s.sendmsg(None, "peer") == 0
+
+
+def test_s11_2_oversize_nm_len_is_einval_frame_stays_valid():
+    s = sock()
+    fill_tx(s, 0, b"x" * 8, nm_len=2025)
+    assert errno_of(lambda: s.sendmsg(None)) == "EINVAL"
+    assert s.statuses("tx")[0] == V and s.g["tx_head"] == 0
+    assert errno_of(lambda: s.sendmsg(None)) == "EINVAL"  # blocks the ring until rewritten
+    set_status(s, 0, U, "tx")
+    assert s.sendmsg(None) == 0
+
+
+def test_s11_2_error_discards_count_of_earlier_frames():
+    s = sock()
+    fill_tx(s, 0, b"a" * 8)
+    fill_tx(s, 1, b"b" * 8, nm_len=5000)
+    assert errno_of(lambda: s.sendmsg(None, "peer")) == "EINVAL"
+    assert s.statuses("tx") == [U, V] and s.received() == [b"a" * 8]
+
+
+def test_s11_2_zero_length_and_non_valid_statuses_end_walk():
+    s = sock()
+    fill_tx(s, 0, b"")
+    assert s.sendmsg(None, "peer") == 0 and s.received() == [b""]
+    for garbage in (R, C, S, 77):
+        set_status(s, 1, garbage, "tx")
+        assert s.sendmsg(None) == 0
+
+
+def test_s11_1_no_tx_ring_null_send_is_zero_byte_message():
+    s = sock(tx=None)
+    assert s.sendmsg(None, "peer") == 0 and s.received() == [b""]
+
+
+def test_s11_1_emsgsize_for_plain_send_over_sndbuf():
+    s = sock(sndbuf=1000)
+    assert errno_of(lambda: s.sendmsg(b"x" * 969)) == "EMSGSIZE"
+
+
+def test_s12_1_copy_then_validate_ignores_writes_after_validation():
+    s = sock()
+    fill_tx(s, 0, b"GOOD" * 4)
+    steps = s.sendmsg_steps(None, "peer", pause_after_validate=True)
+    assert next(steps) == "validated"
+    s.poke(s.layout.frame_offset("tx", 0) + 24, b"EVIL" * 4)  # the user rewrites the frame
+    for _ in steps:
+        pass
+    assert s.received() == [b"GOOD" * 4]
+
+
+def test_s12_1_zero_copy_variant_acts_on_rewritten_bytes():
+    s = sock(variant=Variant(tx_zero_copy=True), check_invariants="never")
+    fill_tx(s, 0, b"GOOD" * 4)
+    steps = s.sendmsg_steps(None, "peer", pause_after_validate=True)
+    next(steps)
+    assert s.statuses("tx")[0] == R
+    s.poke(s.layout.frame_offset("tx", 0) + 24, b"EVIL" * 4)
+    for _ in steps:
+        pass
+    assert s.received() == [b"EVIL" * 4] and s.statuses("tx")[0] == U
+
+
+# ---- section 20: ACKs ---------------------------------------------------------------------------------
+def test_s20_ack_in_ring_36_bytes_not_queued():
+    s = sock()
+    req = build_message(0x1, NLM_F_REQUEST | NLM_F_ACK, 0x1001, 0)
+    assert s.sendmsg(req) == 16
+    assert s.peek(0, 24) == struct.pack("=6I", V, 36, 0, 0, 0, 0)
+    assert s.peek(24, 36) == struct.pack("=IHHIIi", 36, 2, 0, 0x1001, s.portid, 0) + req
+    assert errno_of(lambda: s.recvmsg(100)) == "EAGAIN"
+
+
+def test_s20_error_ack_echoes_request_and_cap_ack():
+    s = sock()
+    req = build_message(0x100, NLM_F_REQUEST, 3, 0, b"abcd")
+    s.sendmsg(req)
+    assert s.header("rx", 0).len == 40 and s.peek(24 + 20, 20) == req
+    s.setsockopt(NETLINK_CAP_ACK, u32.pack(1))
+    s.sendmsg(req)
+    assert s.header("rx", 1).len == 36
+
+
+def test_s20_several_requests_fill_consecutive_frames_and_stop_at_malformed():
+    s = sock()
+    reqs = b"".join(build_message(0x1, NLM_F_REQUEST | NLM_F_ACK, q, 0) for q in (1, 2))
+    bad = struct.pack("=IHHII", 8, 1, 5, 3, 0)
+    s.sendmsg(reqs + bad + build_message(0x1, NLM_F_REQUEST | NLM_F_ACK, 4, 0))
+    assert s.statuses("rx") == [V, V, U, U]
+
+
+def test_s20_ack_too_big_for_frame_goes_copy():
+    s = sock(rx=RingRequest(4096, 1, 48, 85))  # 48 - 24 = 24 < 36
+    s.sendmsg(build_message(0x1, NLM_F_REQUEST | NLM_F_ACK, 1, 0))
+    assert s.statuses("rx")[0] == C and s.header("rx", 0).pid == 0 and len(s.recvmsg(100)[0]) == 36
+
+
+def test_s20_lost_ack_raises_enobufs_even_with_no_enobufs():
+    s = sock()
+    s.setsockopt(NETLINK_NO_ENOBUFS, u32.pack(1))
+    for _ in range(4):
+        s.deliver(b"m", "ring")
+    assert s.sendmsg(build_message(0x1, NLM_F_REQUEST | NLM_F_ACK, 1, 0)) == 16
+    assert "POLLERR" in s.poll() and errno_of(lambda: s.recvmsg(10)) == "ENOBUFS"
+
+
+def test_s20_tx_request_answered_inside_the_kick():
+    s = sock()
+    fill_tx(s, 0, build_message(0x1, NLM_F_REQUEST | NLM_F_ACK, 2, 0))
+    assert s.sendmsg(None) == 16 and s.statuses("tx")[0] == U and s.statuses("rx")[0] == V
+
+
+# ---- shared memory is hostile --------------------------------------------------------------------------
+def test_user_writes_to_reserved_frame_do_not_stop_the_kernel():
+    s = sock()
+    j = s.ring_alloc(8)
+    set_status(s, j, 0xABCD)  # the user scribbles on a frame the kernel holds
+    s.poke(24, b"\xff" * 8)
+    s.ring_publish(j, b"kernel!!")  # the kernel still owns it and publishes
+    assert s.header("rx", 0).status == V and s.peek(24, 8) == b"kernel!!"
+
+
+def test_peek_poke_outside_mapping_is_efault():
+    s = sock()
+    assert errno_of(lambda: s.peek(8190, 4)) == "EFAULT"
+    assert errno_of(lambda: s.poke(-1, b"x")) == "EFAULT"
