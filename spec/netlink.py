@@ -212,3 +212,42 @@ def route_family_answer(hdr: NlMsgHdr, *, dump_types: frozenset[int] = frozenset
     if kind == 2 and hdr.flags & NLM_F_DUMP and hdr.type in dump_types:
         return Reply(0, False, dump=True)
     return Reply(-errno_code("EOPNOTSUPP"), True)
+
+
+# --- nfnetlink_queue (sections 12.2, 13.7) ------------------------------------------------------------
+NFNL_SUBSYS_QUEUE = 3
+NFQNL_MSG_PACKET, NFQNL_MSG_VERDICT, NFQNL_MSG_CONFIG, NFQNL_MSG_VERDICT_BATCH = 0, 1, 2, 3
+NFQA_PACKET_HDR, NFQA_VERDICT_HDR, NFQA_PAYLOAD = 1, 2, 10
+NF_DROP, NF_ACCEPT = 0, 1
+_NFGEN = struct.Struct("=BBH")  # nfgenmsg: family, version, res_id (big-endian queue number)
+
+
+def serial_after(a: int, b: int) -> bool:
+    """nfqueue's id comparison: ``(int32)(a - b) > 0`` (serial-number arithmetic)."""
+    d = (int(a) - int(b)) & 0xFFFFFFFF
+    return 0 < d < 0x80000000
+
+
+def _nla(type_: int, payload: bytes) -> bytes:
+    return (_NLA.pack(NLA_HDRLEN + len(payload), type_) + payload).ljust(nlmsg_align(NLA_HDRLEN + len(payload)), b"\0")
+
+
+def build_queue_packet(packet_id: int, payload: bytes, *, queue_num: int = 0, portid: int = 0) -> bytes:
+    """An NFQNL_MSG_PACKET message: nfgenmsg, NFQA_PACKET_HDR (packet id big-endian, hw protocol,
+    hook), NFQA_PAYLOAD."""
+    hdr = struct.pack(">IHB", u32(packet_id, "packet id"), 0x0800, 1)
+    body = _NFGEN.pack(0, 0, struct.unpack("=H", struct.pack(">H", queue_num & 0xFFFF))[0])
+    body += _nla(NFQA_PACKET_HDR, hdr) + _nla(NFQA_PAYLOAD, bytes(payload))
+    return build_message((NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET, 0, 0, portid, body)
+
+
+def parse_queue_packet(msg: bytes) -> tuple[int, bytes]:
+    """(packet id, payload) of an NFQNL_MSG_PACKET message; ``EINVAL`` if it is not one."""
+    hdr = NlMsgHdr.unpack(msg)
+    if hdr.type != (NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET or hdr.len > len(msg) or hdr.len < NLMSG_HDRLEN + 4:
+        raise NetlinkError("EINVAL", "not an NFQNL_MSG_PACKET message")
+    attrs, _ = parse_attributes(bytes(msg[NLMSG_HDRLEN + 4:hdr.len]))
+    by_type = {a.type: a.payload for a in attrs}
+    if NFQA_PACKET_HDR not in by_type or len(by_type[NFQA_PACKET_HDR]) < 4:
+        raise NetlinkError("EINVAL", "packet message without NFQA_PACKET_HDR")
+    return struct.unpack(">I", by_type[NFQA_PACKET_HDR][:4])[0], by_type.get(NFQA_PAYLOAD, b"")
