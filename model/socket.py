@@ -300,11 +300,10 @@ class ModelSocket:
             self.step("set_no_enobufs", on=bool(val))
         elif option == NETLINK_CAP_ACK:
             self.cap_ack = bool(val)
-        elif option == NETLINK_ADD_MEMBERSHIP:
-            if val:
-                self.groups.add(val)
-        elif option == NETLINK_DROP_MEMBERSHIP:
-            self.groups.discard(val)
+        elif option in (NETLINK_ADD_MEMBERSHIP, NETLINK_DROP_MEMBERSHIP):
+            if not val or val > nl.RTNLGRP_MAX:
+                raise NetlinkError("EINVAL", f"multicast group {val} is not 1..{nl.RTNLGRP_MAX}")
+            (self.groups.add if option == NETLINK_ADD_MEMBERSHIP else self.groups.discard)(val)
         elif option in (3, 4, 8):
             pass  # PKTINFO, BROADCAST_ERROR, LISTEN_ALL_NSID: flags with no effect on the rings
         else:

@@ -20,7 +20,7 @@ from .errors import NetlinkError, errno_code
 __all__ = [
     "NLMSG_ALIGNTO", "NLMSG_HDRLEN", "NLMSG_NOOP", "NLMSG_ERROR", "NLMSG_DONE", "NLMSG_OVERRUN",
     "NLMSG_MIN_TYPE", "NLM_F_REQUEST", "NLM_F_MULTI", "NLM_F_ACK", "NLM_F_ECHO", "NLM_F_ROOT",
-    "NLM_F_MATCH", "NLM_F_DUMP", "NLA_HDRLEN", "RTM_MAX", "nlmsg_align", "NlMsgHdr", "NlAttr",
+    "NLM_F_MATCH", "NLM_F_DUMP", "NLA_HDRLEN", "RTM_MAX", "RTNLGRP_MAX", "nlmsg_align", "NlMsgHdr", "NlAttr",
     "split_messages", "parse_attributes", "build_message", "build_ack", "ack_length",
     "validate_tx_frame", "Reply", "route_family_answer", "nlmsg_goodsize", "MAX_RECVMSG_LEN",
 ]
@@ -44,6 +44,9 @@ NLM_F_DUMP = NLM_F_ROOT | NLM_F_MATCH
 NLA_HDRLEN = 4
 #: Highest rtnetlink message type on Linux 4.5 (RTM_GETNSID = 90, rounded to a group of 4, - 1).
 RTM_MAX = 91
+#: Multicast groups of NETLINK_ROUTE on Linux 4.5 (RTNLGRP_NSID = 28): NETLINK_ADD_MEMBERSHIP of
+#: 0 or of a larger group number is EINVAL.
+RTNLGRP_MAX = 28
 
 _NLH = struct.Struct("=IHHII")
 _NLA = struct.Struct("=HH")
