@@ -60,6 +60,7 @@ from nlmmap.spec.system import System, apply_action, violated_invariants, violat
 __all__ = ["ModelConfig", "Kernel", "ModelSocket", "ModelInvariantError", "Delivery"]
 
 _U32 = struct.Struct("=I")
+MSG_OOB = 0x1
 UNUSED, RESERVED, VALID, COPY, SKIP = (int(s) for s in Status)
 
 
@@ -79,6 +80,7 @@ class ModelConfig:
     sndbuf: int = 212992  # SO_SNDBUF: plain sends longer than sndbuf - 32 fail with EMSGSIZE
     dumps: dict[int, tuple[int, int]] = field(default_factory=dict)  # type -> (messages, payload bytes)
     check_invariants: str = "auto"  # "always", "never", or "auto" (rings of at most 64 frames)
+    netlink_mmap: bool = True  # False: a kernel without the feature (4.6+, CONFIG off): section 1.7
 
     def __post_init__(self) -> None:
         check_page_size(self.page_size)
@@ -221,6 +223,9 @@ class ModelSocket:
         self.closed = False
         self.trace: list[tuple[str, dict]] = []  # spec actions taken, in order
         self.violations: list[tuple[str, str, int]] = []  # (property, action, step) of known flaws
+        # netlink_ring fields sock_diag reports: pg_vec_pages, pg_vec_len, frame_size, frame_max (all 0 at
+        # creation: frame_max 0 reads back as frame_nr 1)
+        self._diag = {"rx": (0, 0, 0, 0), "tx": (0, 0, 0, 0)}
         self.g: dict[str, Any] = {
             "rx_head": 0, "rx_pending": 0, "claims": 0, "rq_len": 0, "congested": False, "sk_err": False,
             "no_enobufs": False, "drops": 0, "mapped": 0, "sent": 0, "in_ring": 0, "consumed": 0,
@@ -293,6 +298,8 @@ class ModelSocket:
         if level != SOL_NETLINK:
             raise NetlinkError("ENOPROTOOPT", f"level {level} is not SOL_NETLINK")
         if option in (NETLINK_RX_RING, NETLINK_TX_RING):
+            if not self.kernel.config.netlink_mmap:
+                raise NetlinkError("ENOPROTOOPT", "this kernel has no memory-mapped netlink (4.6+ or CONFIG off)")
             self._set_ring(option == NETLINK_TX_RING, optval)
             return
         val = _U32.unpack_from(optval, 0)[0] if len(optval) >= 4 else 0
@@ -322,7 +329,10 @@ class ModelSocket:
         if not req.is_teardown and ring is not None:
             raise NetlinkError("EBUSY", f"{name} ring already exists: tear it down first")
         check_ring_geometry(req, page_size=self.kernel.config.page_size)
+        page = self.kernel.config.page_size
+        diag_after = (req.block_size // page, req.block_nr, req.frame_size, (req.frame_nr - 1) & 0xFFFFFFFF)
         if req.is_teardown:
+            self._diag["tx" if tx else "rx"] = diag_after
             if tx:
                 self.tx = None
                 self.step("teardown_tx_ring")
@@ -335,6 +345,7 @@ class ModelSocket:
         if geom.size > self.kernel.config.memory_limit:
             raise NetlinkError("ENOMEM", f"{name} ring of {geom.size} bytes exceeds the memory available "
                                          f"({self.kernel.config.memory_limit})")
+        self._diag["tx" if tx else "rx"] = diag_after
         if tx:
             self.tx = _Ring(geom)
             self.step("set_tx_ring", n=geom.frame_nr, cap=geom.payload_capacity)
@@ -352,6 +363,8 @@ class ModelSocket:
     def mmap(self, length: int, offset: int = 0) -> None:
         """mmap(): offset 0, length the rings' total (rounded to pages); mapped += 1."""
         self._alive()
+        if not self.kernel.config.netlink_mmap:
+            raise NetlinkError("ENODEV", "sock_no_mmap: this kernel has no memory-mapped netlink")
         check_mmap_request(self.layout, length, offset, page_size=self.kernel.config.page_size)
         self.step("mmap")
 
@@ -634,22 +647,25 @@ class ModelSocket:
             self.dump_continue()
         return msg.data[:bufsize], len(msg.data) > bufsize
 
-    def sendmsg(self, payload: bytes | None, to: str = "kernel", *, pause_after_validate: bool = False) -> int:
+    def sendmsg(self, payload: bytes | None, to: str = "kernel", *, pause_after_validate: bool = False,
+                flags: int = 0) -> int:
         """sendmsg: a plain send of ``payload`` (to the kernel or the peer), or with ``None`` a
         TX ring kick (section 11). Returns the call's value; errors raise."""
-        gen = self.sendmsg_steps(payload, to, pause_after_validate=pause_after_validate)
+        gen = self.sendmsg_steps(payload, to, pause_after_validate=pause_after_validate, flags=flags)
         for _ in gen:
             pass
         return self._last_send
 
     def sendmsg_steps(self, payload: bytes | None, to: str = "kernel", *,
-                      pause_after_validate: bool = False) -> Iterator[str]:
+                      pause_after_validate: bool = False, flags: int = 0) -> Iterator[str]:
         """Like :meth:`sendmsg`, as a generator that yields ``"validated"`` after the first frame
         is validated when ``pause_after_validate`` is set (so a caller can write meanwhile);
         the return value is left in ``_last_send``."""
         self._alive()
         if to not in ("kernel", "peer"):
             raise NetlinkError("EINVAL", f"destination must be 'kernel' or 'peer', got {to!r}")
+        if flags & MSG_OOB:
+            raise NetlinkError("EOPNOTSUPP", "MSG_OOB is not supported by netlink")
         self._last_send = 0
         if payload is None and self.tx is not None:
             total = 0
@@ -720,6 +736,13 @@ class ModelSocket:
         self.rx = self.tx = None
 
     # ---- inspection -------------------------------------------------------------------------------
+    def diag_rings(self) -> dict[str, tuple[int, int, int, int]]:
+        """What sock_diag reports with NDIAG_SHOW_RING_CFG (section 13.1), per ring:
+        (block_size, block_nr, frame_size, frame_nr) = (pg_vec_pages * PAGE_SIZE, pg_vec_len,
+        frame_size, frame_max + 1 as u32). Never configured: (0, 0, 0, 1)."""
+        page = self.kernel.config.page_size
+        return {r: (pages * page, nr, fs, (fmax + 1) & 0xFFFFFFFF) for r, (pages, nr, fs, fmax) in self._diag.items()}
+
     def statuses(self, ring: str = "rx") -> list[int]:
         """Status word of every frame of ``ring``."""
         r = self.rx if ring == "rx" else self.tx

@@ -524,3 +524,45 @@ def test_peek_poke_outside_mapping_is_efault():
     s = sock()
     assert errno_of(lambda: s.peek(8190, 4)) == "EFAULT"
     assert errno_of(lambda: s.poke(-1, b"x")) == "EFAULT"
+
+
+# ---- sections 1.7, 11.1, 13.1, 13.4 --------------------------------------------------------------
+def test_s1_7_kernel_without_the_feature():
+    s = Kernel(ModelConfig(netlink_mmap=False)).socket()
+    assert errno_of(lambda: s.setsockopt(NETLINK_RX_RING, RX4.pack())) == "ENOPROTOOPT"
+    assert errno_of(lambda: s.mmap(4096)) == "ENODEV"
+    assert s.sendmsg(None, "peer") == 0 and s.received() == [b""]
+
+
+def test_s11_1_msg_oob_is_eopnotsupp():
+    s = sock()
+    assert errno_of(lambda: s.sendmsg(None, flags=0x1)) == "EOPNOTSUPP"
+
+
+def test_s13_1_sock_diag_ring_report():
+    s = Kernel().socket()
+    assert s.diag_rings() == {"rx": (0, 0, 0, 1), "tx": (0, 0, 0, 1)}
+    s.setsockopt(NETLINK_RX_RING, RX4.pack())
+    assert s.diag_rings()["rx"] == (4096, 1, 1024, 4)
+    s.setsockopt(NETLINK_RX_RING, RingRequest(5000, 0, 77, 0).pack())  # tear-down with arbitrary sizes
+    assert s.diag_rings()["rx"] == (4096, 0, 77, 0)
+
+
+def test_s13_4_tx_only_socket_receives_acks_through_the_queue():
+    s = sock(rx=None)
+    assert s.layout.tx_base == 0
+    s.sendmsg(build_message(0x1, NLM_F_REQUEST | NLM_F_ACK, 1, 0))
+    assert len(s.recvmsg(100)[0]) == 36
+
+
+def test_s13_2_credentials_kernel_zero_user_sender_nonzero():
+    s = sock()
+    s.deliver(b"k" * 8, "ring")
+    s.deliver(b"u" * 8, "copy")
+    assert s.header("rx", 0).pid == 0 and s.header("rx", 1).pid != 0
+
+
+def test_s1_6_netlink_diag_constants():
+    from nlmmap.spec import abi
+
+    assert (abi.NDIAG_SHOW_RING_CFG, abi.NETLINK_DIAG_RX_RING, abi.NETLINK_DIAG_TX_RING) == (4, 2, 3)
