@@ -38,9 +38,11 @@ from nlmmap.spec.abi import (
     RingGeometry,
     RingRequest,
     Status,
+    as_bytes,
     check_mmap_request,
     check_page_size,
     check_ring_geometry,
+    nonneg_int,
 )
 from nlmmap.spec.errors import NetlinkError
 from nlmmap.spec.expr import evaluate
@@ -292,9 +294,8 @@ class ModelSocket:
     def setsockopt(self, option: int, optval: bytes, level: int = SOL_NETLINK) -> None:
         """setsockopt(level, option, optval) with the kernel's checks in the kernel's order."""
         self._alive()
-        if not isinstance(optval, (bytes, bytearray, memoryview)):
-            raise NetlinkError("EFAULT", "optval must be bytes")
-        optval = bytes(optval)
+        optval = as_bytes(optval, "optval")
+        option = nonneg_int(option, "option")
         if level != SOL_NETLINK:
             raise NetlinkError("ENOPROTOOPT", f"level {level} is not SOL_NETLINK")
         if option in (NETLINK_RX_RING, NETLINK_TX_RING):
@@ -398,13 +399,14 @@ class ModelSocket:
     def peek(self, offset: int, length: int) -> bytes:
         """Bytes of the mapping, as the user reads them."""
         self._alive()
+        offset, length = nonneg_int(offset, "offset"), nonneg_int(length, "length")
         return b"".join(bytes(r.mem[o:o + n]) for r, _, o, n in self._span(offset, length))
 
     def poke(self, offset: int, data: bytes) -> None:
         """Write bytes into the mapping as the user would, at any time. Writes to status words
         (and TX nm_len/payload) are the spec's user/adversary actions."""
         self._alive()
-        data = bytes(data)
+        offset, data = nonneg_int(offset, "offset"), as_bytes(data, "data")
         pos = 0
         for ring, name, roff, n in list(self._span(offset, len(data))):
             self._poke_ring(ring, name, roff, data[pos:pos + n])
@@ -412,26 +414,29 @@ class ModelSocket:
 
     def _poke_ring(self, ring: _Ring, name: str, roff: int, chunk: bytes) -> None:
         geom = ring.geom
-        touched: list[int] = []
-        for i in range(geom.frame_nr):
-            o = ring.off(i)
-            if o < roff + len(chunk) and roff < o + geom.frame_size:
-                touched.append(i)
-        # raw bytes first for everything but the spec-visible fields, then spec actions per frame
-        new = bytearray(ring.mem)
-        new[roff:roff + len(chunk)] = chunk
+        end = roff + len(chunk)
+        fpb = geom.frames_per_block
+        lo_i = (roff // geom.block_size) * fpb
+        hi_i = min(geom.frame_nr, ((end - 1) // geom.block_size + 1) * fpb) if chunk else lo_i
+        touched = [i for i in range(lo_i, hi_i) if ring.off(i) < end and roff < ring.off(i) + geom.frame_size]
+        # the post-write image of the touched window; spec-visible fields go through spec actions
+        base = min([roff] + [ring.off(i) for i in touched])
+        top = max([end] + [ring.off(i) + geom.frame_size for i in touched])
+        new = bytearray(ring.mem[base:top])
+        new[roff - base:end - base] = chunk
         for i in touched:
             o = ring.off(i)
+            w = o - base
             if name == "rx":
-                old_status, new_status = ring.status(i), _U32.unpack_from(new, o)[0]
-                ring.mem[o + 4:o + geom.frame_size] = new[o + 4:o + geom.frame_size]
-                if o < roff + len(chunk) and roff < o + 4:  # the status word was written
+                old_status, new_status = ring.status(i), _U32.unpack_from(new, w)[0]
+                ring.mem[o + 4:o + geom.frame_size] = new[w + 4:w + geom.frame_size]
+                if o < end and roff < o + 4:  # the status word was written
                     self._user_status(i, old_status, new_status)
             else:
                 old_status = ring.status(i)
-                st, ln = _U32.unpack_from(new, o)[0], _U32.unpack_from(new, o + 4)[0]
-                payload = bytes(new[o + NL_MMAP_HDRLEN:o + geom.frame_size])
-                ring.mem[o + 8:o + NL_MMAP_HDRLEN] = new[o + 8:o + NL_MMAP_HDRLEN]
+                st, ln = _U32.unpack_from(new, w)[0], _U32.unpack_from(new, w + 4)[0]
+                payload = bytes(new[w + NL_MMAP_HDRLEN:w + geom.frame_size])
+                ring.mem[o + 8:o + NL_MMAP_HDRLEN] = new[w + 8:w + NL_MMAP_HDRLEN]
                 if old_status == UNUSED and st == VALID:
                     self.step("fill_tx_frame", j=i, len=ln, data=payload)
                 else:
@@ -439,10 +444,9 @@ class ModelSocket:
                         self.adversarial = True
                     self.step("write_tx", j=i, v=st, len=ln, data=payload)
         # bytes in block gaps (no frame) are plain memory
-        gap_lo, gap_hi = roff, roff + len(chunk)
-        for p in range(gap_lo, gap_hi):
+        for p in range(roff, end):
             if geom.frame_at(p) is None:
-                ring.mem[p] = new[p]
+                ring.mem[p] = new[p - base]
 
     def _user_status(self, i: int, old: int, new: int) -> None:
         if new == UNUSED and old in (VALID, COPY, SKIP):
@@ -664,6 +668,7 @@ class ModelSocket:
         self._alive()
         if to not in ("kernel", "peer"):
             raise NetlinkError("EINVAL", f"destination must be 'kernel' or 'peer', got {to!r}")
+        flags = nonneg_int(flags, "flags")
         if flags & MSG_OOB:
             raise NetlinkError("EOPNOTSUPP", "MSG_OOB is not supported by netlink")
         self._last_send = 0
@@ -693,7 +698,7 @@ class ModelSocket:
                 total += self._deliver_from_user(bytes(msg[:mlen]), to)
             self._last_send = total
             return
-        data = b"" if payload is None else bytes(payload)
+        data = b"" if payload is None else as_bytes(payload, "payload")
         if len(data) > self.kernel.config.sndbuf - 32:
             raise NetlinkError("EMSGSIZE", f"message of {len(data)} bytes > sndbuf - 32")
         self._last_send = self._deliver_from_user(data, to)
@@ -710,7 +715,8 @@ class ModelSocket:
         it fits) or ``copy`` (a plain message from the user-space peer; a multicast one with
         ``group``)."""
         self._alive()
-        data = bytes(payload)
+        data = as_bytes(payload, "payload")
+        group = nonneg_int(group, "group")
         if path == "ring":
             if group:
                 raise NetlinkError("EINVAL", "ring-path deliveries are unicast (group must be 0)")

@@ -31,7 +31,7 @@ __all__ = [
     "NDIAG_SHOW_RING_CFG", "NETLINK_DIAG_MEMINFO", "NETLINK_DIAG_GROUPS", "NETLINK_DIAG_RX_RING",
     "NETLINK_DIAG_TX_RING", "RingRequest", "FrameHeader", "check_page_size", "check_ring_geometry",
     "validate_ring_request", "RingGeometry", "MappingLayout", "FrameRef", "mapping_layout",
-    "check_mmap_request", "u32",
+    "check_mmap_request", "u32", "as_bytes", "nonneg_int",
 ]
 
 # --- 1.1 socket options -------------------------------------------------------------------------
@@ -121,11 +121,19 @@ def u32(value: object, what: str) -> int:
     return value
 
 
-def _as_bytes(data: object, what: str) -> bytes:
+def as_bytes(data: object, what: str) -> bytes:
+    """``data`` as bytes; anything else is ``EFAULT`` (the kernel's answer to a pointer it
+    cannot read)."""
     if isinstance(data, (bytes, bytearray, memoryview)):
         return bytes(data)
-    # The kernel's equivalent of a pointer it cannot read.
     raise NetlinkError("EFAULT", f"{what} must be bytes, got {type(data).__name__}")
+
+
+def nonneg_int(value: object, what: str) -> int:
+    """``value`` if it is a non-negative int; ``EINVAL`` naming ``what`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise NetlinkError("EINVAL", f"{what} must be a non-negative integer, got {value!r}")
+    return value
 
 
 # --- 1.2 struct nl_mmap_req ---------------------------------------------------------------------
@@ -149,7 +157,7 @@ class RingRequest:
     @classmethod
     def unpack(cls, optval: bytes) -> RingRequest:
         """Read a request as the kernel does: ``optlen < 16`` is EINVAL, extra bytes ignored."""
-        data = _as_bytes(optval, "optval")
+        data = as_bytes(optval, "optval")
         if len(data) < NL_MMAP_REQ_LEN:
             raise NetlinkError(
                 "EINVAL", f"optlen {len(data)} < sizeof(struct nl_mmap_req) = {NL_MMAP_REQ_LEN}")
@@ -185,7 +193,7 @@ class FrameHeader:
     @classmethod
     def unpack(cls, data: bytes, offset: int = 0) -> FrameHeader:
         """Parse 24 header bytes at ``offset``; ``EINVAL`` if fewer are available."""
-        raw = _as_bytes(data, "frame header")
+        raw = as_bytes(data, "frame header")
         if offset < 0 or len(raw) - offset < NL_MMAP_HDRLEN:
             raise NetlinkError("EINVAL", f"need {NL_MMAP_HDRLEN} header bytes at offset {offset}, "
                                          f"have {max(0, len(raw) - offset)}")
