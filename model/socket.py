@@ -86,6 +86,12 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         check_page_size(self.page_size)
+        limit = nl.nlmsg_goodsize(self.page_size) - nl.NLMSG_HDRLEN - 4  # room for NLMSG_DONE too
+        for type_, (count, size) in self.dumps.items():
+            if not (nl.NLMSG_MIN_TYPE <= type_ <= nl.RTM_MAX and count >= 0 and
+                    0 <= nl.nlmsg_align(nl.NLMSG_HDRLEN + size) <= limit):
+                raise NetlinkError("EINVAL", f"dump type {type_}: {count} messages of {size} bytes do not fit "
+                                             f"NLMSG_GOODSIZE skbs (or the type is not a family type)")
         if self.check_invariants not in ("always", "never", "auto"):
             raise NetlinkError("EINVAL", f"check_invariants must be always/never/auto, got {self.check_invariants!r}")
 
@@ -579,18 +585,23 @@ class ModelSocket:
         if self.dump is None:
             return -22
         goodsize = nl.nlmsg_goodsize(self.kernel.config.page_size)
-        alloc_size = goodsize
         j = None
-        if goodsize < self.max_recvmsg_len and self.fits(self.max_recvmsg_len):
-            alloc_size = self.max_recvmsg_len
-        in_ring = self.fits(alloc_size)
-        if in_ring:
-            j = self.ring_alloc(alloc_size)
-            if j is None:
-                return -105  # ENOBUFS: the dump stays registered and continues from poll
-            room = self.rx.geom.payload_capacity  # type: ignore[union-attr]
-        else:
-            room = alloc_size
+        got = False
+        # 4.4: first an attempt of max_recvmsg_len bytes if larger, then NLMSG_GOODSIZE; each
+        # attempt uses a ring frame if one can hold it (a full ring fails it), else a plain skb
+        for alloc_size in ([self.max_recvmsg_len] if goodsize < self.max_recvmsg_len else []) + [goodsize]:
+            if self.fits(alloc_size):
+                j = self.ring_alloc(alloc_size)
+                if j is not None:
+                    got = True
+                    break
+            else:
+                got = True
+                break
+        if not got:
+            return -105  # ENOBUFS: the dump stays registered and continues from poll
+        in_ring = j is not None
+        room = self.rx.geom.payload_capacity if in_ring else alloc_size  # type: ignore[union-attr]
         reserve = 0
         if in_ring and self.kernel.config.variant.dump_offset_bug:
             reserve = room - alloc_size  # 4.4.34: skb_reserve(tailroom - alloc_size) on ring skbs too

@@ -567,3 +567,44 @@ def test_s1_6_netlink_diag_constants():
     from nlmmap.spec import abi
 
     assert (abi.NDIAG_SHOW_RING_CFG, abi.NETLINK_DIAG_RX_RING, abi.NETLINK_DIAG_TX_RING) == (4, 2, 3)
+
+
+# ---- sections 2.3, 8, 10, 13.5 ------------------------------------------------------------------------
+def test_s2_3_forward_ring_stops_at_first_non_skip_and_wraps():
+    s = sock()
+    for _ in range(4):
+        s.deliver(b"m", "ring")
+    set_status(s, 0, S)
+    set_status(s, 1, S)
+    set_status(s, 2, U)
+    assert s.deliver(b"x", "ring").frame == 2 and s.g["rx_head"] == 3  # stepped over 0 and 1
+    assert s.statuses("rx")[:2] == [S, S]  # skipped frames stay SKIP behind the head
+
+
+def test_s8_large_recvmsg_buffer_makes_dumps_try_bigger_allocations():
+    rx = RingRequest(16384, 1, 4096, 4)  # 4072-byte frames: NLMSG_GOODSIZE (3776) fits
+    s = sock(rx=rx, tx=None, dumps={0x1A: (2, 100)})
+    s.deliver(b"q", "copy")
+    s.recvmsg(16384)  # max_recvmsg_len = 16384 > frame payload: the first try is a plain skb
+    set_status(s, 0, U)
+    s.sendmsg(_dump_request())
+    assert C in s.statuses("rx")
+
+
+def test_s10_dump_continues_only_with_half_the_ring_free():
+    rx = RingRequest(16384, 2, 4096, 8)
+    s = sock(rx=rx, tx=None, dumps={0x1A: (40, 1000)})  # 3 messages per skb
+    s.sendmsg(_dump_request())
+    assert s.statuses("rx").count(V) == 1
+    s.poll()  # head frame UNUSED and frame head + frame_max div 2 UNUSED: continue until not
+    batch = s.statuses("rx").count(V)
+    assert batch >= 2 and s.dump is not None
+    s.poll()
+    assert s.statuses("rx").count(V) == batch  # no space: no progress until the user frees frames
+
+
+def test_s13_5_closed_socket_is_gone():
+    s = sock()
+    s.close()
+    assert errno_of(lambda: s.poll()) == "EBADF"
+    assert errno_of(lambda: s.sendmsg(b"x")) == "EBADF"
