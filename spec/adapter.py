@@ -26,7 +26,7 @@ from .errors import NetlinkError
 
 __all__ = [
     "PROTOCOL", "FEATURES", "OPS", "POLL_FLAGS", "Backend", "Paused", "handle_line", "handle_request",
-    "serve", "main_for",
+    "serve", "main_for", "schema",
 ]
 
 PROTOCOL = "nlmmap-adapter/1"
@@ -278,6 +278,13 @@ def serve(backend: Backend, infile: TextIO, outfile: TextIO, log: TextIO | None 
     if callable(shutdown):
         shutdown()
     return 0
+
+
+def schema() -> dict:
+    """The JSON Schema of the protocol (``$defs``: ``request``, ``error``, and ``ok`` answers per op)."""
+    from importlib.resources import files
+
+    return json.loads(files(__package__).joinpath("adapter-schema.json").read_text())
 
 
 def main_for(make_backend: Callable[[], Backend]) -> int:

@@ -3,6 +3,7 @@
 import struct
 
 import pytest
+
 from nlmmap.spec import abi, netlink
 from nlmmap.spec.abi import FrameHeader, RingGeometry, RingRequest, Status, validate_ring_request
 from nlmmap.spec.errors import NetlinkError, errno_code, errno_name

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from nlmmap.model.adapter import ModelBackend
 from nlmmap.spec.adapter import handle_line, serve
 

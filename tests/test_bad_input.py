@@ -4,6 +4,7 @@ message), never another exception from deep inside."""
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from nlmmap.model import Kernel
 from nlmmap.spec import abi, netlink
 from nlmmap.spec.abi import NETLINK_RX_RING, NETLINK_TX_RING, RingRequest

@@ -11,6 +11,7 @@ import struct
 
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
 from nlmmap.model import Kernel, ModelConfig
 from nlmmap.model.queue import QueueService
 from nlmmap.spec.abi import NETLINK_NO_ENOBUFS, NETLINK_RX_RING, NETLINK_TX_RING, RingRequest, Status

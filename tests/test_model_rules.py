@@ -7,6 +7,7 @@ real-API-shaped calls and checks bytes, statuses, errnos and return values.
 import struct
 
 import pytest
+
 from nlmmap.model import Kernel, ModelConfig
 from nlmmap.spec.abi import NETLINK_CAP_ACK, NETLINK_NO_ENOBUFS, NETLINK_RX_RING, NETLINK_TX_RING, RingRequest, Status
 from nlmmap.spec.errors import NetlinkError
