@@ -254,3 +254,27 @@ def parse_queue_packet(msg: bytes) -> tuple[int, bytes]:
     if NFQA_PACKET_HDR not in by_type or len(by_type[NFQA_PACKET_HDR]) < 4:
         raise NetlinkError("EINVAL", "packet message without NFQA_PACKET_HDR")
     return struct.unpack(">I", by_type[NFQA_PACKET_HDR][:4])[0], by_type.get(NFQA_PAYLOAD, b"")
+
+
+def build_queue_verdict(packet_id: int, verdict: int = NF_ACCEPT, *, batch: bool = False, queue_num: int = 0,
+                        seq: int = 0, flags: int = NLM_F_REQUEST) -> bytes:
+    """An NFQNL_MSG_VERDICT (or, with ``batch``, NFQNL_MSG_VERDICT_BATCH: every queued id <= the
+    given one) message: nfgenmsg, NFQA_VERDICT_HDR (verdict, packet id; both big-endian)."""
+    body = _NFGEN.pack(0, 0, struct.unpack("=H", struct.pack(">H", queue_num & 0xFFFF))[0])
+    body += _nla(NFQA_VERDICT_HDR, struct.pack(">II", u32(verdict, "verdict"), u32(packet_id, "packet id")))
+    type_ = (NFNL_SUBSYS_QUEUE << 8) | (NFQNL_MSG_VERDICT_BATCH if batch else NFQNL_MSG_VERDICT)
+    return build_message(type_, flags, seq, 0, body)
+
+
+def parse_queue_verdict(msg: bytes) -> tuple[int, int, bool]:
+    """(packet id, verdict, batch) of a verdict message; ``EINVAL`` if it is not one."""
+    hdr = NlMsgHdr.unpack(msg)
+    kinds = {(NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_VERDICT: False, (NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_VERDICT_BATCH: True}
+    if hdr.type not in kinds or hdr.len > len(msg) or hdr.len < NLMSG_HDRLEN + 4:
+        raise NetlinkError("EINVAL", "not an NFQNL verdict message")
+    attrs, _ = parse_attributes(bytes(msg[NLMSG_HDRLEN + 4:hdr.len]))
+    by_type = {a.type: a.payload for a in attrs}
+    if len(by_type.get(NFQA_VERDICT_HDR, b"")) < 8:
+        raise NetlinkError("EINVAL", "verdict message without NFQA_VERDICT_HDR")
+    verdict, packet_id = struct.unpack(">II", by_type[NFQA_VERDICT_HDR][:8])
+    return packet_id, verdict, kinds[hdr.type]

@@ -1,0 +1,120 @@
+"""The private wire between the user-side library and the kernel-side process.
+
+This is *not* part of the netlink protocol (that lives in :mod:`nlmmap.spec`): it is how this
+implementation plays "the kernel" from another process. One ``AF_UNIX``/``SOCK_SEQPACKET``
+connection is one netlink socket. Each datagram is ``kind (u8) | op (u8) | json length (u16) |
+json | blob``:
+
+- user -> kernel: ``REQ`` (a system call: setsockopt, mmap, sendmsg, poll, ...; exactly one
+  ``REPLY`` answers it, in order) and ``NOTE`` (no answer: "I released RX frames and you asked
+  to be told", sent only when the kernel set its wait flag).
+- kernel -> user: ``REPLY``, ``DATA`` (a message for the socket's receive queue: what recvmsg
+  returns; the Unix socket's buffer *is* the receive queue), ``WAKE`` (sent only when the user
+  set its wait flag: makes its ``poll()`` on the socket return).
+
+The control page (one page of its own memfd, *outside* the ring mapping) carries the wait flags
+and the receive-queue counters, so that the fast path needs no system call. Offsets below.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from typing import Any
+
+from nlmmap.spec import netlink as nl
+from nlmmap.spec.errors import NetlinkError
+
+__all__ = [
+    "REQ", "NOTE", "REPLY", "DATA", "WAKE", "HELLO", "OPS", "encode", "decode", "MAX_DATAGRAM",
+    "CTL_SIZE", "CTL_RX_WAIT", "CTL_K_WAIT", "CTL_ERR_RAISED", "CTL_ERR_TAKEN", "CTL_WAKE_EPOCH", "CTL_GEN",
+    "CTL_PUSHED", "CTL_PURGED", "CTL_CONSUMED", "CTL_DROPS", "CTL_CLOSING",
+    "SEQ_TYPE", "build_seq_message", "check_seq_message", "error_reply",
+]
+
+REQ, NOTE, REPLY, DATA, WAKE, HELLO = 1, 2, 3, 4, 5, 6
+#: Request op codes (u8) <-> names.
+OPS = ("setsockopt", "mmap", "munmap", "sendmsg", "resume", "poll", "deliver", "received", "service",
+       "stats", "close", "released")
+_OP_CODE = {name: i for i, name in enumerate(OPS)}
+_HDR = struct.Struct("=BBH")
+MAX_DATAGRAM = 1 << 20  # largest datagram either side sends (messages are bounded by sndbuf below)
+
+# control page offsets (u32 words, then u64 counters at 8-byte alignment)
+CTL_SIZE = 4096
+CTL_RX_WAIT = 0      # user sleeps waiting for an RX frame (user sets 1; kernel exchanges to 0 + WAKE)
+CTL_K_WAIT = 4       # kernel waits for a free RX frame (kernel sets 1; user exchanges to 0 + NOTE)
+CTL_ERR_RAISED = 8   # kernel-written count of ENOBUFS raised
+CTL_ERR_TAKEN = 12   # user-written count of ENOBUFS reported by recvmsg (pending iff != raised)
+CTL_WAKE_EPOCH = 16  # user-written: bumped when recvmsg ends with an empty queue (rcv_wake)
+CTL_GEN = 20         # kernel-written: receive-queue generation (bumped when a ring set purges it)
+CTL_CLOSING = 24     # kernel-written: 1 when the kernel side is going away
+CTL_PUSHED = 32      # u64, kernel-written: messages queued for recvmsg
+CTL_PURGED = 40      # u64, kernel-written: queued messages purged by a ring change
+CTL_CONSUMED = 48    # u64, user-written: messages recvmsg returned
+CTL_DROPS = 56       # u64, kernel-written: sk_drops
+
+
+def encode(kind: int, op: str | int = 0, args: dict[str, Any] | None = None, blob: bytes = b"") -> bytes:
+    """One datagram."""
+    code = _OP_CODE[op] if isinstance(op, str) else op
+    js = json.dumps(args, separators=(",", ":")).encode() if args else b""
+    return _HDR.pack(kind, code, len(js)) + js + bytes(blob)
+
+
+def decode(data: bytes) -> tuple[int, str, dict[str, Any], bytes]:
+    """(kind, op name, args, blob) of a datagram; ``EINVAL`` for a malformed one (the peer may be
+    hostile: nothing but JSON and raw bytes is ever decoded)."""
+    if len(data) < _HDR.size:
+        raise NetlinkError("EINVAL", f"datagram of {len(data)} bytes is shorter than its header")
+    kind, code, jl = _HDR.unpack_from(data, 0)
+    if _HDR.size + jl > len(data):
+        raise NetlinkError("EINVAL", "datagram JSON length past its end")
+    args: Any = {}
+    if jl:
+        try:
+            args = json.loads(bytes(data[_HDR.size:_HDR.size + jl]))
+        except ValueError:
+            raise NetlinkError("EINVAL", "datagram arguments are not JSON") from None
+        if not isinstance(args, dict):
+            raise NetlinkError("EINVAL", "datagram arguments must be a JSON object")
+    op = OPS[code] if code < len(OPS) else f"op{code}"
+    return kind, op, args, bytes(data[_HDR.size + jl:])
+
+
+def error_reply(e: NetlinkError) -> dict[str, Any]:
+    """REPLY arguments for a failed call."""
+    return {"ok": False, "errno": e.errno, "message": e.message}
+
+
+# ---- sequence-numbered test messages (throughput tests, benchmarks, the stream/sink services) ----
+#: Netlink message type of a stream message (a family type, never a control type).
+SEQ_TYPE = 0x7E
+_SEQ = struct.Struct("=QI")
+_SEQ_MIN = nl.NLMSG_HDRLEN + _SEQ.size
+
+
+def build_seq_message(seq: int, size: int) -> bytes:
+    """A ``size``-byte netlink message carrying ``seq`` (u64), a CRC-32 and filler bytes derived
+    from ``seq``, so that loss, duplication, reordering and corruption are all detectable."""
+    size = max(size, _SEQ_MIN)
+    filler = bytes((seq & 0xFF,)) * (size - _SEQ_MIN)
+    seqb = struct.pack("=Q", seq & 0xFFFFFFFFFFFFFFFF)
+    crc = zlib.crc32(filler, zlib.crc32(seqb))
+    return nl.NlMsgHdr(size, SEQ_TYPE, 0, seq & 0xFFFFFFFF, 0).pack() + seqb + struct.pack("=I", crc) + filler
+
+
+def check_seq_message(buf: Any) -> int:
+    """The sequence number of a stream message in ``buf`` (bytes or memoryview); ``EINVAL`` if
+    its length, type or checksum is wrong."""
+    if len(buf) < _SEQ_MIN:
+        raise NetlinkError("EINVAL", f"stream message of {len(buf)} bytes is too short")
+    ln, typ = struct.unpack_from("=IH", buf, 0)
+    if ln != len(buf) or typ != SEQ_TYPE:
+        raise NetlinkError("EINVAL", f"stream message header len {ln} type {typ} (have {len(buf)} bytes)")
+    seq, crc = _SEQ.unpack_from(buf, nl.NLMSG_HDRLEN)
+    got = zlib.crc32(buf[_SEQ_MIN:], zlib.crc32(buf[nl.NLMSG_HDRLEN:nl.NLMSG_HDRLEN + 8]))
+    if got != crc:
+        raise NetlinkError("EINVAL", f"stream message {seq}: checksum {got:08x} != {crc:08x}")
+    return seq
