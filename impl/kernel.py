@@ -43,7 +43,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -427,7 +426,7 @@ class KSock:
                 spans: list[tuple[int, int]] = [(0, n)]
             else:
                 spans, pos = [], 0
-                for hdr, raw in nl.split_messages(copy):
+                for hdr, _raw in nl.split_messages(copy):
                     spans.append((pos, pos + hdr.len))
                     pos += nl.nlmsg_align(hdr.len)
             if pause and not paused:
