@@ -36,13 +36,15 @@ __all__ = ["ImplBackend", "main"]
 class ImplBackend:
     """Adapter backend over a kernel-side process; each adapter socket is one RingSocket."""
 
-    def __init__(self, kernel_path: str | None = None, *, atomics: str = "auto", kernel_args: list[str] | None = None):
+    def __init__(self, kernel_path: str | None = None, *, atomics: str = "auto", kernel_args: list[str] | None = None,
+                 page_size: int = 4096):
         self._proc: KernelProcess | None = None
         if kernel_path is None:
             self._proc = KernelProcess(args=kernel_args)
             kernel_path = self._proc.path
         self.path = kernel_path
         self.atomics = atomics
+        self.page_size = page_size
         self.socks: dict[int, RingSocket] = {}
         self._next = 1
         self._tokens: dict[int, tuple[int, int]] = {}
@@ -56,14 +58,10 @@ class ImplBackend:
         return s
 
     def hello(self) -> dict[str, Any]:
-        probe = RingSocket(self.path, atomics=self.atomics)
-        try:
-            impl = (f"nlmmap.impl (kernel side pid {probe.kernel_pid}, Linux 4.5 rules, "
-                    f"atomics {probe.ctl.name})")
-            page = probe.page_size
-        finally:
-            probe.close()
-        return {"implementation": impl, "features": list(FEATURES), "page_size": page}
+        # no probe connection: a connection would take a portid, and portids are compared
+        pid = self._proc.proc.pid if self._proc is not None else "external"
+        impl = f"nlmmap.impl (kernel side pid {pid}, Linux 4.5 rules, atomics {self.atomics})"
+        return {"implementation": impl, "features": list(FEATURES), "page_size": self.page_size}
 
     def socket(self) -> tuple[int, int]:
         s = RingSocket(self.path, atomics=self.atomics)

@@ -556,24 +556,38 @@ class KSock:
         return 0
 
     # ---- waiting producers ------------------------------------------------------------------------------
-    def wait_space(self) -> bool:
+    def wait_space(self, *, copy: bool = False) -> bool:
         """Sleep until the user frees an RX frame: flag (seq_cst), re-check, bounded wait.
-        False if the socket is going away."""
+        False if the socket is going away. ``copy``: the cursor frame itself must be free."""
         self.released.clear()
         self.ctl.store_sc(wire.CTL_K_WAIT, 1)
-        if self.has_space():
+        r = self.rx
+        if (r is not None and self.status(r, r.head) == UNUSED) if copy else self.has_space():
             return not self.closing.is_set()
         if not self.released.wait(self.cfg.wait_timeout) and not self.closing.is_set():
             self.stats.kernel_wait_timeouts += 1  # the defence expired: a lost wake-up if space was there
         return not self.closing.is_set()
 
-    def _service_stream(self, count: int, size: int, mode: str, batch: int, start: int) -> None:
+    def _copy_one(self, msg: bytes) -> bool:
+        """A plain message through the COPY path if the cursor frame is free (no overrun)."""
+        with self.lock:
+            r = self.rx
+            if r is not None and self.status(r, r.head) != UNUSED:
+                return False
+            self.sendskb_plain(msg)
+            return True
+
+    def _service_stream(self, count: int, size: int, mode: str, batch: int, start: int,
+                        big_every: int = 0, big_size: int = 0) -> None:
         try:
             if mode == "ring":
                 for seq in range(start, start + count):
-                    msg = wire.build_seq_message(seq, size)
-                    if not self.fits(len(msg)):
-                        self.sendskb_plain(msg)
+                    big = big_every and (seq - start) % big_every == big_every - 1
+                    msg = wire.build_seq_message(seq, big_size if big else size)
+                    if not self.fits(len(msg)):  # COPY path: wait for the cursor frame itself
+                        while not self._copy_one(msg):
+                            if not self.wait_space(copy=True):
+                                return
                         self.stats.stream_sent += 1
                         continue
                     while True:
@@ -847,7 +861,8 @@ class KSock:
                 raise NetlinkError("EINVAL", f"stream mode must be ring or copy, got {mode!r}")
             self.stats.stream_done = False
             self._spawn(self._service_stream, _int(args, "count"), _int(args, "size", 64), mode,
-                        max(1, _int(args, "batch", 1)), _int(args, "start", 0))
+                        max(1, _int(args, "batch", 1)), _int(args, "start", 0), _int(args, "big_every", 0),
+                        _int(args, "big_size", 0))
         elif name == "queue":
             if self.rx is None:
                 raise NetlinkError("EINVAL", "the queue service needs an RX ring")
