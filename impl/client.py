@@ -242,7 +242,7 @@ class RingSocket:
         """The frame header (read after an acquire load of the status)."""
         off = self.frame_offset(ring, index)
         self.at.load_acquire(off)  # type: ignore[union-attr]
-        return FrameHeader.unpack(self.mm, off)  # type: ignore[arg-type]
+        return FrameHeader.unpack(self._mv[off:off + NL_MMAP_HDRLEN])  # type: ignore[index]
 
     def payload(self, ring: str, index: int, length: int | None = None) -> memoryview:
         """Zero-copy view of the frame's data (``nm_len`` bytes by default). Release it before

@@ -984,7 +984,8 @@ class KernelServer:
         self._next_portid = 1
         self.live: dict[int, KSock] = {}
         self.closed_sockets = 0
-        self.totals = collections.Counter()
+        self.totals: collections.Counter[str] = collections.Counter()
+        self.retired: collections.OrderedDict[int, dict[str, Any]] = collections.OrderedDict()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -1001,15 +1002,22 @@ class KernelServer:
         with self._lock:
             self.live.pop(ks.portid, None)
             self.closed_sockets += 1
+            rec = dict(ks.stats.__dict__)
+            rec.pop("extra", None)
+            rec["drops"] = ks.drops
+            self.retired[ks.portid] = rec
+            while len(self.retired) > 1000:
+                self.retired.popitem(last=False)
             for k in ("dropped", "undelivered_at_close", "send_failures", "kernel_wait_timeouts", "tx_rejected",
                       "ring_published", "copy_queued", "tx_frames"):
                 self.totals[k] += getattr(ks.stats, k)
 
-    def global_stats(self) -> dict[str, int]:
+    def global_stats(self) -> dict[str, Any]:
         with self._lock:
             out = dict(self.totals)
             out["live_sockets"] = len(self.live)
             out["closed_sockets"] = self.closed_sockets
+            out["retired"] = {str(p): dict(r) for p, r in self.retired.items()}
         return out
 
     def serve_forever(self) -> None:
