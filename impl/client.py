@@ -453,6 +453,8 @@ class RingSocket:
                         if raise_enobufs:
                             raise
                         continue
+                    if e.errno == "EAGAIN":  # nothing queued within the timeout
+                        return
                     raise
                 for m in _split(memoryview(data)):
                     yield m

@@ -1,0 +1,198 @@
+"""Faults: a user that dies mid-frame, closes with frames VALID, scribbles on any header or
+status at any time, or writes an oversize nm_len. The kernel side keeps serving the others,
+loses no message it accepted (each is taken by the user or counted undelivered) and counts drops.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from nlmmap.impl import wire
+from nlmmap.impl.client import RingSocket
+from nlmmap.impl.kernel import KernelProcess
+from nlmmap.spec import netlink as nl
+from nlmmap.spec.abi import RingRequest, Status
+from nlmmap.spec.errors import NetlinkError
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    with KernelProcess() as k:
+        yield k
+
+
+def _stream_ok(path: str, n: int) -> None:
+    with RingSocket(path) as s:
+        s.set_rings(rx=RingRequest(4096, 8, 1024, 32))
+        s.mmap()
+        s.service("stream", count=n, size=100)
+        expected = 0
+        for m in s.messages(limit=n, timeout=30):
+            assert wire.check_seq_message(m) == expected
+            expected += 1
+        assert expected == n and s.poll_timeouts == 0
+
+
+def _retired(path: str, portid: int, timeout: float = 20.0) -> dict:
+    deadline = time.monotonic() + timeout
+    with RingSocket(path) as probe:
+        while time.monotonic() < deadline:
+            rec = probe.stats(global_=True)["server"]["retired"].get(str(portid))
+            if rec is not None:
+                return rec
+            time.sleep(0.05)
+    raise AssertionError(f"socket {portid} was never reclaimed")
+
+
+CHILD = r"""
+import os, signal, sys
+from nlmmap.impl import wire
+from nlmmap.impl.client import RingSocket
+from nlmmap.spec.abi import RingRequest
+s = RingSocket(sys.argv[1])
+s.set_rings(rx=RingRequest(4096, 4, 512, 32), tx=RingRequest(4096, 1, 512, 8))
+s.mmap()
+s.service("stream", count=1000000, size=64)
+k = 0
+for m in s.messages(limit=int(sys.argv[2]), timeout=20):
+    wire.check_seq_message(m)
+    k += 1
+off = s.frame_offset("rx", s.rx_cursor)
+s.mm[off + 4:off + 24] = b"\xee" * 20          # half-rewritten header of a frame it holds
+s.mm[off + 24:off + 64] = b"\xdd" * 40
+t = s.frame_offset("tx", 0)
+s.mm[t + 24:t + 40] = b"\x01" * 16              # a TX frame half filled
+print(s.portid, k, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_user_dies_mid_frame_others_keep_being_served(kernel):
+    child = subprocess.Popen([sys.executable, "-c", CHILD, kernel.path, "500"], stdout=subprocess.PIPE)
+    other = threading.Thread(target=_stream_ok, args=(kernel.path, 30_000))
+    other.start()
+    out, _ = child.communicate(timeout=60)
+    portid, taken = (int(x) for x in out.split())
+    assert child.returncode == -9
+    other.join(60)
+    assert not other.is_alive()
+    rec = _retired(kernel.path, portid)
+    # every message the kernel published is either taken by the user or counted undelivered
+    assert rec["ring_published"] == taken + rec["undelivered_at_close"]
+    assert rec["undelivered_at_close"] >= 1
+    assert rec["drops"] == 0 and rec["dropped"] == 0  # backpressure, not loss
+    _stream_ok(kernel.path, 1000)  # and the kernel side is still fine
+
+
+def test_close_with_frames_valid_counts_them_undelivered(kernel):
+    s = RingSocket(kernel.path)
+    s.set_rings(rx=RingRequest(4096, 2, 512, 16))
+    s.mmap()
+    s.service("stream", count=100, size=64)
+    deadline = time.monotonic() + 10
+    while s.stats()["stream_sent"] < 16 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    for _ in s.messages(limit=3, timeout=5):
+        pass
+    time.sleep(0.2)
+    portid = s.portid
+    s.close()
+    rec = _retired(kernel.path, portid)
+    assert rec["ring_published"] == 3 + rec["undelivered_at_close"]
+    assert rec["undelivered_at_close"] == 16  # the ring was full again when the user left
+    _stream_ok(kernel.path, 500)
+
+
+def test_garbage_anywhere_at_any_time(kernel):
+    """A thread writes random values into every header, status and payload word of both rings
+    while the kernel streams into them and the user kicks the TX ring."""
+    bystander = threading.Thread(target=_stream_ok, args=(kernel.path, 20_000))
+    bystander.start()
+    with RingSocket(kernel.path, poll_timeout=0.2) as s:
+        s.set_rings(rx=RingRequest(4096, 2, 256, 32), tx=RingRequest(4096, 1, 256, 16))
+        s.mmap()
+        s.service("stream", count=10**7, size=64)
+        size = len(s.mm)
+        stop = threading.Event()
+
+        def scribbler() -> None:
+            rng = random.Random(3)
+            mm = s.mm
+            while not stop.is_set():
+                off = rng.randrange(0, size, 4)
+                v = rng.choice((0, 1, 2, 3, 4, 0xFFFFFFFF, 10**6, rng.getrandbits(32)))
+                mm[off:off + 4] = struct.pack("=I", v)
+
+        t = threading.Thread(target=scribbler, daemon=True)
+        t.start()
+        errnos = set()
+        end = time.monotonic() + 1.5
+        try:
+            while time.monotonic() < end:
+                for _m in s.messages(timeout=0.01, limit=50):
+                    pass
+                for i in range(16):
+                    s.set_status("rx", i * 2, Status.UNUSED)
+                try:
+                    s.sendmsg(None)
+                except NetlinkError as e:
+                    errnos.add(e.errno)
+                s.poll()
+        finally:
+            stop.set()
+            t.join()
+        assert errnos <= {"EINVAL", "ENOBUFS", "EAGAIN"}  # never EIO: no internal error
+        st = s.stats()
+        assert st["send_failures"] == 0
+    bystander.join(60)
+    assert not bystander.is_alive()
+    _stream_ok(kernel.path, 500)
+
+
+def test_oversize_nm_len_blocks_the_tx_ring_until_rewritten(kernel):
+    with RingSocket(kernel.path) as s:
+        s.set_rings(rx=RingRequest(4096, 1, 512, 8), tx=RingRequest(4096, 1, 512, 8))
+        s.mmap()
+        msg = nl.build_message(nl.NLMSG_NOOP, nl.NLM_F_REQUEST | nl.NLM_F_ACK, 5, 0, b"")
+        s.write_frame(0, msg)
+        off = s.frame_offset("tx", 0)
+        s.mm[off + 4:off + 8] = struct.pack("=I", 512 - 24 + 1)
+        for _ in range(2):
+            with pytest.raises(NetlinkError) as e:
+                s.sendmsg(None)
+            assert e.value.errno == "EINVAL"
+            assert s.status("tx", 0) == Status.VALID  # untouched, the cursor stays on it
+        s.mm[off + 4:off + 8] = struct.pack("=I", len(msg))
+        assert s.sendmsg(None) == len(msg)
+        assert s.status("tx", 0) == Status.UNUSED
+        assert s.header("rx", 0).len == 36  # the ACK, built in the RX ring
+        s.write_frame(1, b"")  # nm_len 0 is accepted and adds 0
+        assert s.sendmsg(None) == 0 and s.status("tx", 1) == Status.UNUSED
+        assert s.stats()["tx_rejected"] == 2
+
+
+def test_ring_full_drops_are_counted_and_reported(kernel):
+    with RingSocket(kernel.path) as s:
+        s.set_rings(rx=RingRequest(4096, 1, 512, 8))
+        s.mmap()
+        ack_me = nl.build_message(nl.NLMSG_NOOP, nl.NLM_F_REQUEST | nl.NLM_F_ACK, 1, 0, b"")
+        for _ in range(8):
+            s.sendmsg(ack_me)
+        assert s.deliver(b"\x10\0\0\0\x20\0\0\0" + bytes(8), "ring") == "dropped"
+        assert s.stats()["drops"] == 1
+        assert "POLLERR" in s.poll()
+        with pytest.raises(NetlinkError) as e:
+            s.recvmsg()
+        assert e.value.errno == "ENOBUFS"
+        with pytest.raises(NetlinkError) as e:
+            s.recvmsg()
+        assert e.value.errno == "EAGAIN"
+        got = [bytes(m) for m in s.messages(timeout=0)]
+        assert len(got) == 8 and all(nl.NlMsgHdr.unpack(m).type == nl.NLMSG_ERROR for m in got)
