@@ -471,6 +471,21 @@ def socket_system(variant: Variant = Variant()) -> System:
                   "the kernel never uses more bytes than a frame holds (nm_len read once)", "11.2"),
         Invariant("TxNeverPending", eq(tx_pending, 0) if not variant.tx_zero_copy else True,
                   "after 2015 no kernel skb aliases a TX frame", "17.8"),
+        # Strengthening invariants (nlmmap prove): true of every reachable state, added so that the
+        # invariants above are inductive (each is itself proved inductive).
+        Invariant("TypeOk",
+                  and_(rx_n >= 0, tx_n >= 0, rx_cap >= 0, tx_cap >= 0, rq_len >= 0, mapped >= 0, claims >= 0,
+                       forall(0, rx_n, lambda kk: and_(rx_owned[kk] >= 0, 0 <= rx_seq[kk], rx_seq[kk] <= claims),
+                              "t"),
+                       forall(0, tx_n, lambda kk: and_(0 <= tx_len[kk], tx_len[kk] < (1 << 32)), "u")),
+                  "sizes and counters are never negative; claim numbers are at most the claims made; "
+                  "nm_len is a u32", "1.3, 2.1", strengthening=True),
+        Invariant("ClaimedFramesHoldMessages",
+                  forall(0, rx_n, lambda kk: implies(rx_seq[kk] >= 1,
+                                                     in_set(rx_status[kk], (RESERVED, VALID, COPY))), "c"),
+                  "a frame with a claim number is RESERVED, VALID or COPY (never UNUSED or SKIP), so "
+                  "the cursor never steps over a message still in the ring", "5, 12.2",
+                  user="well-behaved", strengthening=True),
     )
     write_perm: dict[str, Expr] = {
         "alloc": eq(rx_status[j], UNUSED),
@@ -567,6 +582,29 @@ def queue_system(variant: Variant = Variant()) -> System:
         Invariant("HeadInRange", and_(0 <= qhead, qhead < qn, 0 <= ucur, ucur < qn),
                   "cursors name frames of the ring", "17.4"),
     )
+    if not variant.queue_alloc_outside_lock:
+        # Strengthening invariants of the fix (nlmmap prove): with claim, id and publish under one
+        # lock, the VALID frames are exactly the cyclic run from the reader's cursor to the kernel's
+        # head, carrying consecutive ids that end at id_seq; the user has seen exactly the ids
+        # below the one at its cursor. (Mainline breaks both: see nlmmap bmc.)
+        valid = lambda kk: eq(qst[kk], VALID)  # noqa: E731
+        back = lambda kk: ite(kk < qhead, qhead - kk, qhead - kk + qn)  # noqa: E731
+        first_unseen = ite(valid(ucur), fid[ucur], id_seq + 1)
+        invariants += (
+            Invariant("QueueRingIsIdOrder",
+                      and_(id_seq >= 0, forall(0, qn, lambda kk: and_(
+                          or_(valid(kk), eq(qst[kk], UNUSED)),
+                          implies(valid(kk), and_(eq(fid[kk], id_seq + 1 - back(kk)), fid[kk] >= 1)),
+                          implies(cyclic_between(kk, ucur, qhead), valid(kk)),
+                          implies(and_(valid(kk), ne(ucur, qhead)), cyclic_between(kk, ucur, qhead)),
+                          implies(eq(ucur, qhead), eq(valid(kk), valid(ucur)))), "w")),
+                      "the VALID frames run from the reader's cursor to the head with consecutive ids "
+                      "ending at id_seq", "12.2", user="well-behaved", strengthening=True),
+            Invariant("SeenIsPrefix",
+                      forall(1, id_seq + 1, lambda x: eq(seen[x], x < first_unseen), "s"),
+                      "the user has seen exactly the ids below the one at its cursor", "12.2",
+                      user="well-behaved", strengthening=True),
+        )
     return System("queue", {"queue_alloc_outside_lock": variant.queue_alloc_outside_lock}, (), True, state,
                   init, tuple(actions), invariants, (), queue_system.__doc__ or "")
 
