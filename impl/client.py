@@ -507,6 +507,13 @@ class RingSocket:
         """Fast path of a plain (ring-less) socket: one recv() of the next datagram into ``buf``;
         the datagram's messages (a view into ``buf``). Blocks."""
         mv = memoryview(buf)
+        if self._stash:  # DATA that arrived while we waited for a reply
+            data = self._pop_data()
+            if data is not None:
+                buf[8:8 + len(data)] = data
+                self._consumed += 1
+                self.ctl.store64(wire.CTL_CONSUMED, self._consumed)
+                return mv[8:8 + len(data)]
         while True:
             n = self.sock.recv_into(buf)
             if n and buf[0] == wire.DATA:

@@ -18,6 +18,7 @@ and the receive-queue counters, so that the fast path needs no system call. Offs
 
 from __future__ import annotations
 
+import functools
 import json
 import struct
 import zlib
@@ -102,7 +103,13 @@ def build_seq_message(seq: int, size: int) -> bytes:
     filler = bytes((seq & 0xFF,)) * (size - _SEQ_MIN)
     seqb = struct.pack("=Q", seq & 0xFFFFFFFFFFFFFFFF)
     crc = zlib.crc32(filler, zlib.crc32(seqb))
-    return nl.NlMsgHdr(size, SEQ_TYPE, 0, seq & 0xFFFFFFFF, 0).pack() + seqb + struct.pack("=I", crc) + filler
+    return _seq_header(size) + seqb + struct.pack("=I", crc) + filler
+
+
+@functools.lru_cache(maxsize=256)
+def _seq_header(size: int) -> bytes:
+    """The nlmsghdr of a stream message of ``size`` bytes (the sequence number is in the body)."""
+    return nl.NlMsgHdr(size, SEQ_TYPE, 0, 0, 0).pack()
 
 
 def check_seq_message(buf: Any) -> int:
