@@ -101,7 +101,9 @@ def test_close_with_frames_valid_counts_them_undelivered(kernel):
         time.sleep(0.01)
     for _ in s.messages(limit=3, timeout=5):
         pass
-    time.sleep(0.2)
+    deadline = time.monotonic() + 10
+    while s.stats()["stream_sent"] < 19 and time.monotonic() < deadline:  # the ring fills up again
+        time.sleep(0.01)
     portid = s.portid
     s.close()
     rec = _retired(kernel.path, portid)
