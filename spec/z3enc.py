@@ -45,7 +45,8 @@ from .system import Action, Assign, Param, StateVar, Store, StoreRange, System
 
 __all__ = [
     "SymState", "Encoder", "CountInstance", "successor", "param_constraints", "make_params", "z3_sort",
-    "COUNT_LEMMAS", "count_lemma_obligations", "size_vars", "make_solver",
+    "COUNT_LEMMAS", "count_lemma_obligations", "size_vars", "make_solver", "substitute", "expand_bounded",
+    "store_indices", "SCOPE_INDEX",
 ]
 
 
@@ -106,6 +107,17 @@ class Encoder:
     counts: list[CountInstance] = field(default_factory=list)
     side: list[Any] = field(default_factory=list)
     _memo: dict[tuple[int, str], Any] = field(default_factory=dict)
+    scoped: Mapping[str, int] = field(default_factory=dict)
+
+    index_scope: int | None = None
+
+    def bounds(self) -> dict[str, int]:
+        """Upper bounds of the variables BMC bounds (ring sizes <= ``unroll_bound``, and the
+        ``scoped`` integer variables), as used to expand quantifiers into finite formulas."""
+        b = {**{n: self.unroll_bound for n in size_vars(self.system)}, **dict(self.scoped)}
+        if self.index_scope is not None:
+            b[SCOPE_INDEX] = self.index_scope
+        return b
 
     def reset(self) -> None:
         """Forget count instances and side conditions (start of a new obligation)."""
@@ -121,6 +133,8 @@ class Encoder:
     def expr(self, e: Expr, st: SymState, params: Mapping[str, Any] | None = None) -> Any:
         """The z3 term of ``e`` in state ``st`` (action parameters from ``params``)."""
         p = dict(params or {})
+        if self.count_mode == "unrolled":
+            e = expand_bounded(e, self.bounds())
 
         def look(name: str) -> Any:
             return p[name] if name in p else st.terms[name]
@@ -196,6 +210,103 @@ class Encoder:
 _MISSING = object()
 
 
+def substitute(e: Expr, name: str, value: Expr) -> Expr:
+    """``e`` with the free occurrences of variable ``name`` replaced by ``value``."""
+    from .expr import Const, Ite, Op, Quant, Select, Var
+
+    def go(x: Expr) -> Expr:
+        if isinstance(x, Var):
+            return value if x.name == name else x
+        if isinstance(x, Const):
+            return x
+        if isinstance(x, Select):
+            return Select(go(x.array), go(x.index))
+        if isinstance(x, Op):
+            return Op(x.op, tuple(go(a) for a in x.args))
+        if isinstance(x, Ite):
+            return Ite(go(x.cond), go(x.then), go(x.other))
+        if isinstance(x, (Quant, Count)):
+            body = x.body if x.var == name else go(x.body)
+            if isinstance(x, Quant):
+                return Quant(x.kind, x.var, go(x.lo), go(x.hi), body)
+            return Count(x.var, go(x.lo), go(x.hi), body)
+        raise TypeError(f"not an expression node: {x!r}")
+
+    return go(e)
+
+
+_EXPAND_MEMO: dict[tuple[int, tuple], Expr] = {}
+
+#: Key of :meth:`Encoder.bounds` giving the BMC scope for indices and unbounded parameters.
+SCOPE_INDEX = "<index scope>"
+
+
+def hi_bound(hi: Expr, bounds: Mapping[str, int]) -> int | None:
+    """An upper bound of ``hi`` when every variable in it is bounded by ``bounds``
+    (``N``, ``N + c``, constants), else None."""
+    from .expr import Const, Op, Var
+
+    if isinstance(hi, Const):
+        return int(hi.value)
+    if isinstance(hi, Var):
+        return bounds.get(hi.name)
+    if isinstance(hi, Op) and hi.op == "+" and isinstance(hi.args[1], Const):
+        b = hi_bound(hi.args[0], bounds)
+        return None if b is None else b + int(hi.args[1].value)
+    return None
+
+
+def expand_bounded(e: Expr, bounds: Mapping[str, int]) -> Expr:
+    """Bounded model checking only: every quantifier ``[c, hi)`` whose upper bound is bounded by
+    ``bounds`` (ring sizes, and the scoped counters BMC asserts bounds on in every state) becomes a
+    finite conjunction/disjunction over ``c..bound-1`` with the range as a guard; other quantifiers
+    are left to z3. Exact whenever the bounds hold, which BMC asserts."""
+    from .expr import Const, Ite, Op, Quant, Select, Var, _lift, and_, implies, or_
+
+    e = _lift(e)
+    key = (id(e), tuple(sorted(bounds.items())))
+    if key in _EXPAND_MEMO:
+        return _EXPAND_MEMO[key]
+
+    def go(x: Expr) -> Expr:
+        if isinstance(x, (Var, Const)):
+            return x
+        if isinstance(x, Select):
+            return Select(go(x.array), go(x.index))
+        if isinstance(x, Op):
+            return Op(x.op, tuple(go(a) for a in x.args))
+        if isinstance(x, Ite):
+            return Ite(go(x.cond), go(x.then), go(x.other))
+        if isinstance(x, Quant):
+            top = hi_bound(x.hi, bounds)
+            if isinstance(x.lo, Const) and isinstance(x.hi, Const) and int(x.hi.value) - int(x.lo.value) > 64 \
+                    and SCOPE_INDEX in bounds:
+                # a huge constant range (the queue's "every id" in init): within the scope every
+                # index read is below SCOPE_INDEX (parameters are bounded by it), so truncate
+                top = min(int(x.hi.value), bounds[SCOPE_INDEX])
+                x = Quant(x.kind, x.var, x.lo, Const(top), x.body)
+            if top is not None and isinstance(x.lo, Const) and top - int(x.lo.value) <= 64:
+                lo = int(x.lo.value)
+                parts = []
+                for c in range(lo, top):
+                    body = go(substitute(x.body, x.var, Const(c)))
+                    parts.append(implies(Const(c) < x.hi, body) if x.kind == "forall"
+                                 else and_(Const(c) < x.hi, body))
+                return and_(*parts) if x.kind == "forall" else or_(*parts)
+            return Quant(x.kind, x.var, go(x.lo), go(x.hi), go(x.body))
+        if isinstance(x, Count):
+            return Count(x.var, go(x.lo), go(x.hi), go(x.body))
+        raise TypeError(f"not an expression node: {x!r}")
+
+    out = go(e)
+    _EXPAND_MEMO[key] = out
+    _EXPAND_KEEP.append(e)  # keep e alive so its id is not reused while memoized
+    return out
+
+
+_EXPAND_KEEP: list[Expr] = []
+
+
 # --- actions -------------------------------------------------------------------------------------
 def make_params(action: Action, tag: str) -> dict[str, Any]:
     """Fresh constants for the parameters of ``action`` (named ``param@action@tag``)."""
@@ -211,6 +322,8 @@ def param_constraints(enc: Encoder, action: Action, st: SymState, params: Mappin
             out.append(enc.expr(p.lo, st, params) <= params[p.name])
         if p.hi is not None:
             out.append(params[p.name] < enc.expr(p.hi, st, params))
+        elif p.lo is not None and p.sort == "int" and enc.index_scope is not None:
+            out.append(params[p.name] < enc.index_scope)  # BMC scope (see Encoder.index_scope)
     return out
 
 
@@ -224,13 +337,64 @@ def successor(enc: Encoder, action: Action, pre: SymState, params: Mapping[str, 
         elif isinstance(u, Store):
             cur[u.array] = z3.Store(cur[u.array], enc.expr(u.index, pre, params), enc.expr(u.value, pre, params))
         elif isinstance(u, StoreRange):
-            k = z3.FreshInt(u.var)
             lo, hi = enc.expr(u.lo, pre, params), enc.expr(u.hi, pre, params)
+            top = _range_bound(enc, action, u)
+            if top is None and enc.count_mode == "unrolled" and enc.scoped and _lift_int(u.lo) >= 0:
+                top = max(enc.scoped.values()) + 1  # range_conditions() makes the step respect this
+            if top is not None:
+                arr = cur[u.array]
+                for c in range(int(_lift_int(u.lo)), top):
+                    body = enc.expr(u.body, pre, {**params, u.var: z3.IntVal(c)})
+                    arr = z3.Store(arr, c, z3.If(z3.And(lo <= c, c < hi), body, z3.Select(cur[u.array], c)))
+                cur[u.array] = arr
+                continue
+            k = z3.FreshInt(u.var)
             body = enc.expr(u.body, pre, {**params, u.var: k})
             cur[u.array] = z3.Lambda([k], z3.If(z3.And(lo <= k, k < hi), body, z3.Select(cur[u.array], k)))
         else:  # pragma: no cover - System validates update kinds
             raise TypeError(f"unknown update {u!r}")
     return SymState(tag, cur)
+
+
+def _lift_int(x: Any) -> int:
+    from .expr import Const, _lift
+
+    c = _lift(x)
+    return int(c.value) if isinstance(c, Const) else -1
+
+
+def _range_bound(enc: Encoder, action: Action, u: StoreRange) -> int | None:
+    """BMC only: an upper bound of ``u``'s range when it can be unrolled into stores: ``[c, N)``
+    with ``N`` bounded (a ring size, a scoped counter, or the parameter that becomes a ring size,
+    like ``set_rx_ring``'s ``n``, which the next state's size bound limits)."""
+    from .expr import Var, _lift
+
+    if enc.count_mode != "unrolled" or _lift_int(u.lo) < 0:
+        return None
+    hi = _lift(u.hi)
+    b = hi_bound(hi, enc.bounds())
+    if b is not None:
+        return b
+    if isinstance(hi, Var) and any(isinstance(x, Assign) and x.var.endswith("frame_nr") and isinstance(x.value, Var)
+                                   and x.value.name == hi.name for x in action.updates):
+        return enc.unroll_bound
+    return None
+
+
+def range_conditions(enc: Encoder, action: Action, pre: SymState, params: Mapping[str, Any]) -> list[Any]:
+    """BMC only: for ``StoreRange`` updates whose upper bound depends on a parameter (e.g.
+    ``verdict_batch``'s ``m + 1``), the condition that it stays within the scoped bound: the step
+    is only taken within the scope (a restriction of the search, never a spurious trace)."""
+    from .expr import _lift
+
+    out = []
+    if enc.count_mode != "unrolled":
+        return out
+    for u in action.updates:
+        if isinstance(u, StoreRange) and _range_bound(enc, action, u) is None and enc.scoped:
+            top = max(enc.scoped.values()) + 1
+            out.append(enc.expr(_lift(u.hi), pre, params) <= top)
+    return out
 
 
 def store_indices(enc: Encoder, action: Action, pre: SymState, params: Mapping[str, Any]) -> list[Any]:
