@@ -150,18 +150,31 @@ def state_values(system: System, m: z3.ModelRef, st: SymState, names: Iterable[s
     return out
 
 
-def _array_domains(system: System, m: z3.ModelRef, states: list[SymState]) -> dict[str, list[int]]:
+def _array_domains(system: System, m: z3.ModelRef, states: list[SymState],
+                   extra_ints: Iterable[Any] = ()) -> dict[str, list[int]]:
     """Indices worth showing for each array: ``[0, N)`` of the ring it belongs to (``rx_*`` arrays
     use ``rx_frame_nr``, ``tx_*`` ``tx_frame_nr``), the largest N over ``states``, capped at 16."""
     sizes: dict[str, int] = {}
     for sv in size_vars(system):
         prefix = sv.split("_", 1)[0]
         sizes[prefix] = min(16, max(max(0, m.eval(s[sv], model_completion=True).as_long()) for s in states))
+    # other arrays (packet ids, CPUs) are shown up to the largest small integer in play
+    small = [max(sizes.values(), default=0) - 1]
+    for st in states:
+        for v in system.state + system.constants:
+            if v.sort == "int":
+                x = m.eval(st[v.name], model_completion=True).as_long()
+                if 0 <= x <= 16:
+                    small.append(x)
+    for t in extra_ints:
+        x = m.eval(t, model_completion=True)
+        if z3.is_int_value(x) and 0 <= x.as_long() <= 16:
+            small.append(x.as_long())
     doms = {}
     for v in system.state + system.constants:
         if v.sort.endswith("array"):
             prefix = v.name.split("_", 1)[0]
-            n = sizes.get(prefix, max(sizes.values(), default=4))
+            n = sizes[prefix] if prefix in sizes else max(small) + 1
             doms[v.name] = list(range(n))
     return doms
 
@@ -247,7 +260,7 @@ def _cti(system: System, m: z3.ModelRef, pre: SymState, post: SymState, action: 
     names |= set(size_vars(system))
     names &= {v.name for v in system.state + system.constants}
     ordered = [v.name for v in system.constants + system.state if v.name in names]
-    doms = _array_domains(system, m, [pre, post])
+    doms = _array_domains(system, m, [pre, post], [t for t in params.values() if t.sort() == z3.IntSort()])
     pvals = {}
     for p in action.params:
         t = params[p.name]
@@ -287,10 +300,13 @@ def _status_names() -> dict[int, str]:
 
 def prove_system(system: System, *, timeout_ms: int = DEFAULT_TIMEOUT_MS, seed: int = DEFAULT_SEED,
                  on_result: Callable[[ObligationResult], None] | None = None,
-                 only: Iterable[str] | None = None, lemmas: bool = True) -> list[ObligationResult]:
+                 only: Iterable[str] | None = None, lemmas: bool = True,
+                 actions: Iterable[str] | None = None) -> list[ObligationResult]:
     """Discharge every obligation of ``system``; ``on_result`` sees each result as it comes.
 
-    ``only`` restricts to the named invariants/step properties. Returns the results in order."""
+    ``only`` restricts to the named invariants/step properties, ``actions`` to the obligations of
+    the named actions (initiation is then skipped). Returns the results in order."""
+    acts = set(actions) if actions is not None else None
     results: list[ObligationResult] = []
     want = set(only) if only is not None else None
 
@@ -313,6 +329,11 @@ def prove_system(system: System, *, timeout_ms: int = DEFAULT_TIMEOUT_MS, seed: 
     for cls, (hyp_invs, actions) in _classes(system).items():
         goals = [i for i in hyp_invs if i.user == cls and (want is None or i.name in want)]
         for inv in goals:
+            if acts is not None:
+                for a in actions:
+                    if a.name in acts:
+                        emit(_consecution(system, a, inv, hyp_invs, timeout_ms, seed, sizes))
+                continue
             enc = Encoder(system)
             st = enc.fresh_state("init")
             s = make_solver(timeout_ms=timeout_ms, seed=seed)
@@ -329,6 +350,8 @@ def prove_system(system: System, *, timeout_ms: int = DEFAULT_TIMEOUT_MS, seed: 
             continue
         hyp_invs, actions = _classes(system)[sp.user]
         for aname, prop in sp.per_action.items():
+            if acts is not None and aname not in acts:
+                continue
             a = system.action(aname)
             enc = Encoder(system)
             pre = enc.fresh_state("pre")

@@ -1,0 +1,125 @@
+"""nlmmap prove: the default spec is proved for every ring size; each guard conjunct is either
+needed by some invariant (deleting it makes prove fail, with a readable CTI) or listed below as
+protected by none; the count lemmas hold; the CLI speaks JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+
+import pytest
+
+from nlmmap.cli import main
+from nlmmap.spec.expr import Const, Op, _lift, evaluate, render
+from nlmmap.spec.protocol import Variant, queue_system, socket_system
+from nlmmap.spec.prove import Verdict, _status_names, format_cti, prove_default, prove_system
+from nlmmap.spec.system import DefaultArray
+
+
+def test_prove_defaults_all_ok():
+    rep = prove_default(timeout_ms=10000)
+    bad = [r.line() for r in rep.results if r.verdict is not Verdict.OK]
+    assert not bad, bad
+    kinds = {r.kind for r in rep.results}
+    assert kinds == {"lemma", "init", "consecution", "step"}
+    assert rep.exit_code == 0
+
+
+def test_prove_cli_json_is_one_document():
+    out, err = io.StringIO(), io.StringIO()
+    rc = main(["prove", "--json", "--variant", "queue_alloc_under_lock"], out, err)
+    assert rc == 0
+    doc = json.loads(out.getvalue())
+    assert doc["verdict"] == "ok" and doc["z3"] and doc["counts"]["FAILED"] == 0
+    assert "SeenIsPrefix" in doc["strengthening"]
+    assert " preserves BatchVerdictSound ... ok (" in err.getvalue()
+
+
+def test_mainline_queue_is_not_inductive_and_cli_exits_1():
+    out, err = io.StringIO(), io.StringIO()
+    rc = main(["prove", "--variant", "queue_alloc_outside_lock", "--only", "BatchVerdictSound"], out, err)
+    assert rc == 1
+    assert "FAILED" in err.getvalue() and "counterexample to induction" in err.getvalue()
+
+
+def _conjuncts(g):
+    if isinstance(g, Op) and g.op == "and":
+        return [c for a in g.args for c in _conjuncts(a)]
+    return [g]
+
+
+def _guard_mutants():
+    for sysm in (socket_system(), queue_system(Variant(queue_alloc_outside_lock=False))):
+        for a in sysm.actions:
+            cs = _conjuncts(_lift(a.guard))
+            if len(cs) == 1 and isinstance(cs[0], Const):
+                continue
+            for i in range(len(cs)):
+                yield pytest.param(sysm, a.name, i, id=f"{sysm.name}-{a.name}-{i}")
+
+
+#: Guard conjuncts whose deletion no invariant or step property notices. They encode behaviour
+#: (errno choices, which path a message takes, when reconfiguration is allowed) that the spec's
+#: safety properties do not talk about; the executable model and conformance suite check them.
+UNPROTECTED = {
+    ("socket", "set_rx_ring", "mapped = 0"), ("socket", "set_rx_ring", "rx_pending = 0"),
+    ("socket", "set_rx_ring", "rx_frame_nr = 0"), ("socket", "teardown_rx_ring", "mapped = 0"),
+    ("socket", "set_tx_ring", "mapped = 0"), ("socket", "set_tx_ring", "tx_pending = 0"),
+    ("socket", "set_tx_ring", "tx_frame_nr = 0"), ("socket", "teardown_tx_ring", "mapped = 0"),
+    ("socket", "teardown_tx_ring", "tx_pending = 0"), ("socket", "teardown_tx_ring", "tx_phase = 0"),
+    ("socket", "mmap", "(1 <= rx_frame_nr) or (1 <= tx_frame_nr)"),
+    ("socket", "alloc", "1 <= rx_frame_nr"), ("socket", "alloc", "size <= rx_capacity"),
+    ("socket", "alloc_full", "1 <= rx_frame_nr"), ("socket", "alloc_full", "size <= rx_capacity"),
+    ("socket", "alloc_all_skip", "1 <= rx_frame_nr"), ("socket", "alloc_all_skip", "size <= rx_capacity"),
+    ("socket", "alloc_all_skip", "forall s in [0, rx_frame_nr): rx_status[s] = 4"),
+    ("socket", "copy_full", "1 <= rx_frame_nr"), ("socket", "copy_full", "rx_status[rx_head] != 0"),
+    ("socket", "copy_congested_kernel", "congested"), ("socket", "copy_refused", "congested"),
+    ("socket", "queue_plain", "not (1 <= rx_frame_nr)"), ("socket", "recvmsg", "not sk_err"),
+    ("socket", "recvmsg_error", "sk_err"), ("socket", "recvmsg_empty", "not sk_err"),
+    ("socket", "recvmsg_empty", "rq_len = 0"), ("socket", "fill_tx_frame", "tx_status[j] = 0"),
+    ("socket", "tx_reject", "1 <= tx_frame_nr"), ("socket", "tx_reject", "tx_phase = 0"),
+    ("socket", "tx_reject", "tx_status[tx_head] = 2"), ("socket", "tx_reject", "tx_capacity < tx_len[tx_head]"),
+    ("socket", "tx_copy", "tx_phase = 0"), ("socket", "tx_act", "tx_phase = 2"),
+    ("queue", "verdict_batch", "queued[m]"),
+}
+
+
+@pytest.mark.parametrize(("sysm", "action", "index"), list(_guard_mutants()))
+def test_deleting_a_guard_conjunct(sysm, action, index):
+    a = sysm.action(action)
+    cs = _conjuncts(_lift(a.guard))
+    rest = cs[:index] + cs[index + 1:]
+    guard = Op("and", tuple(rest)) if len(rest) > 1 else (rest[0] if rest else Const(True))
+    mutant = dataclasses.replace(sysm, actions=tuple(dataclasses.replace(x, guard=guard) if x is a else x
+                                                     for x in sysm.actions))
+    results = prove_system(mutant, lemmas=False, actions=[action], timeout_ms=3000)
+    bad = [r for r in results if r.verdict is not Verdict.OK]
+    if (sysm.name, action, render(cs[index])) in UNPROTECTED:
+        assert not bad, [r.line() for r in bad]
+        return
+    assert bad, f"deleting {render(cs[index])} from {action} went unnoticed"
+    failed = [r for r in bad if r.verdict is Verdict.FAILED]
+    for r in failed:  # a readable CTI naming the action, its parameters and a pre/post table
+        text = format_cti(r.cti, action, _status_names())
+        assert f"counterexample to induction: {action}(" in text and "pre" in text and "post" in text
+        assert len(text.splitlines()) <= 45
+
+
+def test_cti_is_a_real_counterexample_in_the_interpreter():
+    """The translator checked against the interpreter: a CTI's pre-state satisfies the invariants
+    it needs concretely and its post-state breaks the goal when the action is executed."""
+    from nlmmap.spec.system import MapState, apply_action
+
+    sysm = queue_system(Variant(queue_alloc_outside_lock=True))
+    res = prove_system(sysm, lemmas=False, only=["BatchVerdictSound"], actions=["verdict_batch"])
+    r = next(x for x in res if x.verdict is Verdict.FAILED)
+    pre = r.cti["pre"]
+    st = MapState({k: (DefaultArray(False if k in ("seen", "queued", "verdicted", "cpu_busy") else 0, v)
+                       if isinstance(v, dict) else v) for k, v in pre.items()})
+    for name in ("rx_head", "user_cursor", "cpu_frame", "cpu_busy"):
+        st.setdefault(name, DefaultArray(False, {}) if name == "cpu_busy" else
+                      (DefaultArray(0, {}) if name == "cpu_frame" else 0))
+    assert evaluate(sysm.invariant("BatchVerdictSound").formula, st)
+    apply_action(sysm.action("verdict_batch"), st, r.cti["params"])
+    assert not evaluate(sysm.invariant("BatchVerdictSound").formula, st)
