@@ -54,6 +54,10 @@ __all__ = ["RingSocket", "Paused"]
 UNUSED, RESERVED, VALID, COPY, SKIP = (int(s) for s in Status)
 _U32 = struct.Struct("=I")
 _LEN = struct.Struct("=I")
+_HEAD = struct.Struct("=I16xI")  # nm_len (frame offset 4) and the first nlmsg_len (offset 24)
+_NLMSG_HDRLEN = nl.NLMSG_HDRLEN
+#: Most frames the reader holds before handing them back (fewer on small rings: n // 4).
+_RELEASE_BATCH = 16
 
 
 class Paused(int):
@@ -424,42 +428,68 @@ class RingSocket:
             return
         at, mm, mv, offs = self.at, self.mm, self._mv, self._rx_offs
         assert at is not None and mv is not None
-        load, store = at.load_acquire, at.store_sc
+        load = at.load_acquire
         n = len(offs)
         cap = self.layout.rx.payload_capacity
+        hlen = NL_MMAP_HDRLEN
+        head = _HEAD.unpack_from
         i = self.rx_cursor
-        ctl = self.ctl
-        k_wait = wire.CTL_K_WAIT
-        while limit is None or got < limit:
-            off = offs[i]
-            st = load(off)
-            if st == VALID:
-                ln = _LEN.unpack_from(mm, off + 4)[0]
-                if 0 < ln <= cap:
-                    view = mv[off + NL_MMAP_HDRLEN:off + NL_MMAP_HDRLEN + ln]
-                    try:
-                        for m in _split(view):
-                            yield m
+        # frames whose messages were all handed out (and their views released): given back
+        # in ring order by ``give_back`` once per run, or every ``batch`` frames
+        done: list[int] = []
+        batch = max(1, min(_RELEASE_BATCH, n // 4))
+        give_back = self._give_back
+        try:
+            while limit is None or got < limit:
+                off = offs[i]
+                st = load(off)  # acquire: the header and payload are read after it
+                if st == VALID:
+                    ln, first = head(mm, off + 4)  # nm_len and the first message's nlmsg_len
+                    if 0 < ln <= cap:
+                        view = mv[off + hlen:off + hlen + ln]
+                        if first == ln >= _NLMSG_HDRLEN:  # one message: the frame's data itself
+                            try:
+                                yield view
+                            finally:
+                                view.release()
                             got += 1
-                            m.release()
-                    finally:
-                        view.release()
-            elif st == COPY:
-                try:
-                    data, _ = self.recvmsg(1 << 20, dontwait=False, timeout=timeout)
-                except NetlinkError as e:
-                    if e.errno == "ENOBUFS":
-                        self.enobufs += 1
-                        if raise_enobufs:
-                            raise
-                        continue
-                    if e.errno == "EAGAIN":  # nothing queued within the timeout
-                        return
-                    raise
-                for m in _split(memoryview(data)):
-                    yield m
-                    got += 1
-            else:
+                        else:
+                            try:
+                                for m in _split(view):
+                                    yield m
+                                    got += 1
+                                    m.release()
+                            finally:
+                                view.release()
+                    done.append(off)
+                    i = 0 if i == n - 1 else i + 1
+                    if len(done) >= batch:
+                        give_back(done)
+                        self.rx_cursor = i
+                    continue
+                if done:  # the run ended: hand the frames back before anything else
+                    give_back(done)
+                    self.rx_cursor = i
+                if st == COPY:
+                    try:
+                        data, _ = self.recvmsg(1 << 20, dontwait=False, timeout=timeout)
+                    except NetlinkError as e:
+                        if e.errno == "ENOBUFS":
+                            self.enobufs += 1
+                            if raise_enobufs:
+                                raise
+                            continue
+                        if e.errno == "EAGAIN":  # nothing queued within the timeout
+                            return
+                        raise
+                    for m in _split(memoryview(data)):
+                        yield m
+                        got += 1
+                    done.append(off)
+                    i = 0 if i == n - 1 else i + 1
+                    give_back(done)
+                    self.rx_cursor = i
+                    continue
                 if self._err_pending():
                     self._take_err()
                     self.enobufs += 1
@@ -469,13 +499,28 @@ class RingSocket:
                 deadline = None if timeout is None else time.monotonic() + timeout
                 if not self._sleep_until(lambda off=off: load(off) in (VALID, COPY), deadline):
                     return
-                continue
-            # release the frame (views are gone), advance, tell the kernel if it waits
-            store(off, UNUSED)
-            if ctl.load_sc(k_wait) and ctl.exchange(k_wait, 0):
-                self._note("released")
-            i = 0 if i == n - 1 else i + 1
+        finally:
+            # also when the caller stops early: the frames it finished are handed back; the
+            # frame whose message it was given last stays VALID (it may still be reading it)
+            if done:
+                give_back(done)
             self.rx_cursor = i
+
+    def _give_back(self, done: list[int]) -> None:
+        """Release RX frames (all reads of them are finished) in ring order, and empty ``done``:
+        release stores, the last one seq_cst so that all of them are ordered before the ONE
+        load of the kernel's wait flag (the kernel is told only if it waits for space)."""
+        at = self.at
+        assert at is not None
+        last = done.pop()
+        rel = at.store_release
+        for off in done:
+            rel(off, UNUSED)
+        at.store_sc(last, UNUSED)
+        done.clear()
+        ctl = self.ctl
+        if ctl.load_sc(wire.CTL_K_WAIT) and ctl.exchange(wire.CTL_K_WAIT, 0):
+            self._note("released")
 
     def _err_pending(self) -> bool:
         return self.ctl.load_acquire(wire.CTL_ERR_RAISED) != self.ctl.load_acquire(wire.CTL_ERR_TAKEN)

@@ -1,0 +1,85 @@
+"""The ring fast path: the stream producer claims, fills and publishes runs of frames; the
+reader hands frames back in batches. Same bytes, same rules: a frame the kernel did not see
+UNUSED is never written, a frame is handed back only after its messages were read."""
+
+from __future__ import annotations
+
+import random
+import struct
+import time
+
+import pytest
+
+from nlmmap.impl import wire
+from nlmmap.impl.client import RingSocket
+from nlmmap.impl.kernel import KernelProcess
+from nlmmap.spec.abi import RingRequest, Status
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    with KernelProcess() as k:
+        yield k
+
+
+@pytest.mark.parametrize("size", [0, 28, 64, 100, 155, 156, 157, 200, 1500, 3000])
+def test_seq_writer_writes_the_bytes_of_build_seq_message(size):
+    rng = random.Random(size)
+    w = wire.SeqWriter(size)
+    for seq in [0, 1, 255, 256, 2**32 - 1, 2**64 - 1, 2**64 + 7] + [rng.getrandbits(64) for _ in range(40)]:
+        m = wire.build_seq_message(seq, size)
+        buf = bytearray(len(m) + 8)
+        w.message(buf, 4, seq)
+        assert bytes(buf[4:4 + len(m)]) == m
+        fr = bytearray(b"\xaa" * (len(m) + 32))
+        w.frame(fr, 0, seq)
+        assert fr[:4] == b"\xaa" * 4  # the status word is not touched
+        assert struct.unpack_from("=5I", fr, 4) == (len(m), 0, 0, 0, 0)
+        assert bytes(fr[24:24 + len(m)]) == m
+
+
+def _wait(pred, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def test_stopping_early_hands_back_finished_frames_only(kernel):
+    with RingSocket(kernel.path) as s:
+        s.set_rings(rx=RingRequest(4096, 4, 512, 32))
+        s.mmap()
+        s.service("stream", count=10, size=64)
+        _wait(lambda: s.stats()["stream_sent"] == 10)
+        for k, m in enumerate(s.messages(timeout=5)):
+            assert wire.check_seq_message(m) == k
+            if k == 4:
+                break
+        st = [s.status("rx", i) for i in range(10)]
+        assert st[:4] == [Status.UNUSED] * 4  # read and handed back
+        assert st[4:] == [Status.VALID] * 6  # the one being read when it stopped, and the rest
+        assert s.rx_cursor == 4
+        assert [wire.check_seq_message(m) for m in s.messages(limit=6, timeout=5)] == list(range(4, 10))
+        assert all(s.status("rx", i) == Status.UNUSED for i in range(32))
+
+
+def test_run_stops_at_a_frame_it_did_not_see_unused(kernel):
+    """A frame the user (wrongly) holds in the middle of the ring ends the producer's run: it is
+    not written until it is UNUSED again, and messages stay in order around it."""
+    with RingSocket(kernel.path) as s:
+        s.set_rings(rx=RingRequest(4096, 2, 512, 16))
+        s.mmap()
+        off = s.frame_offset("rx", 3)
+        s.mm[off + 4:off + 200] = b"\xee" * 196
+        s.set_status("rx", 3, Status.RESERVED)
+        s.service("stream", count=6, size=64)
+        _wait(lambda: s.stats()["stream_sent"] == 3)
+        time.sleep(0.05)
+        assert s.stats()["stream_sent"] == 3  # waits at frame 3 (no drop, no overwrite)
+        assert s.mm[off + 4:off + 200] == b"\xee" * 196
+        assert [wire.check_seq_message(m) for m in s.messages(limit=3, timeout=5)] == [0, 1, 2]
+        assert s.mm[off + 4:off + 200] == b"\xee" * 196
+        s.set_status("rx", 3, Status.UNUSED)  # tells the waiting kernel side
+        assert [wire.check_seq_message(m) for m in s.messages(limit=3, timeout=5)] == [3, 4, 5]
+        st = s.stats()
+        assert st["stream_sent"] == 6 and st["drops"] == 0 and s.poll_timeouts == 0
