@@ -256,10 +256,9 @@ class ModelSocket:
         invariants (a violation is a model bug: :class:`ModelInvariantError`)."""
         a = self.system.action(action)
         user = "well-behaved" if not self.adversarial else "any"
-        if a.actor == "kernel":
-            bad = self._unexpected(violated_step_properties(self.system, a, self.view, params, user=user), action)
-            if bad:
-                raise ModelInvariantError(f"kernel action {action}({params}) would break {', '.join(bad)}")
+        bad = self._unexpected(violated_step_properties(self.system, a, self.view, params, user=user), action)
+        if bad:
+            raise ModelInvariantError(f"{a.actor} action {action}({params}) would break {', '.join(bad)}")
         apply_action(a, self.view, params)
         self.trace.append((action, dict(params)))
         if len(self.rq) != self.g["rq_len"]:

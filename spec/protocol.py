@@ -290,7 +290,7 @@ def socket_system(variant: Variant = Variant()) -> System:
     actions: list[Action] = [
         # ---- setup (section 3, 4) ----
         Action("set_rx_ring", "user", (Param("n", 1, None), Param("cap", 0, None)),
-               and_(eq(mapped, 0), eq(rx_pending, 0), eq(rx_n, 0)),
+               and_(eq(mapped, 0), eq(rx_n, 0)),  # nothing is pending without a ring
                (Assign("rx_frame_nr", n), Assign("rx_capacity", cap), Assign("rx_head", 0),
                 StoreRange("rx_status", "r", 0, n, UNUSED), StoreRange("rx_owned", "r", 0, n, 0),
                 StoreRange("rx_held", "r", 0, n, False), StoreRange("rx_seq", "r", 0, n, 0),
@@ -305,13 +305,13 @@ def socket_system(variant: Variant = Variant()) -> System:
                 StoreRange("rx_held", "r", 0, rx_n, False), StoreRange("rx_seq", "r", 0, rx_n, 0)),
                "3.1", "An all-zero request tears the ring down (and still purges the queue)."),
         Action("set_tx_ring", "user", (Param("n", 1, None), Param("cap", 0, None)),
-               and_(eq(mapped, 0), eq(tx_pending, 0), eq(tx_n, 0), eq(tx_phase, TX_IDLE)),
+               and_(eq(mapped, 0), eq(tx_n, 0), eq(tx_phase, TX_IDLE)),  # nothing is pending without a ring
                (Assign("tx_frame_nr", n), Assign("tx_capacity", cap), Assign("tx_head", 0),
                 StoreRange("tx_status", "r", 0, n, UNUSED), StoreRange("tx_len", "r", 0, n, 0),
                 StoreRange("tx_data", "r", 0, n, 0)),
                "3.1", "setsockopt(NETLINK_TX_RING) creates a zeroed TX ring."),
         Action("teardown_tx_ring", "user", (),
-               and_(eq(mapped, 0), eq(tx_pending, 0), eq(tx_phase, TX_IDLE)),
+               and_(eq(mapped, 0), eq(tx_phase, TX_IDLE), *((eq(tx_pending, 0),) if variant.tx_zero_copy else ())),
                (Assign("tx_frame_nr", 0), Assign("tx_head", 0)),
                "3.1", "Tear-down of the TX ring."),
         Action("mmap", "user", (), or_(rx_on, tx_on), (Assign("mapped", mapped + 1),),
@@ -323,13 +323,13 @@ def socket_system(variant: Variant = Variant()) -> System:
                "6.5", "NETLINK_NO_ENOBUFS; setting it clears CONGESTED at once."),
         # ---- RX, kernel (section 6) ----
         Action("alloc", "kernel", (frame, size_p),
-               and_(fits_frame(size), _forward_to(j, variant), eq(rx_status[j], UNUSED)),
+               and_(size <= rx_cap, _forward_to(j, variant), eq(rx_status[j], UNUSED)),  # j < rx_frame_nr
                _claim(j, RESERVED, True),
                "6.1", "netlink_alloc_skb: step over SKIP frames at the cursor, claim the UNUSED frame "
                       "there as RESERVED, advance the cursor past it.",
                choose=choose_alloc),
         Action("alloc_full", "kernel", (frame, size_p),
-               and_(fits_frame(size), _forward_to(j, variant), ne(rx_status[j], UNUSED),
+               and_(size <= rx_cap, _forward_to(j, variant), ne(rx_status[j], UNUSED),
                     *(() if variant.skip_broken else (ne(rx_status[j], SKIP),))),
                (Assign("rx_head", j),) + _overrun(),
                "6.1", "Ring full: the frame the cursor stops at is not UNUSED; the message is lost "
@@ -510,6 +510,49 @@ def socket_system(variant: Variant = Variant()) -> System:
                          eq(rx_status[jj], UNUSED)), "e"))},
                      "the kernel drops a ring message only when no UNUSED frame follows the SKIP run at its "
                      "cursor (SKIP frames are stepped over)", "9, 17.12"),
+        # Rule properties: the kernel's errno and path rules, stated as obligations so that no guard
+        # of the spec can be lost without `nlmmap prove` failing on the rule it enforced.
+        StepProperty("ReconfigureOnlyWhenIdle", {
+            "set_rx_ring": and_(eq(mapped, 0), eq(rx_n, 0)),
+            "teardown_rx_ring": and_(eq(mapped, 0), eq(rx_pending, 0)),
+            "set_tx_ring": and_(eq(mapped, 0), eq(tx_n, 0), eq(tx_phase, TX_IDLE)),
+            "teardown_tx_ring": and_(eq(mapped, 0), eq(tx_phase, TX_IDLE),
+                                     *((eq(tx_pending, 0),) if variant.tx_zero_copy else ()))},
+                     "a ring changes only while unmapped with nothing in flight, and is created only where "
+                     "none exists (EBUSY otherwise)", "3.1, 17.5", user="well-behaved"),
+        StepProperty("MmapNeedsARing", {"mmap": or_(rx_on, tx_on)},
+                     "mmap of a socket without a ring fails (EINVAL)", "4", user="well-behaved"),
+        StepProperty("RingPathOnlyWhenItFits",
+                     {a: fits_frame(size) for a in ("alloc", "alloc_full") +
+                      (() if variant.skip_broken else ("alloc_all_skip",))},
+                     "only a message that fits a frame of a configured RX ring is allocated in the ring; "
+                     "anything else is a plain message (COPY path)", "6.1"),
+        StepProperty("NoGratuitousDrop", {
+            "copy_full": and_(rx_on, ne(rx_status[rx_head], UNUSED)),
+            "copy_congested_kernel": congested,
+            "copy_refused": congested,
+            **({} if variant.skip_broken else {"alloc_all_skip": forall(
+                0, rx_n, lambda kk: eq(rx_status[kk], SKIP), "d")})},
+                     "a plain message is refused or dropped only when the frame at the cursor is not "
+                     "UNUSED or the socket is congested; the ring counts as full only when all its "
+                     "frames are SKIP", "6.3, 6.5, 9"),
+        StepProperty("CopyPathMarksAFrame", {"queue_plain": not_(rx_on)},
+                     "with an RX ring every plain message is announced by a COPY frame", "6.3"),
+        StepProperty("RecvmsgReportsInOrder", {
+            "recvmsg": not_(sk_err), "recvmsg_error": sk_err, "recvmsg_empty": and_(not_(sk_err), eq(rq_len, 0))},
+                     "recvmsg reports a pending ENOBUFS first, then queued messages, and EAGAIN only when "
+                     "there is neither", "8, 19", user="well-behaved"),
+        StepProperty("TxRejectsOnlyOversize", {"tx_reject": and_(
+            tx_on, eq(tx_phase, TX_IDLE), eq(tx_status[tx_head], VALID), tx_cap < tx_len[tx_head])},
+                     "the TX walk answers EINVAL only for a VALID frame at its cursor whose nm_len exceeds "
+                     "frame_size - 24", "11.2"),
+        StepProperty("TxOneFrameAtATime", {("tx_claim" if variant.tx_zero_copy else "tx_copy"): eq(tx_phase, TX_IDLE),
+                                           "tx_act": eq(tx_phase, TX_VALIDATED)},
+                     "the TX walk takes the next frame only when the previous one is done, and acts only on "
+                     "a message it has validated (pg_vec_lock serialises the walk)", "11.2, 12.1"),
+        StepProperty("UserFillsOnlyFreeTxFrames", {"fill_tx_frame": eq(tx_status[j], UNUSED)},
+                     "a well-behaved user writes a message only into a TX frame it owns (UNUSED)", "11.2, 15",
+                     user="well-behaved"),
     )
     del fixed_forward
     return System("socket", variant.as_dict(), (), True, state, init, tuple(actions), invariants, steps,
@@ -605,8 +648,13 @@ def queue_system(variant: Variant = Variant()) -> System:
                       "the user has seen exactly the ids below the one at its cursor", "12.2",
                       user="well-behaved", strengthening=True),
         )
+    steps = (
+        StepProperty("BatchVerdictNamesAQueuedId", {"verdict_batch": queued[m]},
+                     "a batch verdict names a packet that is still queued (ENOENT otherwise)", "12.2",
+                     user="well-behaved"),
+    )
     return System("queue", {"queue_alloc_outside_lock": variant.queue_alloc_outside_lock}, (), True, state,
-                  init, tuple(actions), invariants, (), queue_system.__doc__ or "")
+                  init, tuple(actions), invariants, steps, queue_system.__doc__ or "")
 
 
 def system_by_name(name: str, variant: Variant = Variant()) -> System:
