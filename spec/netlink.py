@@ -269,7 +269,8 @@ def build_queue_verdict(packet_id: int, verdict: int = NF_ACCEPT, *, batch: bool
 def parse_queue_verdict(msg: bytes) -> tuple[int, int, bool]:
     """(packet id, verdict, batch) of a verdict message; ``EINVAL`` if it is not one."""
     hdr = NlMsgHdr.unpack(msg)
-    kinds = {(NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_VERDICT: False, (NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_VERDICT_BATCH: True}
+    kinds = {(NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_VERDICT: False,
+             (NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_VERDICT_BATCH: True}
     if hdr.type not in kinds or hdr.len > len(msg) or hdr.len < NLMSG_HDRLEN + 4:
         raise NetlinkError("EINVAL", "not an NFQNL verdict message")
     attrs, _ = parse_attributes(bytes(msg[NLMSG_HDRLEN + 4:hdr.len]))
