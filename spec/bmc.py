@@ -71,6 +71,7 @@ class BmcResult:
     seed: int = DEFAULT_SEED
     z3_version: str = field(default_factory=z3.get_full_version)
     reason: str = ""
+    sliced: str = ""  # how the cone-of-influence slice searched, when one was used
 
     @property
     def exit_code(self) -> int:
@@ -84,7 +85,7 @@ class BmcResult:
                 "user": self.user, "steps": len(self.actions) - 1 if self.actions else 0,
                 "actions": [{"action": a, "params": p} for a, p in zip(self.actions, self.picks, strict=True)],
                 "ms": round(self.ms, 1), "per_depth_ms": [round(x, 1) for x in self.per_depth_ms],
-                "seed": self.seed, "z3": self.z3_version, "reason": self.reason}
+                "seed": self.seed, "z3": self.z3_version, "reason": self.reason, "sliced": self.sliced}
 
 
 def variant_names(system: System) -> list[str]:
@@ -202,9 +203,31 @@ def _props(system: System, user: str) -> tuple[list[tuple[str, Expr]], list[tupl
 
 
 def bmc(system: System, *, depth: int = 8, max_n: int = 3, timeout_ms: int = 60000, seed: int = DEFAULT_SEED,
-        properties: list[str] | None = None, on_depth: Callable[[int, float], None] | None = None) -> BmcResult:
+        properties: list[str] | None = None, on_depth: Callable[[int, float], None] | None = None,
+        slice_: bool = True, min_depth: int = 0) -> BmcResult:
     """Search for the shortest trace (at most ``depth`` steps, ring sizes <= ``max_n``) that breaks
-    an invariant or step property of ``system`` (only ``properties`` if given)."""
+    an invariant or step property of ``system`` (only ``properties`` if given). With
+    ``properties`` the search first runs on the cone-of-influence slice (an over-approximation,
+    :mod:`nlmmap.spec.slicing`): no violation there is none in the system; a violation there is
+    confirmed by searching the full system, whose trace is the one reported."""
+    if properties and slice_:
+        from .slicing import slice_system
+
+        small = slice_system(system, properties)
+        res = bmc(small, depth=depth, max_n=max_n, timeout_ms=timeout_ms, seed=seed, properties=properties,
+                  on_depth=on_depth, slice_=False)
+        note = (f"cone-of-influence slice: {len(small.state)} of {len(system.state)} state variables, "
+                f"{len(small.actions)} of {len(system.actions)} actions")
+        if res.verdict != "violation":
+            res.sliced = note + " (an over-approximation: nothing there means nothing in the system)"
+            return res
+        # the slice over-approximates: the system has no violation shallower than the slice's
+        full = bmc(system, depth=depth, max_n=max_n, timeout_ms=timeout_ms, seed=seed, properties=properties,
+                   slice_=False, min_depth=res.depth)
+        full.sliced = note + " found a candidate; confirmed on the full system" \
+            if full.verdict == "violation" else note + " found a spurious candidate"
+        full.ms += res.ms
+        return full
     res = BmcResult(system.name, variant_names(system), "none", depth, max_n, seed=seed)
     t0 = time.perf_counter()
     classes = [("any", list(system.actions))]
@@ -220,6 +243,8 @@ def bmc(system: System, *, depth: int = 8, max_n: int = 3, timeout_ms: int = 600
             if d > 0:
                 u.extend()
             invs, steps = _props(system, user)
+            if d < min_depth:
+                invs, steps = [], []
             if properties is not None:
                 invs = [x for x in invs if x[0] in properties]
                 steps = [x for x in steps if x[0] in properties]
@@ -483,6 +508,8 @@ def run_bmc_cli(system: System, *, depth: int, max_n: int, out_path: str | None,
             err.write(f"trace saved to {out_path}\n")
     elif res.verdict == "none":
         err.write(f"no violation up to depth {depth} with ring sizes <= {max_n} ({res.ms / 1e3:.2f} s)\n")
+    if res.sliced:
+        err.write(f"  ({res.sliced})\n")
     else:
         err.write(f"inconclusive: solver returned unknown ({res.reason})\n")
     err.write(f"nlmmap bmc: {res.verdict} in {res.ms / 1e3:.2f} s\n")
