@@ -52,6 +52,27 @@ def _cmd_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     except (OSError, ValueError) as e:
         err.write(f"nlmmap replay: {e}\n")
         return EXIT_USAGE
+    if getattr(args, "on", "spec") == "model":
+        from nlmmap.model.replay import replay_on_model
+        from nlmmap.spec.errors import NetlinkError
+
+        try:
+            mres = replay_on_model(doc)
+        except NetlinkError as e:
+            err.write(f"nlmmap replay: {e.message}\n")
+            return EXIT_USAGE
+        for name, action in mres.violations:
+            err.write(f"model: {name} violated by {action}\n")
+        if mres.unseen_decided:
+            err.write(f"model: packets decided by a batch verdict but never read: {mres.unseen_decided}\n")
+        for step, name in mres.mismatches:
+            err.write(f"step {step}: the model's {name} differs from the recorded state\n")
+        verdict = "reproduced" if mres.reproduced else "NOT reproduced"
+        err.write(f"nlmmap replay: {args.trace} on the model: expected {mres.expected} -> {verdict} "
+                  f"({mres.steps} steps)\n")
+        if args.json:
+            out.write(json.dumps(mres.as_dict(), sort_keys=True) + "\n")
+        return EXIT_FAIL if mres.reproduced or mres.violations else EXIT_OK
     res = replay(doc)
     for step, name in res.violated:
         err.write(f"step {step}: {name} violated\n")
@@ -102,4 +123,7 @@ def add_parsers(sub: argparse._SubParsersAction, epilog: str, parser_class: type
                                    "property breaks, 2 unreadable file.")
     r.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
     r.add_argument("trace", metavar="TRACE.itf.json")
+    r.add_argument("--on", choices=("spec", "model"), default="spec",
+                   help="spec: the executable spec's interpreter (any trace); model: the byte-level reference "
+                        "model (queue-service traces)")
     r.set_defaults(func=_cmd_replay)
