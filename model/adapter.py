@@ -70,7 +70,7 @@ class ModelBackend:
             self._next_token += 1
             self._paused[token] = (s, gen)
             return Paused(token)
-        return s._last_send
+        return s.last_send
 
     def resume(self, token: int) -> int:
         if token not in self._paused:
@@ -78,7 +78,7 @@ class ModelBackend:
         s, gen = self._paused.pop(token)
         for _ in gen:
             pass
-        return s._last_send
+        return s.last_send
 
     def received(self, sock: int) -> list[bytes]:
         return self.kernel.get(sock).received()

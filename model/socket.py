@@ -18,7 +18,7 @@ with the errno the kernel returns.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -243,7 +243,6 @@ class ModelSocket:
         }
         self.g.update(_ghost_arrays(0))
         self.view = _View(self)
-        self._paused: Iterator | None = None
 
     # ---- spec plumbing -------------------------------------------------------------------------
     @property
@@ -668,20 +667,20 @@ class ModelSocket:
         gen = self.sendmsg_steps(payload, to, pause_after_validate=pause_after_validate, flags=flags)
         for _ in gen:
             pass
-        return self._last_send
+        return self.last_send
 
     def sendmsg_steps(self, payload: bytes | None, to: str = "kernel", *,
                       pause_after_validate: bool = False, flags: int = 0) -> Iterator[str]:
         """Like :meth:`sendmsg`, as a generator that yields ``"validated"`` after the first frame
         is validated when ``pause_after_validate`` is set (so a caller can write meanwhile);
-        the return value is left in ``_last_send``."""
+        the return value is left in ``last_send`` (the value of the last finished sendmsg)."""
         self._alive()
         if to not in ("kernel", "peer"):
             raise NetlinkError("EINVAL", f"destination must be 'kernel' or 'peer', got {to!r}")
         flags = nonneg_int(flags, "flags")
         if flags & MSG_OOB:
             raise NetlinkError("EOPNOTSUPP", "MSG_OOB is not supported by netlink")
-        self._last_send = 0
+        self.last_send = 0
         if payload is None and self.tx is not None:
             total = 0
             paused = False
@@ -706,12 +705,12 @@ class ModelSocket:
                 if zc:
                     self.step("tx_release")
                 total += self._deliver_from_user(bytes(msg[:mlen]), to)
-            self._last_send = total
+            self.last_send = total
             return
         data = b"" if payload is None else as_bytes(payload, "payload")
         if len(data) > self.kernel.config.sndbuf - 32:
             raise NetlinkError("EMSGSIZE", f"message of {len(data)} bytes > sndbuf - 32")
-        self._last_send = self._deliver_from_user(data, to)
+        self.last_send = self._deliver_from_user(data, to)
 
     def _deliver_from_user(self, data: bytes, to: str) -> int:
         if to == "peer":
@@ -803,4 +802,3 @@ class Kernel:
         del self.sockets[handle]
 
 
-Hook = Callable[[ModelSocket], None]
