@@ -10,7 +10,11 @@ alike. Reported as ratios; never asserted (except that nothing is lost and no po
     python benchmarks/impl_bench.py [--quick] [--json] [--rounds N]
 
 - RX ring vs per-message copy recv (one datagram per message) at 1500 B and 64 B;
-- RX ring vs the best batched copy (25 messages per datagram);
+- RX ring vs the best batched copy (25 messages per datagram). The ring is read with its
+  frame-level fast path (``message_runs``: offsets of a run's messages in the mapping), the
+  counterpart of the copy side's ``recv_plain_into`` (a datagram's messages in a buffer); both
+  read every message's sequence number. The pythonic ``messages()`` iterator (one memoryview
+  per message) is reported too (``ring_iter_*``);
 - queue service: batch-25 verdicts vs one verdict per packet, both over the TX ring;
 - ring payload throughput vs single-core memcpy bandwidth (a copy into an already allocated
   buffer, best of several: allocating the destination each time would count page faults and
@@ -37,8 +41,11 @@ RX = RingRequest(16384, 32, 2048, 256)
 TX = RingRequest(16384, 4, 2048, 32)
 
 
-def ring_rx(path: str, n: int, size: int, diag: dict | None = None) -> float:
-    """Messages/s through the RX ring (zero-copy reads)."""
+def ring_rx(path: str, n: int, size: int, diag: dict | None = None, *, runs: bool = True) -> float:
+    """Messages/s through the RX ring (zero-copy reads): with ``runs`` the frame-level fast
+    path (``message_runs``: the counterpart of the copy side's ``recv_plain_into``, offsets
+    into the mapping, the same per-message read as the copy side's), else the pythonic
+    ``messages()`` iterator (one memoryview per message)."""
     with RingSocket(path) as s:
         s.set_rings(rx=RX)
         s.mmap()
@@ -46,8 +53,13 @@ def ring_rx(path: str, n: int, size: int, diag: dict | None = None) -> float:
         t = time.perf_counter()
         last = -1
         unpack = _Q.unpack_from
-        for m in s.messages(limit=n, timeout=30):
-            last = unpack(m, 16)[0]
+        if runs:
+            for buf, offs in s.message_runs(limit=n, timeout=30):
+                for off in offs:
+                    last = unpack(buf, off + 16)[0]
+        else:
+            for m in s.messages(limit=n, timeout=30):
+                last = unpack(m, 16)[0]
         dt = time.perf_counter() - t
         assert last == n - 1 and s.poll_timeouts == 0
         if diag is not None:
@@ -134,12 +146,14 @@ def run(quick: bool, rounds: int = 3) -> dict:
         for size, n in ((1500, 200_000 // k), (64, 400_000 // k)):
             diag: dict = {}
             m = _median_of(rounds, {"ring": lambda n=n, size=size, diag=diag: ring_rx(p, n, size, diag),
+                                    "iter": lambda n=n, size=size: ring_rx(p, n, size, runs=False),
                                     "per": lambda n=n, size=size: copy_rx(p, n, size, 1),
                                     "b25": lambda n=n, size=size: copy_rx(p, n, size, 25)})
-            ring, per, b25 = m["ring"], m["per"], m["b25"]
+            ring, it, per, b25 = m["ring"], m["iter"], m["per"], m["b25"]
             res[f"rx_{size}B"] = {"ring_msgs_per_s": ring, "copy_per_message_msgs_per_s": per,
                                   "copy_batch25_msgs_per_s": b25, "ring_vs_per_message": ring / per,
-                                  "ring_vs_batch25": ring / b25, "messages": n, "rounds": rounds,
+                                  "ring_vs_batch25": ring / b25, "ring_iter_msgs_per_s": it,
+                                  "ring_iter_vs_batch25": it / b25, "messages": n, "rounds": rounds,
                                   **{f"ring_{key}": v for key, v in diag.items()}}
         nq = 100_000 // k
         m = _median_of(rounds, {"per": lambda: queue_verdicts(p, nq // 4, 1),

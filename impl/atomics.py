@@ -6,6 +6,11 @@ status *before* the header and payload (acquire load). The kernel does ``smp_mb(
 ``load; smp_rmb()`` (kernel-protocol.md 6.6). The sleep/wake handshake additionally needs
 store->load ordering on both sides (a Dekker pattern), hence ``seq_cst`` stores and loads.
 
+Hot loops use the two raw operations ``load32(off, order)`` / ``store32(off, value, order)`` with
+the backend's ``ACQUIRE``/``RELEASE``/``SEQ_CST`` constants: with ``atomicshm`` they ARE the
+extension's methods (one C call per status word, no Python frame in between); the named
+operations (``load_acquire``, ...) are the same operations with the order filled in.
+
 Two backends behind one small interface (:class:`Atomics`):
 
 - ``atomicshm`` (PyPI ``atomicshm``, C11 ``<stdatomic.h>`` operations): correct on every CPU the
@@ -39,6 +44,15 @@ class Atomics(Protocol):
     """Atomic u32/u64 accesses at byte offsets of one buffer. ``close()`` lets the buffer go."""
 
     name: str
+    ACQUIRE: int
+    RELEASE: int
+    SEQ_CST: int
+
+    def load32(self, off: int, order: int) -> int:
+        """u32 load with ``order`` (one of this backend's ACQUIRE / SEQ_CST)."""
+
+    def store32(self, off: int, value: int, order: int) -> None:
+        """u32 store with ``order`` (one of this backend's RELEASE / SEQ_CST)."""
 
     def load_acquire(self, off: int) -> int:
         """u32 load; later loads/stores are not moved before it."""
@@ -74,8 +88,10 @@ class _AtomicShm:
         import atomicshm as a
 
         self._view = v = a.AtomicView(buf)
-        acq, rel, sc = a.ACQUIRE, a.RELEASE, a.SEQ_CST
+        self.ACQUIRE, self.RELEASE, self.SEQ_CST = acq, rel, sc = a.ACQUIRE, a.RELEASE, a.SEQ_CST
         ld, st, ld64, st64, xchg = v.load_u32, v.store_u32, v.load_u64, v.store_u64, v.exchange_u32
+        # the raw operations: the extension's own methods (C, the order passed through)
+        self.load32, self.store32 = ld, st
         # bound closures: one Python call per operation on the hot path
         self.load_acquire = lambda off: ld(off, acq)
         self.store_release = lambda off, value: st(off, value, rel)
@@ -125,6 +141,18 @@ class _Tso:
 
         self.load_acquire = lambda off: u32[off >> 2]
         self.store_release = lambda off, value: u32.__setitem__(off >> 2, value)
+        # raw operations: plain accesses are acquire/release on TSO; SEQ_CST adds the fence
+        self.ACQUIRE, self.RELEASE, self.SEQ_CST = 2, 3, 5
+
+        def load32(off: int, order: int) -> int:
+            return load_sc(off) if order == 5 else u32[off >> 2]
+
+        def store32(off: int, value: int, order: int) -> None:
+            u32[off >> 2] = value
+            if order == 5:
+                fence()
+
+        self.load32, self.store32 = load32, store32
         self.load_sc, self.store_sc, self.exchange = load_sc, store_sc, exchange
         self.load64 = lambda off: u64[off >> 3]
         self.store64 = lambda off, value: u64.__setitem__(off >> 3, value)

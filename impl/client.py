@@ -29,7 +29,8 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from itertools import repeat, takewhile
 from typing import Any
 
 from nlmmap.spec import netlink as nl
@@ -58,6 +59,11 @@ _HEAD = struct.Struct("=I16xI")  # nm_len (frame offset 4) and the first nlmsg_l
 _NLMSG_HDRLEN = nl.NLMSG_HDRLEN
 #: Most frames the reader holds before handing them back (fewer on small rings: n // 4).
 _RELEASE_BATCH = 16
+#: Most frames in one run of :meth:`RingSocket.message_runs`.
+_RUN_MAX = 64
+#: Runs a ``map()`` to its end at C speed (the stores of a hand-back).
+_drain = collections.deque(maxlen=0).extend
+_IS_VALID = VALID.__eq__
 
 
 class Paused(int):
@@ -76,10 +82,11 @@ class RingSocket:
     poll_timeout : float
         Bounded sleep of a waiting reader (a defence; each expiry is counted).
     spin : int
-        Status checks before a reader goes to sleep.
+        Status checks before a reader goes to sleep (~0.1 us each: a sleep costs a wake-up
+        round trip far longer than the kernel side needs to publish the next run).
     """
 
-    def __init__(self, path: str, *, atomics: str = "auto", poll_timeout: float = 1.0, spin: int = 64):
+    def __init__(self, path: str, *, atomics: str = "auto", poll_timeout: float = 1.0, spin: int = 1000):
         self.path = path
         self.atomics_backend = atomics
         self.poll_timeout = poll_timeout
@@ -106,6 +113,9 @@ class RingSocket:
         self.map_fd: int | None = None
         self.at: Atomics | None = None
         self._mv: memoryview | None = None
+        self._u32: memoryview | None = None  # the mapping as u32 words (strided header reads)
+        self._rx_uniform = False
+        self._rx_full = True  # the last RX run took every frame it looked at
         self.rx_cursor = 0
         self.tx_cursor = 0
         self._tx_filled = 0
@@ -200,9 +210,14 @@ class RingSocket:
         self.layout = layout
         self.mm = mmap.mmap(self.map_fd, res["size"])
         self._mv = memoryview(self.mm)
+        self._u32 = self._mv.cast("I") if len(self._mv) % 4 == 0 else None
         self.at = open_atomics(self.mm, self.atomics_backend)
         self._rx_offs = [layout.frame_offset("rx", i) for i in range(layout.rx.frame_nr)] if layout.rx else []
         self._tx_offs = [layout.frame_offset("tx", i) for i in range(layout.tx.frame_nr)] if layout.tx else []
+        offs, fs = self._rx_offs, layout.rx.frame_size if layout.rx else 0
+        # RX frames at one stride (each block a whole number of frames), u32-aligned
+        self._rx_uniform = (self._u32 is not None and bool(offs) and fs % 4 == 0 and offs[0] % 4 == 0
+                            and all(o == offs[0] + j * fs for j, o in enumerate(offs)))
         return self.mm
 
     @property
@@ -216,12 +231,14 @@ class RingSocket:
             raise NetlinkError("EINVAL", "munmap: not mapped")
         if self.at is not None:
             self.at.close()
+        if self._u32 is not None:
+            self._u32.release()
         if self._mv is not None:
             self._mv.release()
         self.mm.close()
         if self.map_fd is not None:
             os.close(self.map_fd)
-        self.mm = self.at = self._mv = self.map_fd = None
+        self.mm = self.at = self._mv = self._u32 = self.map_fd = None
         self._call("munmap")
 
     # ---- frames ---------------------------------------------------------------------------------
@@ -421,103 +438,259 @@ class RingSocket:
         """Every received netlink message, in ring order, as a zero-copy memoryview valid until
         the next step (the frame is released after the view). COPY frames are paired with
         recvmsg, empty VALID frames released, ENOBUFS counted in ``enobufs`` (or raised). Stops
-        after ``limit`` messages or when nothing arrives for ``timeout`` seconds."""
-        got = 0
+        after ``limit`` messages or when nothing arrives for ``timeout`` seconds.
+
+        Frames are taken a run at a time (:meth:`_rx_run`: one acquire load per frame, all
+        before the run's headers are read) and handed back once every message of the run was
+        handed out and its view released; stopping early hands back only the frames finished
+        (the frame whose message was given last stays VALID: it is delivered again)."""
         if self.mm is None or self.layout is None or self.layout.rx is None:
             yield from self._messages_plain(timeout, limit, raise_enobufs)
             return
-        at, mm, mv, offs = self.at, self.mm, self._mv, self._rx_offs
-        assert at is not None and mv is not None
-        load = at.load_acquire
-        n = len(offs)
+        mv, mm = self._mv, self.mm
+        assert mv is not None
+        n = len(self._rx_offs)
         cap = self.layout.rx.payload_capacity
+        fs = self.layout.rx.frame_size
         hlen = NL_MMAP_HDRLEN
         head = _HEAD.unpack_from
+        run_max = max(1, min(_RELEASE_BATCH, n // 4))
+        left = -1 if limit is None else limit  # messages still wanted (-1: no limit)
         i = self.rx_cursor
-        # frames whose messages were all handed out (and their views released): given back
-        # in ring order by ``give_back`` once per run, or every ``batch`` frames
-        done: list[int] = []
-        batch = max(1, min(_RELEASE_BATCH, n // 4))
-        give_back = self._give_back
-        try:
-            while limit is None or got < limit:
-                off = offs[i]
-                st = load(off)  # acquire: the header and payload are read after it
-                if st == VALID:
-                    ln, first = head(mm, off + 4)  # nm_len and the first message's nlmsg_len
-                    if 0 < ln <= cap:
-                        view = mv[off + hlen:off + hlen + ln]
-                        if first == ln >= _NLMSG_HDRLEN:  # one message: the frame's data itself
+        while left:
+            m = min(n - i, run_max)
+            if 0 < left < m:
+                m = left
+            cand, k, state = self._rx_run(i, m)
+            if k:
+                j = 0  # frames of the run finished (all their views released)
+                try:
+                    ln = self._run_len(cand[0], k)
+                    if ln:  # one message of ``ln`` bytes per frame
+                        if left > 0:
+                            left = max(0, left - k)
+                        base = cand[0] + hlen
+                        for o in range(base, base + k * fs, fs):
+                            view = mv[o:o + ln]
                             try:
                                 yield view
                             finally:
                                 view.release()
-                            got += 1
-                        else:
-                            try:
-                                for m in _split(view):
-                                    yield m
-                                    got += 1
-                                    m.release()
-                            finally:
-                                view.release()
-                    done.append(off)
-                    i = 0 if i == n - 1 else i + 1
-                    if len(done) >= batch:
-                        give_back(done)
-                        self.rx_cursor = i
-                    continue
-                if done:  # the run ended: hand the frames back before anything else
-                    give_back(done)
+                            j += 1
+                    else:
+                        for o in cand[:k]:
+                            if not left:  # the limit was reached at the end of a frame
+                                break
+                            ln, first = head(mm, o + 4)
+                            if 0 < ln <= cap:
+                                view = mv[o + hlen:o + hlen + ln]
+                                try:
+                                    if first == ln >= _NLMSG_HDRLEN:  # one message: the frame's data
+                                        left -= left > 0
+                                        yield view
+                                    else:
+                                        for msg in _split(view):
+                                            left -= left > 0
+                                            try:
+                                                yield msg
+                                            finally:
+                                                msg.release()
+                                finally:
+                                    view.release()
+                            j += 1
+                finally:
+                    # also when the caller stops early: the frames it finished go back
+                    if j:
+                        self._give_back(cand[:j] if j < len(cand) else cand)
+                        i = i + j
+                        if i == n:
+                            i = 0
                     self.rx_cursor = i
-                if st == COPY:
-                    try:
-                        data, _ = self.recvmsg(1 << 20, dontwait=False, timeout=timeout)
-                    except NetlinkError as e:
-                        if e.errno == "ENOBUFS":
-                            self.enobufs += 1
-                            if raise_enobufs:
-                                raise
-                            continue
-                        if e.errno == "EAGAIN":  # nothing queued within the timeout
-                            return
-                        raise
-                    for m in _split(memoryview(data)):
-                        yield m
-                        got += 1
-                    done.append(off)
-                    i = 0 if i == n - 1 else i + 1
-                    give_back(done)
-                    self.rx_cursor = i
-                    continue
-                if self._err_pending():
-                    self._take_err()
-                    self.enobufs += 1
-                    if raise_enobufs:
-                        raise NetlinkError("ENOBUFS", "messages were lost (ring overrun)")
-                    continue
-                deadline = None if timeout is None else time.monotonic() + timeout
-                if not self._sleep_until(lambda off=off: load(off) in (VALID, COPY), deadline):
-                    return
-        finally:
-            # also when the caller stops early: the frames it finished are handed back; the
-            # frame whose message it was given last stays VALID (it may still be reading it)
-            if done:
-                give_back(done)
-            self.rx_cursor = i
+                continue
+            off = cand[0]
+            if state == VALID:  # published since the run's loads: take it with the next run
+                continue
+            if state == COPY:
+                try:
+                    data, _ = self.recvmsg(1 << 20, dontwait=False, timeout=timeout)
+                except NetlinkError as e:
+                    if e.errno == "ENOBUFS":
+                        self.enobufs += 1
+                        if raise_enobufs:
+                            raise
+                        continue
+                    if e.errno == "EAGAIN":  # nothing queued within the timeout
+                        return
+                    raise
+                for msg in _split(memoryview(data)):
+                    left -= left > 0
+                    yield msg
+                self._give_back([off])
+                i = 0 if i == n - 1 else i + 1
+                self.rx_cursor = i
+                continue
+            if not self._rx_wait(off, timeout, raise_enobufs):
+                return
+
+    def message_runs(self, *, timeout: float | None = None, limit: int | None = None,
+                     raise_enobufs: bool = False, max_run: int = _RUN_MAX) -> Iterator[tuple[Any, Sequence[int]]]:
+        """The frame-level fast path: ``(buf, offsets)`` per run of frames, in ring order.
+
+        ``offsets`` are the starts of the run's netlink messages in ``buf`` (for a run of VALID
+        frames, ``buf`` is a memoryview of the whole mapping; for a COPY frame, of the message
+        recvmsg returned). Every offset was checked like :meth:`messages` checks it: the
+        frame's ``nm_len`` within the frame, each ``nlmsg_len`` >= 16 and within ``nm_len``;
+        VALID frames of length 0 (or a bad ``nm_len``) give no message and are released.
+
+        Protocol: each frame's status word is loaded with ``acquire`` semantics (one load per
+        frame, all of a run's loads before any of its headers are read); a run is handed back
+        (release stores, the last seq_cst, then ONE load of the kernel's wait flag) only when
+        the caller asks for the next run, i.e. after it finished reading it. Stopping early
+        leaves the current run VALID: it is delivered again by the next read. A run is at most
+        ``max_run`` frames (and never wraps around the ring end). ``limit``/``timeout`` as in
+        :meth:`messages` (a run may end past ``limit`` only with multi-message frames).
+        """
+        if self.mm is None or self.layout is None or self.layout.rx is None:
+            for m in self._messages_plain(timeout, limit, raise_enobufs):
+                yield m, (0,)
+            return
+        mm, mv = self.mm, self._mv
+        n = len(self._rx_offs)
+        cap = self.layout.rx.payload_capacity
+        fs = self.layout.rx.frame_size
+        head = _HEAD.unpack_from
+        hlen = NL_MMAP_HDRLEN
+        max_run = max(1, min(max_run, n))
+        left = -1 if limit is None else limit  # messages still wanted (-1: no limit)
+        i = self.rx_cursor
+        while left:
+            m = min(n - i, max_run)
+            if 0 < left < m:
+                m = left
+            cand, k, state = self._rx_run(i, m)
+            if k:
+                run = cand[:k] if k < m else cand
+                base = run[0]
+                ln = self._run_len(base, k)
+                out: Sequence[int]
+                if ln:  # one message per frame
+                    out = range(base + hlen, base + hlen + k * fs, fs)
+                else:
+                    out = []
+                    for o in run:
+                        ln, first = head(mm, o + 4)
+                        if 0 < ln <= cap:
+                            if first == ln >= _NLMSG_HDRLEN:
+                                out.append(o + hlen)
+                            else:
+                                out.extend(_split_offsets(mm, o + hlen, ln))
+                if out:
+                    if left > 0:
+                        left = max(0, left - len(out))
+                    yield mv, out
+                # the caller asked for more: its reads of the run are finished
+                self._give_back(run)
+                i = i + k
+                if i == n:
+                    i = 0
+                self.rx_cursor = i
+                continue
+            off = cand[0]
+            if state == VALID:  # published since the run's loads: take it with the next run
+                continue
+            if state == COPY:
+                try:
+                    data, _ = self.recvmsg(1 << 20, dontwait=False, timeout=timeout)
+                except NetlinkError as e:
+                    if e.errno == "ENOBUFS":
+                        self.enobufs += 1
+                        if raise_enobufs:
+                            raise
+                        continue
+                    if e.errno == "EAGAIN":  # nothing queued within the timeout
+                        return
+                    raise
+                dv = memoryview(data)
+                mo = list(_split_offsets(dv, 0, len(dv)))
+                if left > 0:
+                    left = max(0, left - len(mo))
+                yield dv, mo
+                self._give_back([off])
+                i = 0 if i == n - 1 else i + 1
+                self.rx_cursor = i
+                continue
+            if not self._rx_wait(off, timeout, raise_enobufs):
+                return
+
+    def _rx_run(self, i: int, m: int) -> tuple[list[int], int, int]:
+        """The next run of VALID RX frames: ``(cand, k, first_status)``, ``cand`` the offsets of
+        the ``m`` frames from index ``i`` on (not past the ring end), ``k`` how many of them from
+        the first on are VALID. Every frame's status word has its own acquire load (issued by
+        ``map``: one C call each), all before the caller reads any header; a frame after one
+        not seen VALID is never taken. After a short run (the reader is at the producer's heels)
+        the loads stop at the first frame not VALID (``takewhile``), so that the reader does not
+        pull the cache lines of frames the producer is about to write."""
+        at = self.at
+        assert at is not None
+        cand = self._rx_offs[i:i + m]
+        if self._rx_full:
+            sts = list(map(at.load32, cand, repeat(at.ACQUIRE, m)))
+            if sts.count(VALID) == m:
+                return cand, m, VALID
+            k = 0
+            while sts[k] == VALID:
+                k += 1
+            self._rx_full = False
+            return cand, k, sts[0]
+        k = len(list(takewhile(_IS_VALID, map(at.load32, cand, repeat(at.ACQUIRE, m)))))
+        self._rx_full = k == m
+        # the first status again for the caller (k == 0: COPY or wait; a VALID seen now is
+        # taken by the caller's next run)
+        return cand, k, VALID if k else at.load32(cand[0], at.ACQUIRE)
+
+    def _run_len(self, base: int, k: int) -> int:
+        """For ``k`` VALID frames from offset ``base`` at the ring's one stride: the message
+        length if every frame holds exactly one message of that length (``nm_len`` ==
+        first ``nlmsg_len``, 16 <= it <= the frame's capacity), else 0. Two strided reads of
+        the header words (after the run's acquire loads) instead of one unpack per frame."""
+        u32 = self._u32
+        if not self._rx_uniform or u32 is None:
+            return 0
+        step = self.layout.rx.frame_size >> 2  # type: ignore[union-attr]
+        w = (base + 4) >> 2
+        lens = u32[w:w + k * step:step].tolist()
+        ln = lens[0]
+        if (_NLMSG_HDRLEN <= ln <= self.layout.rx.payload_capacity  # type: ignore[union-attr]
+                and lens.count(ln) == k and lens == u32[w + 5:w + 5 + k * step:step].tolist()):
+            return ln
+        return 0
+
+    def _rx_wait(self, off: int, timeout: float | None, raise_enobufs: bool) -> bool:
+        """The frame at the cursor is neither VALID nor COPY: report a pending ENOBUFS, else
+        sleep until it is (wake-up handshake). False when ``timeout`` passed first."""
+        if self._err_pending():
+            self._take_err()
+            self.enobufs += 1
+            if raise_enobufs:
+                raise NetlinkError("ENOBUFS", "messages were lost (ring overrun)")
+            return True
+        at = self.at
+        assert at is not None
+        ld, acq = at.load32, at.ACQUIRE
+        deadline = None if timeout is None else time.monotonic() + timeout
+        return self._sleep_until(lambda: ld(off, acq) in (VALID, COPY), deadline)
 
     def _give_back(self, done: list[int]) -> None:
-        """Release RX frames (all reads of them are finished) in ring order, and empty ``done``:
-        release stores, the last one seq_cst so that all of them are ordered before the ONE
+        """Release RX frames (all reads of them are finished) in ring order: release stores
+        (issued by ``map``), the last one seq_cst so that all of them are ordered before the ONE
         load of the kernel's wait flag (the kernel is told only if it waits for space)."""
         at = self.at
         assert at is not None
-        last = done.pop()
-        rel = at.store_release
-        for off in done:
-            rel(off, UNUSED)
-        at.store_sc(last, UNUSED)
-        done.clear()
+        k = len(done)
+        st = at.store32
+        if k > 1:
+            _drain(map(st, done[:k - 1], repeat(UNUSED, k - 1), repeat(at.RELEASE, k - 1)))
+        st(done[k - 1], UNUSED, at.SEQ_CST)
         ctl = self.ctl
         if ctl.load_sc(wire.CTL_K_WAIT) and ctl.exchange(wire.CTL_K_WAIT, 0):
             self._note("released")
@@ -614,6 +787,18 @@ class RingSocket:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _split_offsets(buf: Any, start: int, total: int) -> Iterator[int]:
+    """Offsets of the netlink messages in ``buf[start:start + total]`` (as :func:`_split`)."""
+    pos = 0
+    unpack = _LEN.unpack_from
+    while total - pos >= nl.NLMSG_HDRLEN:
+        ln = unpack(buf, start + pos)[0]
+        if ln < nl.NLMSG_HDRLEN or ln > total - pos:
+            return
+        yield start + pos
+        pos += nl.nlmsg_align(ln)
 
 
 def _split(view: memoryview) -> Iterator[memoryview]:

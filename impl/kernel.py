@@ -46,6 +46,7 @@ import threading
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 from nlmmap.spec import netlink as nl
@@ -90,6 +91,9 @@ class KernelConfig:
     page_size: int = DEFAULT_PAGE_SIZE
     atomics: str = "auto"  # atomics backend (nlmmap.impl.atomics)
     wait_timeout: float = 1.0  # bounded waits for free frames (a timeout is counted: lost wake-up)
+    #: free-frame checks a waiting producer makes before it sets its wait flag and sleeps (a
+    #: sleep costs a NOTE round trip and a thread wake-up, far longer than a reader's run)
+    wait_spin: int = 256
     send_timeout: float = 10.0  # a user that does not read its socket for this long loses messages
     memory_limit: int = 64 << 20  # bytes per ring (else ENOMEM)
     sndbuf: int = 212992  # plain sends longer than sndbuf - 32 fail with EMSGSIZE
@@ -575,9 +579,13 @@ class KSock:
     def wait_space(self, *, copy: bool = False) -> bool:
         """Sleep until the user frees an RX frame: flag (seq_cst), re-check, bounded wait.
         False if the socket is going away. ``copy``: the cursor frame itself must be free."""
+        r = self.rx
+        if not copy:
+            for _ in range(self.cfg.wait_spin):
+                if self.has_space():
+                    return not self.closing.is_set()
         self.released.clear()
         self.ctl.store_sc(wire.CTL_K_WAIT, 1)
-        r = self.rx
         if (r is not None and self.status(r, r.head) == UNUSED) if copy else self.has_space():
             return not self.closing.is_set()
         if not self.released.wait(self.cfg.wait_timeout) and not self.closing.is_set():
@@ -626,15 +634,18 @@ class KSock:
         Under the receive-queue lock (held for the whole run, so no other producer can move the
         cursor or reuse a frame meanwhile, and no RESERVED marking is needed): step over SKIP
         frames at the cursor, then take every consecutive frame whose status, read with an
-        acquire load, is UNUSED (up to ``STREAM_RUN`` frames; never one it did not see UNUSED);
-        write each message straight into its frame (payload, then the header words, plain
-        stores); then publish the statuses in ring order: release stores, the last one
-        seq_cst, which also orders all of them before the ONE wake-flag load of the run (the
-        user is kicked only if it sleeps). A ring with no free frame makes the producer wait
-        (flag, re-check, bounded wait), never drop.
+        acquire load, is UNUSED (up to ``STREAM_RUN`` frames; never one it did not see UNUSED;
+        the loads are issued by ``map``, one C call per status word); write each message
+        straight into its frame (``SeqWriter.frames``: frame header words and message in one
+        ``pack_into``, plain stores); then publish the statuses in ring order: release stores
+        (``map`` again), the last one seq_cst, which also orders all of them before the ONE
+        wake-flag load of the run (the user is kicked only if it sleeps). A ring with no free
+        frame makes the producer wait (a short spin, then flag, re-check, bounded wait), never
+        drop.
         """
         w = wire.SeqWriter(size)
-        frame, msize = w.frame, w.size
+        frames, msize = w.frames, w.size
+        drain = collections.deque(maxlen=0).extend  # runs a map() to its end
         stats = self.stats
         seq, end = start, start + count
         while seq < end:
@@ -659,28 +670,28 @@ class KSock:
                     j = self._forward()
                     if j is not None:
                         offs, n, mm, at = r.offs, r.n, self.mm, self.at
-                        load = at.load_acquire
+                        # raw atomics: one C call per status word (atomics.py)
+                        ld, st, acq, rel = at.load32, at.store32, at.ACQUIRE, at.RELEASE
                         nmax = min(run_end - seq, n, STREAM_RUN)
-                        claimed = []
-                        h = j
-                        while k < nmax:
-                            o = offs[h]
-                            if load(o) != UNUSED:
-                                break
-                            claimed.append(o)
-                            k += 1
-                            h = 0 if h == n - 1 else h + 1
+                        # the frames from the cursor on, in ring order (at most n of them)
+                        ahead = offs[j:j + nmax]
+                        if len(ahead) < nmax:
+                            ahead += offs[:nmax - len(ahead)]
+                        # acquire loads of the frames ahead (map: one C call each, no bytecode
+                        # between them); the run is the UNUSED prefix, never a frame not seen UNUSED
+                        sts = list(map(ld, ahead, repeat(acq, nmax)))
+                        if sts.count(UNUSED) == nmax:
+                            k = nmax
+                        else:
+                            while sts[k] == UNUSED:
+                                k += 1
                         if k:
-                            s = seq
-                            for o in claimed:
-                                frame(mm, o, s)
-                                s += 1
-                            last = claimed.pop()
-                            rel = at.store_release
-                            for o in claimed:
-                                rel(o, VALID)
-                            at.store_sc(last, VALID)
-                            r.head = h
+                            claimed = ahead[:k] if k < nmax else ahead
+                            frames(mm, claimed, seq)
+                            if k > 1:
+                                drain(map(st, claimed[:k - 1], repeat(VALID, k - 1), repeat(rel, k - 1)))
+                            st(claimed[k - 1], VALID, at.SEQ_CST)
+                            r.head = (j + k) % n
                             stats.ring_published += k
                             stats.stream_sent += k
             if k:
@@ -701,7 +712,7 @@ class KSock:
         messages are packed straight into one reused datagram buffer (no per-message
         allocation, same generator as the ring), sent with one blocking send per datagram."""
         w = wire.SeqWriter(size)
-        message, msize = w.message, w.size
+        messages, msize = w.messages, w.size
         head = 8  # wire header (kind, op, no JSON) + generation
         buf = bytearray(head + batch * msize)
         mv = memoryview(buf)
@@ -710,10 +721,7 @@ class KSock:
         try:
             while seq < end and not self.closing.is_set():
                 k = min(batch, end - seq)
-                p = head
-                for s in range(seq, seq + k):
-                    message(buf, p, s)
-                    p += msize
+                p = messages(buf, head, seq, k)
                 wire_hdr.pack_into(buf, 0, wire.DATA, 0, 0, self.gen)
                 self.pushed += 1
                 self.ctl.store64(wire.CTL_PUSHED, self.pushed)
@@ -1227,6 +1235,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--page-size", type=int, default=DEFAULT_PAGE_SIZE)
     ap.add_argument("--atomics", default="auto", help="atomics backend: auto, atomicshm, tso")
     ap.add_argument("--wait-timeout", type=float, default=1.0, help="bounded wait for free frames (counted)")
+    ap.add_argument("--wait-spin", type=int, default=KernelConfig.wait_spin,
+                    help="free-frame checks before a waiting producer sleeps")
     ap.add_argument("--exit-with-parent", action="store_true", help="exit when the parent process exits")
     ap.add_argument("--flaw-tx-validate-in-place", action="store_true",
                     help="the historical 3.10 TOCTOU flaw, for tests that must catch it (never use)")
@@ -1234,6 +1244,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.exit_with_parent:
         _exit_with_parent()
     cfg = KernelConfig(page_size=args.page_size, atomics=args.atomics, wait_timeout=args.wait_timeout,
+                       wait_spin=max(0, args.wait_spin),
                        tx_validate_in_place=args.flaw_tx_validate_in_place)
     server = KernelServer(args.socket, cfg)
 

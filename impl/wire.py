@@ -117,89 +117,99 @@ class SeqWriter:
     :func:`build_seq_message`, without building them first (no per-message allocation).
 
     Both stream modes use it, so the ring and the copy baselines generate their messages at the
-    same cost: the ring writes each message into its frame (with the frame header in the same
-    ``pack_into``), the copy path packs a datagram's messages into one reused buffer.
-    """
+    same cost: the ring writes a run of messages into its frames with :meth:`frames` (frame
+    header and message in ONE ``pack_into`` per frame), the copy path packs a datagram's
+    messages into one reused buffer with :meth:`messages` (ONE ``pack_into`` per message).
 
-    #: frame header (nm_len, group, pid, uid, gid) after the status word, then the message head
-    _FRAME = struct.Struct("=5IIHHIIQI")
-    _MSG = struct.Struct("=IHHIIQI")
+    Per message: one ``pack_into`` of a pre-built struct (constant head bytes, sequence number,
+    CRC, filler) and no CRC pass: CRC-32 is affine over GF(2) for a fixed length, so the CRC of
+    ``seq || filler(seq & 0xFF)`` is ``part(seq >> 8) ^ low[seq & 0xFF]``, ``low`` a 256-entry
+    table of the low byte with its filler and ``part`` computed once per 256 sequence numbers
+    (see :func:`_seq_crc_parts`; equal to :func:`build_seq_message`'s zlib CRC, tested).
+    """
 
     def __init__(self, size: int):
         self.size = size = max(size, _SEQ_MIN)
-        self.fill_len = size - _SEQ_MIN
-        self.fillers = [bytes((b,)) * self.fill_len for b in range(256)]
-        frame_pack, msg_pack = self._FRAME.pack_into, self._MSG.pack_into
-        fillers, seq_pack, crc32 = self.fillers, struct.Struct("=Q").pack, zlib.crc32
+        self.fill_len = n = size - _SEQ_MIN
+        self.fillers = fillers = [bytes((b,)) * n for b in range(256)]
+        low, part = _seq_crc_parts(n)
+        msg_head = _seq_header(size)
+        # frame header words after the status (nm_len; group, pid, uid, gid = 0), then the
+        # message's nlmsghdr: 36 constant bytes from frame offset 4; the message itself at +24
+        fpack = struct.Struct(f"=36sQI{n}s").pack_into
+        fhead = struct.pack("=5I", size, 0, 0, 0, 0) + msg_head
+        mpack = struct.Struct(f"=16sQI{n}s").pack_into
         mask = 0xFFFFFFFFFFFFFFFF
-        fill_off = nl.NLMSG_HDRLEN + _SEQ.size
-        ftype = SEQ_TYPE
 
-        if self.fill_len < _CRC_TABLE_MIN:
-            def frame(buf: Any, off: int, seq: int) -> None:
-                """A ring frame at ``off``: header words after the status (nm_len; group, pid,
-                uid, gid = 0) and the message at ``off + 24``. The status word is untouched."""
-                filler = fillers[seq & 0xFF]
-                seq &= mask
-                crc = crc32(filler, crc32(seq_pack(seq)))
-                frame_pack(buf, off + 4, size, 0, 0, 0, 0, size, ftype, 0, 0, 0, seq, crc)
-                p = off + 24 + fill_off
-                buf[p:p + len(filler)] = filler
+        def frames(buf: Any, offs: list[int], seq: int) -> None:
+            """Messages ``seq``, ``seq + 1``, ... into the ring frames at ``offs`` (frame header
+            words after the status word, message at +24). The status words are untouched."""
+            k = len(offs)
+            i = 0
+            while i < k:
+                s = (seq + i) & mask
+                b0 = s & 0xFF
+                seg = min(k - i, 256 - b0)  # one high part per segment
+                hc = part(s >> 8)
+                base = s - b0
+                for o, b in zip(offs[i:i + seg] if seg < k else offs, range(b0, b0 + seg), strict=True):
+                    fpack(buf, o + 4, fhead, base + b, hc ^ low[b], fillers[b])
+                i += seg
 
-            def message(buf: Any, off: int, seq: int) -> None:
-                """The message alone at ``buf[off:off + size]``."""
-                filler = fillers[seq & 0xFF]
-                seq &= mask
-                crc = crc32(filler, crc32(seq_pack(seq)))
-                msg_pack(buf, off, size, ftype, 0, 0, 0, seq, crc)
-                p = off + fill_off
-                buf[p:p + len(filler)] = filler
-        else:
-            # crc32(filler, v) == L(v) ^ crc32(filler, 0), L linear in v and depending only on
-            # the filler's length: two 64 Ki-entry tables replace the pass over the filler
-            lo, hi = _crc_shift_tables(self.fill_len)
-            fcrc = [crc32(f) for f in fillers]
+        def messages(buf: Any, off: int, seq: int, count: int) -> int:
+            """``count`` messages from ``seq`` back to back at ``buf[off:]``; the end offset."""
+            i = 0
+            while i < count:
+                s = (seq + i) & mask
+                b0 = s & 0xFF
+                seg = min(count - i, 256 - b0)
+                hc = part(s >> 8)
+                base = s - b0
+                for b in range(b0, b0 + seg):
+                    mpack(buf, off, msg_head, base + b, hc ^ low[b], fillers[b])
+                    off += size
+                i += seg
+            return off
 
-            def frame(buf: Any, off: int, seq: int) -> None:
-                b = seq & 0xFF
-                seq &= mask
-                v = crc32(seq_pack(seq))
-                crc = lo[v & 0xFFFF] ^ hi[v >> 16] ^ fcrc[b]
-                frame_pack(buf, off + 4, size, 0, 0, 0, 0, size, ftype, 0, 0, 0, seq, crc)
-                p = off + 24 + fill_off
-                buf[p:p + size - fill_off] = fillers[b]
+        def frame(buf: Any, off: int, seq: int) -> None:
+            """One ring frame at ``off`` (the status word is untouched)."""
+            frames(buf, [off], seq)
 
-            def message(buf: Any, off: int, seq: int) -> None:
-                b = seq & 0xFF
-                seq &= mask
-                v = crc32(seq_pack(seq))
-                crc = lo[v & 0xFFFF] ^ hi[v >> 16] ^ fcrc[b]
-                msg_pack(buf, off, size, ftype, 0, 0, 0, seq, crc)
-                p = off + fill_off
-                buf[p:p + size - fill_off] = fillers[b]
+        def message(buf: Any, off: int, seq: int) -> None:
+            """The message alone at ``buf[off:off + size]``."""
+            messages(buf, off, seq, 1)
 
-        self.frame = frame
-        self.message = message
+        self.frames, self.messages = frames, messages
+        self.frame, self.message = frame, message
 
 
-#: Fillers at least this long get their CRC from tables (cheaper than zlib's pass over them).
-_CRC_TABLE_MIN = 128
+@functools.lru_cache(maxsize=16)
+def _seq_crc_low(n: int) -> tuple[int, ...]:
+    """``low[b] = crc32(pack(b) || filler_b)`` for the 256 low bytes, ``n`` filler bytes."""
+    qpack = struct.Struct("=Q").pack
+    return tuple(zlib.crc32(bytes((b,)) * n, zlib.crc32(qpack(b))) for b in range(256))
 
 
-@functools.lru_cache(maxsize=8)
-def _crc_shift_tables(n: int) -> tuple[list[int], list[int]]:
-    """Tables of the linear map ``L(v) = crc32(x, v) ^ crc32(x, 0)`` for any ``n``-byte ``x``
-    (CRC-32 is affine in its initial value), indexed by the low and the high 16 bits of ``v``."""
+def _seq_crc_parts(n: int) -> tuple[tuple[int, ...], Any]:
+    """CRC-32 of a stream message's ``seq (u64) || filler`` (``n`` filler bytes, each
+    ``seq & 0xFF``) in two parts. For equal lengths ``crc(a ^ b) == crc(a) ^ crc(b) ^ crc(0)``;
+    with ``a = pack(seq & ~0xFF) || zeros`` and ``b = pack(seq & 0xFF) || filler`` (disjoint
+    bits): ``crc = part(seq >> 8) ^ low[seq & 0xFF]`` where ``low[b] = crc(pack(b) || filler_b)``
+    and ``part(h) = crc(pack(h << 8) || zeros) ^ crc(zeros)``. Each call returns a new ``part``
+    that keeps its last answer (consecutive sequence numbers share it 256 at a time): one per
+    writer, so writers in different threads never share it."""
+    crc32, qpack = zlib.crc32, struct.Struct("=Q").pack
     zeros = bytes(n)
-    base = zlib.crc32(zeros, 0)
-    basis = [zlib.crc32(zeros, 1 << i) ^ base for i in range(32)]
-    out = []
-    for half in (basis[:16], basis[16:]):
-        t = [0] * (1 << 16)
-        for a in range(1, 1 << 16):
-            t[a] = t[a & (a - 1)] ^ half[(a & -a).bit_length() - 1]
-        out.append(t)
-    return out[0], out[1]
+    z = crc32(bytes(n + 8))
+    last = (-1, 0)
+
+    def part(h: int) -> int:
+        nonlocal last
+        if h != last[0]:
+            last = (h, crc32(zeros, crc32(qpack(h << 8))) ^ z)
+        return last[1]
+
+    return _seq_crc_low(n), part
 
 
 def check_seq_message(buf: Any) -> int:

@@ -83,3 +83,74 @@ def test_run_stops_at_a_frame_it_did_not_see_unused(kernel):
         assert [wire.check_seq_message(m) for m in s.messages(limit=3, timeout=5)] == [3, 4, 5]
         st = s.stats()
         assert st["stream_sent"] == 6 and st["drops"] == 0 and s.poll_timeouts == 0
+
+
+@pytest.mark.parametrize("size", [0, 64, 157, 1500])
+def test_seq_writer_batches_write_the_bytes_of_build_seq_message(size):
+    """frames()/messages() across the 256-message CRC segments and the u64 wrap."""
+    w = wire.SeqWriter(size)
+    msize = w.size
+    for seq in (0, 250, 2**16 - 3, 2**64 - 5):
+        k = 300
+        buf = bytearray(msize * k)
+        assert w.messages(buf, 0, seq, k) == msize * k
+        fs = (msize + 24 + 15) & ~15
+        fr = bytearray(b"\xaa" * (fs * k))
+        w.frames(fr, [j * fs for j in range(k)], seq)
+        for j in range(k):
+            m = wire.build_seq_message(seq + j, size)
+            assert bytes(buf[j * msize:(j + 1) * msize]) == m
+            assert fr[j * fs:j * fs + 4] == b"\xaa" * 4
+            assert bytes(fr[j * fs + 24:j * fs + 24 + msize]) == m
+
+
+def test_message_runs_delivers_every_message_once_in_order(kernel):
+    n = 5000
+    with RingSocket(kernel.path) as s:
+        s.set_rings(rx=RingRequest(4096, 8, 512, 64))  # uniform stride: 8 frames per block
+        s.mmap()
+        s.service("stream", count=n, size=100)
+        seqs = []
+        for buf, offs in s.message_runs(limit=n, timeout=10, max_run=16):
+            assert len(offs) <= 16
+            seqs.extend(wire.check_seq_message(buf[o:o + wire.SeqWriter(100).size]) for o in offs)
+        assert seqs == list(range(n))
+        st = s.stats()
+        assert st["drops"] == 0 and st["kernel_wait_timeouts"] == 0 and s.poll_timeouts == 0
+        assert all(s.status("rx", i) == Status.UNUSED for i in range(64))
+
+
+def test_message_runs_mixed_frames_and_early_stop(kernel):
+    """Multi-message frames, empty frames, a frame length past the frame, a COPY frame, and a
+    run left VALID (then delivered again) when the caller stops."""
+    with RingSocket(kernel.path) as s:
+        s.set_rings(rx=RingRequest(4096, 2, 512, 16))
+        s.mmap()
+        two = wire.build_seq_message(0, 64) + wire.build_seq_message(1, 64)
+        for payload in (two, wire.build_seq_message(2, 64)):
+            assert s.deliver(payload, path="ring") == "frame"
+        s.service("stream", count=2, size=64, start=3)  # frames 2, 3
+        _wait(lambda: s.stats()["stream_sent"] == 2)
+        big = wire.build_seq_message(5, 600)  # too big for a frame: the COPY path, frame 4
+        assert s.deliver(big, path="ring") == "copy"
+        off = s.frame_offset("rx", 5)  # an empty VALID frame, then one with nm_len past its end
+        struct.pack_into("=I", s.mm, off + 4, 0)
+        s.set_status("rx", 5, Status.VALID)
+        off = s.frame_offset("rx", 6)
+        struct.pack_into("=I", s.mm, off + 4, 10_000)
+        s.set_status("rx", 6, Status.VALID)
+        got = []
+        runs = s.message_runs(timeout=5)
+        buf, offs = next(runs)
+        got += [wire.check_seq_message(buf[o:o + 64]) for o in offs]
+        assert got == [0, 1, 2, 3, 4]
+        runs.close()  # stopped before asking for more: the run stays VALID
+        assert s.status("rx", 0) == Status.VALID and s.rx_cursor == 0
+        seen = []
+        for buf, offs in s.message_runs(timeout=0.5):
+            for o in offs:
+                ln = struct.unpack_from("=I", buf, o)[0]
+                seen.append(wire.check_seq_message(buf[o:o + ln]))
+        assert seen == [0, 1, 2, 3, 4, 5]
+        assert all(s.status("rx", i) == Status.UNUSED for i in range(16))
+        assert s.poll_timeouts == 0
