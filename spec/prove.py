@@ -25,7 +25,7 @@ from __future__ import annotations
 import enum
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, TextIO
 
@@ -160,22 +160,29 @@ def _array_domains(system: System, m: z3.ModelRef, states: list[SymState],
         sizes[prefix] = min(16, max(max(0, m.eval(s[sv], model_completion=True).as_long()) for s in states))
     # other arrays (packet ids, CPUs) are shown up to the largest small integer in play
     small = [max(sizes.values(), default=0) - 1]
+    points: set[int] = set()  # every integer in play, also when large: an index the action uses
     for st in states:
         for v in system.state + system.constants:
             if v.sort == "int":
                 x = m.eval(st[v.name], model_completion=True).as_long()
                 if 0 <= x <= 16:
                     small.append(x)
+                elif x > 16:
+                    points.add(x)
     for t in extra_ints:
         x = m.eval(t, model_completion=True)
         if z3.is_int_value(x) and 0 <= x.as_long() <= 16:
             small.append(x.as_long())
+        elif z3.is_int_value(x) and x.as_long() > 16:
+            points.add(x.as_long())
     doms = {}
     for v in system.state + system.constants:
         if v.sort.endswith("array"):
             prefix = v.name.split("_", 1)[0]
-            n = sizes[prefix] if prefix in sizes else max(small) + 1
-            doms[v.name] = list(range(n))
+            if prefix in sizes:
+                doms[v.name] = list(range(sizes[prefix]))
+            else:
+                doms[v.name] = sorted(set(range(max(small) + 1)) | points)
     return doms
 
 
@@ -230,9 +237,28 @@ def _check(s: z3.Solver) -> tuple[Verdict, str]:
     return Verdict.UNKNOWN, s.reason_unknown()
 
 
-def _minimize(s: z3.Solver, sizes: list[Any], budget_s: float = 2.0) -> z3.ModelRef:
-    """Fewest frames: lower the sum of the ring sizes while still satisfiable (within a budget)."""
+def _small_ints(system: System, states: list[SymState], params: Mapping[str, Any]) -> list[Any]:
+    """The integer terms of a CTI (int state variables, int parameters) to keep small."""
+    out = [st[v.name] for st in states for v in system.state + system.constants if v.sort == "int"]
+    return out + [t for t in params.values() if t.sort() == z3.IntSort()]
+
+
+def _minimize(s: z3.Solver, sizes: list[Any], budget_s: float = 2.0, small: list[Any] = ()) -> z3.ModelRef:
+    """Fewest frames: lower the sum of the ring sizes while still satisfiable (within a budget),
+    among models whose integers (ids, counters, parameters) lie in [-16, 16] when there are such
+    models, so that every index the counterexample needs shows in its table."""
     m = s.model()
+    if small:
+        s.push()
+        s.add(*[z3.And(t >= -16, t <= 16) for t in small])
+        if s.check() == z3.sat:
+            m = _fewest_frames(s, sizes, budget_s, s.model())
+        s.pop()
+        return m
+    return _fewest_frames(s, sizes, budget_s, m)
+
+
+def _fewest_frames(s: z3.Solver, sizes: list[Any], budget_s: float, m: z3.ModelRef) -> z3.ModelRef:
     if not sizes:
         return m
     t0 = time.perf_counter()
@@ -366,7 +392,7 @@ def prove_system(system: System, *, timeout_ms: int = DEFAULT_TIMEOUT_MS, seed: 
             v, why = _check(s)
             cti = None
             if v is Verdict.FAILED:
-                m = _minimize(s, [pre[x] for x in sizes])
+                m = _minimize(s, [pre[x] for x in sizes], small=_small_ints(system, [pre], params))
                 cti = _cti(system, m, pre, pre, a, params, prop)
             emit(ObligationResult(system.name, "step", a.name, sp.name, v, (time.perf_counter() - t0) * 1e3,
                                   why, cti))
@@ -392,7 +418,7 @@ def _consecution(system: System, a: Action, inv: Invariant, hyp_invs: list[Invar
     v, why = _check(s)
     cti = None
     if v is Verdict.FAILED:
-        m = _minimize(s, [pre[x] for x in sizes])
+        m = _minimize(s, [pre[x] for x in sizes], small=_small_ints(system, [pre, post], params))
         cti = _cti(system, m, pre, post, a, params, inv.formula)
     return ObligationResult(system.name, "consecution", a.name, inv.name, v, (time.perf_counter() - t0) * 1e3,
                             why, cti)
