@@ -66,7 +66,7 @@ from nlmmap.spec.abi import (
     RingRequest,
     Status,
     check_mmap_request,
-    check_ring_geometry,
+    check_ring_change,
 )
 from nlmmap.spec.errors import NetlinkError, errno_code
 
@@ -821,21 +821,11 @@ class KSock:
         name = "TX" if tx else "RX"
         req = RingRequest.unpack(optval)  # optlen < 16: EINVAL
         with self.lock, self.tx_lock:
-            if self.mapped:
-                raise NetlinkError("EBUSY", f"{name} ring change while the socket is mapped ({self.mapped} VMAs)")
             ring = self.tx if tx else self.rx
-            if ring is not None and ring.pending:
-                raise NetlinkError("EBUSY", f"{name} ring has frames in flight")
-            if self.walk_paused and tx:
-                raise NetlinkError("EBUSY", "TX ring has a message in flight (paused sendmsg)")
-            if not req.is_teardown and ring is not None:
-                raise NetlinkError("EBUSY", f"{name} ring already exists: tear it down first")
-            check_ring_geometry(req, page_size=self.cfg.page_size)
-            geom = None
-            if not req.is_teardown:
-                geom = RingGeometry.from_request(req, page_size=self.cfg.page_size)
-                if geom.size > self.cfg.memory_limit:
-                    raise NetlinkError("ENOMEM", f"{name} ring of {geom.size} bytes exceeds the memory available")
+            # a paused sendmsg holds a TX message in flight, like a pending skb
+            pending = (ring.pending if ring is not None else 0) or (tx and self.walk_paused)
+            geom = check_ring_change(name, req, mapped=self.mapped, pending=pending, exists=ring is not None,
+                                     page_size=self.cfg.page_size, memory_limit=self.cfg.memory_limit)
             rx_g = self.rx.geom if self.rx else None
             tx_g = self.tx.geom if self.tx else None
             if tx:

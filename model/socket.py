@@ -41,7 +41,7 @@ from nlmmap.spec.abi import (
     as_bytes,
     check_mmap_request,
     check_page_size,
-    check_ring_geometry,
+    check_ring_change,
     nonneg_int,
 )
 from nlmmap.spec.errors import NetlinkError
@@ -326,17 +326,14 @@ class ModelSocket:
         if not self.kernel.config.cap_net_admin:
             raise NetlinkError("EPERM", f"NETLINK_{name}_RING needs CAP_NET_ADMIN in the initial user namespace")
         req = RingRequest.unpack(optval)  # optlen < 16: EINVAL
-        if self.g["mapped"]:
-            raise NetlinkError("EBUSY", f"{name} ring change while the socket is mapped ({self.g['mapped']} VMAs)")
-        if (self.g["tx_pending"] if tx else self.g["rx_pending"]):
-            raise NetlinkError("EBUSY", f"{name} ring has frames in flight")
         ring = self.tx if tx else self.rx
-        if not req.is_teardown and ring is not None:
-            raise NetlinkError("EBUSY", f"{name} ring already exists: tear it down first")
-        check_ring_geometry(req, page_size=self.kernel.config.page_size)
+        geom = check_ring_change(name, req, mapped=self.g["mapped"],
+                                 pending=self.g["tx_pending"] if tx else self.g["rx_pending"],
+                                 exists=ring is not None, page_size=self.kernel.config.page_size,
+                                 memory_limit=self.kernel.config.memory_limit)
         page = self.kernel.config.page_size
         diag_after = (req.block_size // page, req.block_nr, req.frame_size, (req.frame_nr - 1) & 0xFFFFFFFF)
-        if req.is_teardown:
+        if geom is None:
             self._diag["tx" if tx else "rx"] = diag_after
             if tx:
                 self.tx = None
@@ -346,10 +343,6 @@ class ModelSocket:
                 self.rq.clear()
                 self.step("teardown_rx_ring")  # purges the queue even without a ring
             return
-        geom = RingGeometry.from_request(req, page_size=self.kernel.config.page_size)
-        if geom.size > self.kernel.config.memory_limit:
-            raise NetlinkError("ENOMEM", f"{name} ring of {geom.size} bytes exceeds the memory available "
-                                         f"({self.kernel.config.memory_limit})")
         self._diag["tx" if tx else "rx"] = diag_after
         if tx:
             self.tx = _Ring(geom)

@@ -31,7 +31,7 @@ __all__ = [
     "NDIAG_SHOW_RING_CFG", "NETLINK_DIAG_MEMINFO", "NETLINK_DIAG_GROUPS", "NETLINK_DIAG_RX_RING",
     "NETLINK_DIAG_TX_RING", "RingRequest", "FrameHeader", "check_page_size", "check_ring_geometry",
     "validate_ring_request", "RingGeometry", "MappingLayout", "FrameRef", "mapping_layout",
-    "check_mmap_request", "u32", "as_bytes", "nonneg_int",
+    "check_mmap_request", "u32", "as_bytes", "nonneg_int", "check_ring_change",
 ]
 
 # --- 1.1 socket options -------------------------------------------------------------------------
@@ -258,6 +258,28 @@ def validate_ring_request(optval: bytes, *, page_size: int = DEFAULT_PAGE_SIZE) 
     nlmmap.spec.errors.NetlinkError: EINVAL: optlen 15 < sizeof(struct nl_mmap_req) = 16
     """
     return check_ring_geometry(RingRequest.unpack(optval), page_size=page_size)
+
+
+def check_ring_change(ring: str, req: RingRequest, *, mapped: int, pending: int, exists: bool,
+                      page_size: int = DEFAULT_PAGE_SIZE, memory_limit: int | None = None) -> RingGeometry | None:
+    """The rest of ``netlink_set_ring`` once the 16 option bytes were read (3.1 step 6), in the
+    kernel's order: EBUSY while mapped, EBUSY with frames in flight, EBUSY on a create over an
+    existing ring, then the geometry rules, then ENOMEM if the machine cannot hold the ring.
+    Returns the new geometry, or None for a tear-down."""
+    name = ring.upper()
+    if mapped:
+        raise NetlinkError("EBUSY", f"{name} ring change while the socket is mapped ({mapped} VMAs)")
+    if pending:
+        raise NetlinkError("EBUSY", f"{name} ring has frames in flight")
+    if not req.is_teardown and exists:
+        raise NetlinkError("EBUSY", f"{name} ring already exists: tear it down first")
+    check_ring_geometry(req, page_size=page_size)
+    if req.is_teardown:
+        return None
+    geom = RingGeometry.from_request(req, page_size=page_size)
+    if memory_limit is not None and geom.size > memory_limit:
+        raise NetlinkError("ENOMEM", f"{name} ring of {geom.size} bytes exceeds the memory available ({memory_limit})")
+    return geom
 
 
 @dataclass(frozen=True)
