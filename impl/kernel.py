@@ -96,7 +96,7 @@ class KernelConfig:
     wait_spin: int = 256
     send_timeout: float = 10.0  # a user that does not read its socket for this long loses messages
     memory_limit: int = 64 << 20  # bytes per ring (else ENOMEM)
-    sndbuf: int = 212992  # plain sends longer than sndbuf - 32 fail with EMSGSIZE
+    sndbuf: int = nl.DEFAULT_SNDBUF  # plain sends longer than sndbuf - 32 fail with EMSGSIZE
     peer_pid: int = 4242  # nm_pid of messages from the user-space peer
     #: The historical 3.10 flaw (never use): validate the shared frame, later act on re-read bytes.
     tx_validate_in_place: bool = False

@@ -79,7 +79,7 @@ class ModelConfig:
     cap_net_admin: bool = True  # CAP_NET_ADMIN in the initial user namespace (else EPERM on rings)
     memory_limit: int = 64 << 20  # bytes per ring the "machine" can allocate (else ENOMEM)
     sender_pid: int = 4242  # credentials pid of the user-space peer (nm_pid of its messages)
-    sndbuf: int = 212992  # SO_SNDBUF: plain sends longer than sndbuf - 32 fail with EMSGSIZE
+    sndbuf: int = nl.DEFAULT_SNDBUF  # SO_SNDBUF: plain sends longer than sndbuf - 32 fail with EMSGSIZE
     dumps: dict[int, tuple[int, int]] = field(default_factory=dict)  # type -> (messages, payload bytes)
     check_invariants: str = "auto"  # "always", "never", or "auto" (rings of at most 64 frames)
     netlink_mmap: bool = True  # False: a kernel without the feature (4.6+, CONFIG off): section 1.7

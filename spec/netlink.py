@@ -22,7 +22,7 @@ __all__ = [
     "NLMSG_MIN_TYPE", "NLM_F_REQUEST", "NLM_F_MULTI", "NLM_F_ACK", "NLM_F_ECHO", "NLM_F_ROOT",
     "NLM_F_MATCH", "NLM_F_DUMP", "NLA_HDRLEN", "RTM_MAX", "RTNLGRP_MAX", "nlmsg_align", "NlMsgHdr", "NlAttr",
     "split_messages", "parse_attributes", "build_message", "build_ack", "ack_length",
-    "validate_tx_frame", "Reply", "route_family_answer", "nlmsg_goodsize", "MAX_RECVMSG_LEN",
+    "validate_tx_frame", "Reply", "route_family_answer", "nlmsg_goodsize", "MAX_RECVMSG_LEN", "DEFAULT_SNDBUF",
 ]
 
 NLMSG_ALIGNTO = 4
@@ -53,6 +53,9 @@ _NLA = struct.Struct("=HH")
 _ERR = struct.Struct("=i")
 
 
+#: net.core.wmem_default on the recorded kernels: SO_SNDBUF of a new socket; a plain sendmsg longer
+#: than sndbuf - 32 fails with EMSGSIZE (section 11.1).
+DEFAULT_SNDBUF = 212992
 SKB_SHARED_INFO_SIZE = 320  # SKB_DATA_ALIGN(sizeof(struct skb_shared_info)) on x86-64 (4.4)
 MAX_RECVMSG_LEN = 32768 - SKB_SHARED_INFO_SIZE  # SKB_WITH_OVERHEAD(32768), the 4.4 cap (section 8)
 
