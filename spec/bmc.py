@@ -45,8 +45,10 @@ __all__ = ["BmcResult", "bmc", "format_trace", "trace_to_itf", "replay", "Replay
 
 DEFAULT_SEED = 0
 #: BMC scope: parameters with a lower bound and no upper bound (CPU numbers, sizes, capacities)
-#: are below this, and so is every array index read; huge constant ranges are cut to it.
-INDEX_SCOPE = 64
+#: are below this, and so is every array index read; huge constant ranges are cut to it. Small
+#: values keep traces readable and the search fast (the queue flaw: 3.4 s at 8, 8-12 s at 64);
+#: ``nlmmap prove`` has no such bound.
+INDEX_SCOPE = 16
 
 
 @dataclass
@@ -114,6 +116,7 @@ class _Unrolling:
         self.enc = Encoder(system, count_mode="unrolled", unroll_bound=max_n, scoped=self.scoped,
                            index_scope=INDEX_SCOPE)
         self.solver = make_solver(timeout_ms=timeout_ms, seed=seed)
+        self.timeout_ms = timeout_ms
         self.states: list[SymState] = []
         self.sels: list[Any] = []
         self.params: list[list[dict[str, Any]]] = []
@@ -287,14 +290,27 @@ def bmc(system: System, *, depth: int = 8, max_n: int = 3, timeout_ms: int = 600
     return res
 
 
+READABLE_BUDGET_S = 1.5  # time spent making a found trace readable, at most (each check bounded)
+
+
 def _readable_model(u: _Unrolling, s: z3.Solver, d: int) -> z3.ModelRef:
-    """Fewest frames, then small parameters and constant initial arrays (each only if still sat)."""
+    """Fewest frames, then small parameters and constant initial arrays (each only if still sat),
+    within :data:`READABLE_BUDGET_S`: a check that runs out of time keeps the trace found so far."""
     m = s.model()
     pushed = False
+    deadline = time.perf_counter() + READABLE_BUDGET_S
+
+    def check() -> z3.CheckSatResult:
+        left_ms = int((deadline - time.perf_counter()) * 1000)
+        if left_ms <= 50:
+            return z3.unknown
+        s.set("timeout", left_ms)
+        return s.check()
+
     for cap in range(0, u.max_n):
         s.push()
         s.add(*[x <= cap for x in u.sizes])
-        if s.check() == z3.sat:
+        if check() == z3.sat:
             m, pushed = s.model(), True
             break
         s.pop()
@@ -317,7 +333,7 @@ def _readable_model(u: _Unrolling, s: z3.Solver, d: int) -> z3.ModelRef:
                     nice.append(dflt == 0 if lim == 8 else z3.And(dflt >= -lim, dflt <= lim))
         s.push()
         s.add(*nice)
-        r = s.check()
+        r = check()
         if r == z3.sat:
             m = s.model()
         s.pop()
@@ -325,6 +341,7 @@ def _readable_model(u: _Unrolling, s: z3.Solver, d: int) -> z3.ModelRef:
             break
     if pushed:
         s.pop()
+    s.set("timeout", u.timeout_ms)
     return m
 
 
@@ -486,7 +503,8 @@ def run_bmc_cli(system: System, *, depth: int, max_n: int, out_path: str | None,
     from .itf import write_itf
 
     err.write(f"nlmmap bmc: system {system.name}, variant {variant_names(system) or ['default']}, "
-              f"depth <= {depth}, ring sizes <= {max_n}, z3 {z3.get_full_version()}, seed {seed}\n")
+              f"depth <= {depth}, ring sizes <= {max_n}, other integer parameters < {INDEX_SCOPE}, "
+              f"z3 {z3.get_full_version()}, seed {seed}\n")
     err.flush()
 
     def tick(d: int, ms: float) -> None:
@@ -508,10 +526,10 @@ def run_bmc_cli(system: System, *, depth: int, max_n: int, out_path: str | None,
             err.write(f"trace saved to {out_path}\n")
     elif res.verdict == "none":
         err.write(f"no violation up to depth {depth} with ring sizes <= {max_n} ({res.ms / 1e3:.2f} s)\n")
-    if res.sliced:
-        err.write(f"  ({res.sliced})\n")
     else:
         err.write(f"inconclusive: solver returned unknown ({res.reason})\n")
+    if res.sliced:
+        err.write(f"  ({res.sliced})\n")
     err.write(f"nlmmap bmc: {res.verdict} in {res.ms / 1e3:.2f} s\n")
     err.flush()
     if json_out:

@@ -99,3 +99,13 @@ def test_queue_trace_replays_on_the_byte_level_model():
 
     res = replay_on_model(read_itf(Path(__file__).parent / "traces" / "queue_alloc_outside_lock.itf.json"))
     assert res.reproduced and res.unseen_decided and not res.mismatches
+
+
+def test_bmc_cli_reports_none_without_calling_it_inconclusive():
+    import io
+
+    from nlmmap.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["bmc", "--variant", "queue_alloc_under_lock", "--depth", "2"], out, err) == 0
+    assert "no violation up to depth 2" in err.getvalue() and "inconclusive" not in err.getvalue()
