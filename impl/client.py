@@ -53,6 +53,7 @@ from .atomics import Atomics, open_atomics
 __all__ = ["RingSocket", "Paused"]
 
 UNUSED, RESERVED, VALID, COPY, SKIP = (int(s) for s in Status)
+_RETRY = object()  # see RingSocket._fetch_copy
 _U32 = struct.Struct("=I")
 _LEN = struct.Struct("=I")
 _HEAD = struct.Struct("=I16xI")  # nm_len (frame offset 4) and the first nlmsg_len (offset 24)
@@ -433,6 +434,22 @@ class RingSocket:
                 return True
 
     # ---- pythonic layer ---------------------------------------------------------------------------
+    def _fetch_copy(self, timeout: float | None, raise_enobufs: bool) -> Any:
+        """The queued message a COPY frame announces: its bytes; None if nothing arrived within
+        ``timeout``; ``_RETRY`` after a pending ENOBUFS was reported (and counted)."""
+        try:
+            data, _ = self.recvmsg(1 << 20, dontwait=False, timeout=timeout)
+        except NetlinkError as e:
+            if e.errno == "ENOBUFS":
+                self.enobufs += 1
+                if raise_enobufs:
+                    raise
+                return _RETRY
+            if e.errno == "EAGAIN":
+                return None
+            raise
+        return data
+
     def messages(self, *, timeout: float | None = None, limit: int | None = None,
                  raise_enobufs: bool = False) -> Iterator[memoryview]:
         """Every received netlink message, in ring order, as a zero-copy memoryview valid until
@@ -511,17 +528,11 @@ class RingSocket:
             if state == VALID:  # published since the run's loads: take it with the next run
                 continue
             if state == COPY:
-                try:
-                    data, _ = self.recvmsg(1 << 20, dontwait=False, timeout=timeout)
-                except NetlinkError as e:
-                    if e.errno == "ENOBUFS":
-                        self.enobufs += 1
-                        if raise_enobufs:
-                            raise
-                        continue
-                    if e.errno == "EAGAIN":  # nothing queued within the timeout
-                        return
-                    raise
+                data = self._fetch_copy(timeout, raise_enobufs)
+                if data is None:  # nothing queued within the timeout
+                    return
+                if data is _RETRY:  # an ENOBUFS was reported (counted): look at the frame again
+                    continue
                 for msg in _split(memoryview(data)):
                     left -= left > 0
                     yield msg
@@ -599,17 +610,11 @@ class RingSocket:
             if state == VALID:  # published since the run's loads: take it with the next run
                 continue
             if state == COPY:
-                try:
-                    data, _ = self.recvmsg(1 << 20, dontwait=False, timeout=timeout)
-                except NetlinkError as e:
-                    if e.errno == "ENOBUFS":
-                        self.enobufs += 1
-                        if raise_enobufs:
-                            raise
-                        continue
-                    if e.errno == "EAGAIN":  # nothing queued within the timeout
-                        return
-                    raise
+                data = self._fetch_copy(timeout, raise_enobufs)
+                if data is None:  # nothing queued within the timeout
+                    return
+                if data is _RETRY:  # an ENOBUFS was reported (counted): look at the frame again
+                    continue
                 dv = memoryview(data)
                 mo = list(_split_offsets(dv, 0, len(dv)))
                 if left > 0:
