@@ -1,0 +1,163 @@
+"""The names the protocol is written in: state variables, frame statuses, and the helper
+formulas several sections share (the head increment, ``forward_ring``, overrun, claims, poll,
+``dump_space``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..abi import Status
+from ..expr import (
+    Expr,
+    and_,
+    cyclic_between,
+    eq,
+    exists,
+    forall,
+    implies,
+    ite,
+    ne,
+    not_,
+    or_,
+    var,
+)
+from ..system import Assign, Param, Store
+from .variants import LINUX_4_5, Variant
+
+UNUSED, RESERVED, VALID, COPY, SKIP = (int(s) for s in Status)
+TX_IDLE, TX_COPIED, TX_VALIDATED, TX_ACTED = 0, 1, 2, 3
+
+# --- names ---------------------------------------------------------------------------------------
+V = var
+rx_n, rx_cap, rx_head, rx_pending = V("rx_frame_nr"), V("rx_capacity"), V("rx_head"), V("rx_pending")
+rx_status, rx_owned, rx_held, rx_seq = V("rx_status"), V("rx_owned"), V("rx_held"), V("rx_seq")
+claims = V("claims")
+rq_len, congested, sk_err, no_enobufs, drops = V("rq_len"), V("congested"), V("sk_err"), V("no_enobufs"), V("drops")
+mapped = V("mapped")
+sent, in_ring, consumed, dropped, aborted, purged = (V(n) for n in (
+    "sent", "in_ring", "consumed", "dropped", "aborted", "purged"))
+unsignalled = V("unsignalled_drops")
+tx_n, tx_cap, tx_head, tx_pending = V("tx_frame_nr"), V("tx_capacity"), V("tx_head"), V("tx_pending")
+tx_status, tx_len, tx_data = V("tx_status"), V("tx_len"), V("tx_data")
+tx_phase, tx_cur, tx_private, tx_plen = V("tx_phase"), V("tx_cur"), V("tx_private"), V("tx_plen")
+tx_validated, tx_vlen = V("tx_validated"), V("tx_vlen")
+j, i, k, size, v, n, cap, ln, data, on = (V(x) for x in ("j", "i", "k", "size", "v", "n", "cap", "len", "data", "on"))
+
+rx_on = rx_n >= 1
+tx_on = tx_n >= 1
+
+
+def nxt(x: Expr, nr: Expr) -> Expr:
+    """``netlink_increment_head``: 0 after the last frame, else x + 1."""
+    return ite(eq(x, nr - 1), 0, x + 1)
+
+
+def fits_frame(size_: Expr | int) -> Expr:
+    """A message of ``size`` bytes can be built in an RX frame (section 6.1; ldiff folded into size)."""
+    from ..expr import _lift
+
+    return and_(rx_on, _lift(size_) <= rx_cap)
+
+
+def _forward_to(target: Expr, variant: Variant) -> Expr:
+    """``netlink_forward_ring`` stops at ``target``: every frame from the head up to it is SKIP
+    (section 2.3). Before 4.4 the loop was a no-op: the head stays where it is."""
+    if variant.skip_broken:
+        return eq(target, rx_head)
+    return forall(0, rx_n, lambda kk: implies(cyclic_between(kk, rx_head, target), eq(rx_status[kk], SKIP)), "f")
+
+
+def _overrun() -> tuple:
+    """``netlink_overrun`` (6.5): unless NO_ENOBUFS, set CONGESTED and, if it was clear, sk_err =
+    ENOBUFS; always count the drop. Also the ghost account of a dropped message."""
+    new_cong = ite(no_enobufs, congested, True)
+    new_err = ite(or_(no_enobufs, congested), sk_err, True)
+    return (Assign("congested", new_cong), Assign("sk_err", new_err), Assign("drops", drops + 1),
+            Assign("sent", sent + 1), Assign("dropped", dropped + 1),
+            Assign("unsignalled_drops", unsignalled + ite(or_(no_enobufs, new_cong, new_err), 0, 1)))
+
+
+def _rcv_wake(queue_after: Expr) -> Assign:
+    """``netlink_rcv_wake``: CONGESTED clears when the receive queue is empty."""
+    return Assign("congested", and_(congested, queue_after >= 1))
+
+
+def _take(idx: Expr) -> tuple:
+    """The user writes frame ``idx``'s status: a kernel message in it counts as taken
+    (consumed), unless the kernel still holds a claim on the frame."""
+    taken = and_(rx_held[idx], eq(rx_owned[idx], 0))
+    return (Store("rx_held", idx, and_(rx_held[idx], not_(eq(rx_owned[idx], 0)))),
+            Store("rx_seq", idx, ite(eq(rx_owned[idx], 0), 0, rx_seq[idx])),
+            Assign("consumed", consumed + ite(taken, 1, 0)),
+            Assign("in_ring", in_ring - ite(taken, 1, 0)))
+
+
+def _claim(idx: Expr, status: int, ring_message: bool) -> tuple:
+    """Kernel claims frame ``idx`` at its cursor: status, head past it, claim order; for a ring
+    message the kernel keeps it (owned) until publish. A message still held in the frame (the
+    user released a frame the kernel had claimed) is the user's loss: counted as consumed."""
+    old = ite(rx_held[idx], 1, 0)
+    ups: tuple = (Store("rx_status", idx, status), Assign("rx_head", nxt(idx, rx_n)),
+                  Assign("claims", claims + 1), Store("rx_seq", idx, claims + 1), Assign("sent", sent + 1))
+    if ring_message:
+        ups += (Store("rx_owned", idx, rx_owned[idx] + 1), Assign("rx_pending", rx_pending + 1),
+                Store("rx_held", idx, True), Assign("in_ring", in_ring + 1 - old),
+                Assign("consumed", consumed + old))
+    else:
+        ups += (Store("rx_held", idx, False), Assign("in_ring", in_ring - old), Assign("consumed", consumed + old),
+                Assign("rq_len", rq_len + 1))
+    return ups
+
+
+def choose_alloc(state: Any) -> dict[str, Any] | None:
+    """The frame ``netlink_forward_ring`` stops at (the kernel's deterministic choice for
+    ``alloc``/``alloc_full``): first non-SKIP frame from the head, or None if all are SKIP."""
+    nr, head = state["rx_frame_nr"], state["rx_head"]
+    st = state["rx_status"]
+    idx = head
+    for _ in range(nr):
+        if st[idx] != SKIP:
+            return {"j": idx}
+        idx = 0 if idx == nr - 1 else idx + 1
+    return None
+
+
+def poll_in(variant: Variant = LINUX_4_5) -> Expr:
+    """POLLIN (section 7): receive queue non-empty, or, with an RX ring, any VALID frame (4.4) /
+    the frame behind the head not UNUSED (before 4.4)."""
+    if variant.poll_head_minus_one:
+        behind = ite(eq(rx_head, 0), rx_n - 1, rx_head - 1)
+        ring = and_(rx_on, ne(rx_status[behind], UNUSED))
+    else:
+        ring = and_(rx_on, exists(0, rx_n, lambda kk: eq(rx_status[kk], VALID), "p"))
+    return or_(rq_len >= 1, ring)
+
+
+def poll_err() -> Expr:
+    """POLLERR: a pending socket error (ENOBUFS after an overrun)."""
+    return sk_err
+
+
+def dump_space() -> Expr:
+    """``netlink_dump_space`` (section 10): the head frame UNUSED and frame ``n`` UNUSED, where
+    ``n = head + frame_max div 2`` minus frame_max (not frame_nr) if past the end."""
+    from ..expr import Op
+
+    half = Op("div2", (rx_n - 1, rx_n - 1))
+    m = rx_head + half
+    m = ite(rx_n - 1 < m, m - (rx_n - 1), m)
+    return and_(rx_on, eq(rx_status[rx_head], UNUSED), eq(rx_status[m], UNUSED))
+
+
+
+OVERRUN_ACTIONS = ("alloc_full", "alloc_all_skip", "copy_full", "copy_congested_kernel")
+
+#: The RX frame an action works on, and a message's size in bytes (shared action parameters).
+FRAME = Param("j", 0, rx_n, doc="RX frame index")
+SIZE = Param("size", 0, None, doc="message bytes")
+
+
+def kernel_tx_read(variant: Variant) -> tuple[Expr, Expr]:
+    """What the kernel's TX walk reads after claiming a frame: its private copy (2015 on), or the
+    shared frame itself (3.10 zero-copy), as (message, length)."""
+    return (tx_data[tx_cur], tx_len[tx_cur]) if variant.tx_zero_copy else (tx_private, tx_plen)

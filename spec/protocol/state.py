@@ -1,0 +1,80 @@
+"""The state of one socket (section 2.1, 3, 6, 11) and its initial condition: rings,
+receive queue, error state, the TX walk, and the ghost bookkeeping the invariants need."""
+
+from __future__ import annotations
+
+from ..expr import and_, eq, not_
+from ..system import StateVar
+from .names import (
+    TX_IDLE,
+    aborted,
+    claims,
+    congested,
+    consumed,
+    dropped,
+    drops,
+    in_ring,
+    mapped,
+    no_enobufs,
+    purged,
+    rq_len,
+    rx_cap,
+    rx_head,
+    rx_n,
+    rx_pending,
+    sent,
+    sk_err,
+    tx_cap,
+    tx_cur,
+    tx_head,
+    tx_n,
+    tx_pending,
+    tx_phase,
+    unsignalled,
+)
+
+SOCKET_STATE: tuple[StateVar, ...] = (
+        StateVar("rx_frame_nr", "int", "RX frames (0: no RX ring)"),
+    StateVar("rx_capacity", "int", "RX frame payload bytes: frame_size - 24"),
+    StateVar("rx_status", "int_array", "nm_status of each RX frame (any u32 the user writes)"),
+    StateVar("rx_head", "int", "kernel RX cursor (frame index)"),
+    StateVar("rx_pending", "int", "in-flight ring skbs pointing into RX frames"),
+    StateVar("rx_owned", "int_array", "claims the kernel holds on each RX frame (RESERVED by alloc)", True),
+    StateVar("rx_held", "bool_array", "frame holds a kernel message the user has not taken", True),
+    StateVar("rx_seq", "int_array", "claim number of the frame's message (0: none)", True),
+    StateVar("claims", "int", "frames claimed so far (ring and COPY path)", True),
+    StateVar("rq_len", "int", "messages in the socket receive queue"),
+    StateVar("congested", "bool", "NETLINK_S_CONGESTED"),
+    StateVar("sk_err", "bool", "sk_err = ENOBUFS pending"),
+    StateVar("no_enobufs", "bool", "NETLINK_NO_ENOBUFS set"),
+    StateVar("drops", "int", "sk_drops"),
+    StateVar("mapped", "int", "live VMAs of the socket (both rings)"),
+    StateVar("sent", "int", "messages the kernel sent to this socket", True),
+    StateVar("in_ring", "int", "kernel messages sitting in RX frames", True),
+    StateVar("consumed", "int", "messages the user took (recvmsg, or wrote the frame's status)", True),
+    StateVar("dropped", "int", "messages lost to a full ring or congestion", True),
+    StateVar("aborted", "int", "ring messages freed undelivered (empty VALID frame)", True),
+    StateVar("purged", "int", "queued messages discarded by ring setup or close", True),
+    StateVar("unsignalled_drops", "int", "drops with neither ENOBUFS raised nor NO_ENOBUFS", True),
+    StateVar("tx_frame_nr", "int", "TX frames (0: no TX ring)"),
+    StateVar("tx_capacity", "int", "TX frame payload bytes: frame_size - 24"),
+    StateVar("tx_status", "int_array", "nm_status of each TX frame"),
+    StateVar("tx_len", "int_array", "nm_len of each TX frame as the user wrote it"),
+    StateVar("tx_data", "int_array", "contents of each TX frame's payload area"),
+    StateVar("tx_head", "int", "kernel TX cursor"),
+    StateVar("tx_pending", "int", "zero-copy TX skbs in flight (0 after 2015)"),
+    StateVar("tx_phase", "int", "kernel TX walk: 0 idle, 1 copied/claimed, 2 validated, 3 acted", True),
+    StateVar("tx_cur", "int", "TX frame the walk is on", True),
+    StateVar("tx_private", "int", "the kernel's private copy of the message", True),
+    StateVar("tx_plen", "int", "nm_len as the walk read it (once)", True),
+    StateVar("tx_validated", "int", "the bytes the kernel validated", True),
+    StateVar("tx_vlen", "int", "the length the kernel validated", True),
+)
+
+#: Linux at socket creation: no ring, nothing queued, no error; all counters zero.
+SOCKET_INIT = and_(
+    eq(rx_n, 0), eq(tx_n, 0), eq(rx_head, 0), eq(tx_head, 0), eq(rx_pending, 0), eq(tx_pending, 0),
+    eq(claims, 0), eq(rq_len, 0), not_(congested), not_(sk_err), not_(no_enobufs), eq(drops, 0),
+    eq(mapped, 0), eq(sent, 0), eq(in_ring, 0), eq(consumed, 0), eq(dropped, 0), eq(aborted, 0),
+    eq(purged, 0), eq(unsignalled, 0), eq(tx_phase, TX_IDLE), eq(tx_cur, 0), rx_cap >= 0, tx_cap >= 0,
+)
