@@ -67,11 +67,17 @@ def _forward_to(target: Expr, variant: Variant) -> Expr:
     return forall(0, rx_n, lambda kk: implies(cyclic_between(kk, rx_head, target), eq(rx_status[kk], SKIP)), "f")
 
 
+#: ``netlink_overrun`` (6.5), the rule itself: unless NO_ENOBUFS, CONGESTED is set and, if it was
+#: clear, sk_err = ENOBUFS (the drop is always counted). Evaluated by every kernel side through
+#: :func:`nlmmap.spec.family.overrun_effect`.
+OVERRUN_CONGESTED = ite(no_enobufs, congested, True)
+OVERRUN_SK_ERR = ite(or_(no_enobufs, congested), sk_err, True)
+
+
 def _overrun() -> tuple:
     """``netlink_overrun`` (6.5): unless NO_ENOBUFS, set CONGESTED and, if it was clear, sk_err =
     ENOBUFS; always count the drop. Also the ghost account of a dropped message."""
-    new_cong = ite(no_enobufs, congested, True)
-    new_err = ite(or_(no_enobufs, congested), sk_err, True)
+    new_cong, new_err = OVERRUN_CONGESTED, OVERRUN_SK_ERR
     return (Assign("congested", new_cong), Assign("sk_err", new_err), Assign("drops", drops + 1),
             Assign("sent", sent + 1), Assign("dropped", dropped + 1),
             Assign("unsignalled_drops", unsignalled + ite(or_(no_enobufs, new_cong, new_err), 0, 1)))
