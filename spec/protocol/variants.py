@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 VARIANT_SWITCHES = ("tx_zero_copy", "skip_broken", "poll_head_minus_one", "dump_offset_bug",
@@ -53,12 +54,16 @@ class Variant:
 LINUX_4_5 = Variant()
 
 
-#: The property each history switch is known to break (the historical flaws, kept visible).
+def _manifest() -> dict:
+    from importlib.resources import files
+
+    return json.loads(files("nlmmap.spec").joinpath("expected.json").read_text())
+
+
+#: The property each history switch is known to break (the historical flaws, kept visible), read
+#: from the expected-results manifest ``nlmmap/spec/expected.json``.
 EXPECTED_VIOLATIONS: dict[str, tuple[str, ...]] = {
-    "tx_zero_copy": ("TxActsOnValidated", "HeaderWithinFrame"),
-    "skip_broken": ("FullMeansFull",),
-    "queue_alloc_outside_lock": ("BatchVerdictSound",),
-}
+    name: tuple(entry["breaks"]) for name, entry in _manifest()["history_switches"].items() if entry["breaks"]}
 
 
 def expected_violations(variant: Variant) -> frozenset[str]:
