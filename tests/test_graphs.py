@@ -10,7 +10,8 @@ from dataclasses import replace
 import networkx as nx
 import pytest
 
-from nlmmap.spec import graphs
+from nlmmap.spec import explore as explore_mod
+from nlmmap.spec import graphs, scope
 from nlmmap.spec.graphs import ABSENT, OTHER, explore, frame_status_edges, frame_status_machine
 from nlmmap.spec.protocol import Variant, queue_system, socket_system
 from nlmmap.spec.system import Store, System
@@ -21,9 +22,10 @@ def machine() -> nx.MultiDiGraph:
     return frame_status_machine(socket_system())
 
 
-def test_doctests_run():
-    res = doctest.testmod(graphs, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert res.attempted >= 3 and res.failed == 0
+@pytest.mark.parametrize("module", [graphs, explore_mod, scope], ids=lambda m: m.__name__)
+def test_doctests_run(module):
+    res = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert res.attempted >= 1 and res.failed == 0
 
 
 def test_reachability_not_guards_decides_well_behaved_edges(machine):
