@@ -52,7 +52,7 @@ def format_execution(ex: Execution) -> str:
         cells = [(c[i] if i < len(c) else "").ljust(w) for c, w in zip(cols, widths, strict=True)]
         lines.append(("  " + " | ".join(cells)).rstrip())
     lines.append("  rf: " + _edge_text(ex, ex.rf, "rf"))
-    lines.append("  co: " + _edge_text(ex, ex.co, "co"))
+    lines.append("  co: " + _edge_text(ex, ex.co, "co") + "  (initial writes first)")
     lines.append("  fr: " + _edge_text(ex, ex.fr, "fr"))
     if ex.ctrl:
         lines.append("  ctrl: " + ", ".join(f"{a} -> {b}" for a, b in ex.ctrl))

@@ -546,10 +546,11 @@ def _execution(x: Exec, m: z3.ModelRef, model: MemoryModel) -> Execution:
     edges += [(w, "rf", r) for w, r in rf] + [(a, "co", b) for a, b in co_all] + [(r, "fr", w) for r, w in fr_all]
     cycle = _shortest_cycle(edges, x.n)
     used = {(i, rel, j) for i, rel, j in cycle}
-    # shown: the order per location without its transitive pairs, fr to the next write only, and
-    # whatever the cycle uses
+    # shown: the order per location without its transitive pairs and without the initial writes
+    # (always first), fr to the next write only, and whatever the cycle uses
     co = [(a, b) for a, b in co_all
-          if (a, "co", b) in used or not any((a, c) in co_all and (c, b) in co_all for c in x.writes)]
+          if (a, "co", b) in used or (not ev[a].is_init
+                                      and not any((a, c) in co_all and (c, b) in co_all for c in x.writes))]
     fr = [(r, w) for r, w in fr_all
           if (r, "fr", w) in used or not any((r, c) in fr_all and (c, w) in co_all for c in x.writes)]
     ordered: set[tuple[int, int]] = set()

@@ -54,8 +54,8 @@ from .litmus import CALIBRATION, TARGETS, Op, SourceProgram, branch, compile_pro
 from .memory_model import MODELS, Execution, check
 from .prove import DEFAULT_SEED, DEFAULT_TIMEOUT_MS, Verdict
 
-__all__ = ["Side", "Configuration", "CONFIGURATIONS", "OrderingResult", "OrderingReport", "prove_ordering",
-           "calibrate", "expected_results", "configuration", "HEADLINE_COUNTEREXAMPLES"]
+__all__ = ["Side", "Configuration", "CONFIGURATIONS", "ATOMICS_MAPPING", "OrderingResult", "OrderingReport",
+           "prove_ordering", "calibrate", "expected_results", "configuration", "HEADLINE_COUNTEREXAMPLES"]
 
 UNUSED, RESERVED, VALID = int(Status.UNUSED), int(Status.RESERVED), int(Status.VALID)
 OLD, NEW = 0, 1  # payload before / after the handover
@@ -83,6 +83,7 @@ class Side:
     name: str
     ops: tuple[Op, ...]
     where: str
+    cites: tuple[tuple[str, str], ...] = ()  # (file, exact code) the ops stand for; tests check they exist
 
 
 @dataclass(frozen=True)
@@ -277,6 +278,62 @@ def _waker(flag: str, status_loc: str, value: int, name: str, who: str) -> Side:
     return Side(who, name, ops, where)
 
 
+# --- where the implementation's operations are (checked by the tests, so a change there shows) ----
+_K, _C, _A = "impl/kernel.py", "impl/client.py", "impl/atomics.py"
+_CITES: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
+    ("rx_producer", "impl"): ((_K, "self.at.store_sc(o, VALID)"),),
+    ("rx_producer", "impl-run"): ((_K, "drain(map(st, claimed[:k - 1], repeat(VALID, k - 1), repeat(rel, k - 1)))"),
+                                  (_K, "st(claimed[k - 1], VALID, at.SEQ_CST)")),
+    ("rx_consumer", "user-acquire"): ((_C, "return self.at.load_acquire(self.frame_offset(ring, index))"),
+                                      (_C, "sts = list(map(at.load32, cand, repeat(at.ACQUIRE, m)))")),
+    ("tx_producer", "impl"): ((_C, "self.at.store_sc(off, status)"),),
+    ("tx_consumer", "impl"): ((_K, "if self.at.load_acquire(o) != VALID:"),),
+    ("rx_reuse_consumer", "impl"): ((_C, "self.at.store_sc(self._rx_offs[index], UNUSED)"),),
+    ("rx_reuse_consumer", "impl-run"): (
+        (_C, "_drain(map(st, done[:k - 1], repeat(UNUSED, k - 1), repeat(at.RELEASE, k - 1)))"),
+        (_C, "st(done[k - 1], UNUSED, at.SEQ_CST)")),
+    ("rx_reuse_producer", "impl-alloc"): ((_K, "return self.at.load_acquire(ring.offs[j])"),
+                                          (_K, "self.at.store_release(r.offs[j], RESERVED)")),
+    ("rx_reuse_producer", "impl-stream"): ((_K, "sts = list(map(ld, ahead, repeat(acq, nmax)))"),),
+    ("tx_reuse_consumer", "impl"): ((_K, "self.at.store_sc(o, UNUSED)"),),
+    ("tx_reuse_producer", "impl-send"): ((_C, "if at.load_acquire(off) != UNUSED:"),),
+    ("rx_wakeup_sleeper", "impl"): ((_C, "ctl.store_sc(wire.CTL_RX_WAIT, 1)"),
+                                    (_C, "self._sleep_until(lambda: ld(off, acq) in (VALID, COPY), deadline)")),
+    ("rx_wakeup_waker", "impl"): ((_K, "self.at.store_sc(o, VALID)"),
+                                  (_K, "self.ctl.load_sc(wire.CTL_RX_WAIT) and self.ctl.exchange(")),
+    ("rx_wakeup_waker", "impl-run"): ((_K, "st(claimed[k - 1], VALID, at.SEQ_CST)"),
+                                      (_K, "self.wake_user()")),
+    ("rx_space_wakeup_sleeper", "impl"): ((_K, "self.ctl.store_sc(wire.CTL_K_WAIT, 1)"),
+                                          (_K, "if (r is not None and self.status(r, r.head) == UNUSED) if copy else "
+                                               "self.has_space():")),
+    ("rx_space_wakeup_waker", "impl"): ((_C, "self.at.store_sc(self._rx_offs[index], UNUSED)"),
+                                        (_C, "if ctl.load_sc(wire.CTL_K_WAIT) and ctl.exchange(wire.CTL_K_WAIT, 0):")),
+    ("rx_space_wakeup_waker", "impl-run"): ((_C, "st(done[k - 1], UNUSED, at.SEQ_CST)"),
+                                            (_C, "ctl.load_sc(wire.CTL_K_WAIT) and ctl.exchange(wire.CTL_K_WAIT, 0)")),
+}
+
+#: The implementation's atomic operations (``impl/atomics.py``) and the source operation of the
+#: proofs each one is: (backend, operation, (api, kind, order), the code that defines it).
+ATOMICS_MAPPING: tuple[tuple[str, str, tuple[str, str, str], str], ...] = (
+    ("atomicshm", "load_acquire / load32(.., ACQUIRE)", ("c11", "load", "acquire"),
+     "self.load_acquire = lambda off: ld(off, acq)"),
+    ("atomicshm", "store_release / store32(.., RELEASE)", ("c11", "store", "release"),
+     "self.store_release = lambda off, value: st(off, value, rel)"),
+    ("atomicshm", "load_sc", ("c11", "load", "seq_cst"), "self.load_sc = lambda off: ld(off, sc)"),
+    ("atomicshm", "store_sc / store32(.., SEQ_CST)", ("c11", "store", "seq_cst"),
+     "self.store_sc = lambda off, value: st(off, value, sc)"),
+    ("tso", "load_acquire", ("tso", "load", "acquire"), "self.load_acquire = lambda off: u32[off >> 2]"),
+    ("tso", "store_release", ("tso", "store", "release"),
+     "self.store_release = lambda off, value: u32.__setitem__(off >> 2, value)"),
+    ("tso", "load_sc", ("tso", "load", "seq_cst"), "def load_sc(off: int) -> int:\n            fence()"),
+    ("tso", "store_sc", ("tso", "store", "seq_cst"), "u32[off >> 2] = value\n            fence()"),
+)
+
+
+def _cite(role: str, side: Side) -> Side:
+    return replace(side, cites=_CITES.get((role, side.name), ()))
+
+
 # --- the configurations ---------------------------------------------------------------------------
 _ALL = ("x86-64", "aarch64", "aarch64-rcpc")
 _HW = ("x86-64", "aarch64")
@@ -289,17 +346,21 @@ _WAKE = "a sleeper that misses the frame is always kicked"
 
 
 def _rx(p: str, c: str, targets: tuple[str, ...]) -> Configuration:
-    return Configuration("rx_publish", (_rx_producer(p), _rx_consumer(c)), targets, _SEES_DATA, _STALE,
+    return Configuration("rx_publish", (_cite("rx_producer", _rx_producer(p)), _cite("rx_consumer", _rx_consumer(c))),
+                         targets, _SEES_DATA, _STALE,
                          (("nm_status", RESERVED),))
 
 
 def _tx(p: str, c: str, targets: tuple[str, ...]) -> Configuration:
-    return Configuration("tx_handover", (_tx_producer(p), _tx_consumer(c)), targets, _SEES_DATA, _STALE,
+    return Configuration("tx_handover", (_cite("tx_producer", _tx_producer(p)), _cite("tx_consumer", _tx_consumer(c))),
+                         targets, _SEES_DATA, _STALE,
                          (("nm_status", UNUSED),))
 
 
 def _reuse(direction: str, c: str, p: str, targets: tuple[str, ...]) -> Configuration:
-    return Configuration(f"{direction}_reuse", (_reuse_consumer(direction, c), _reuse_producer(direction, p)),
+    sides = (_cite(f"{direction}_reuse_consumer", _reuse_consumer(direction, c)),
+             _cite(f"{direction}_reuse_producer", _reuse_producer(direction, p)))
+    return Configuration(f"{direction}_reuse", sides,
                          targets, _REUSE, ((("r_data", MSG2), ("r_status", UNUSED)),),
                          (("nm_status", VALID), ("payload", MSG1)), dict(_REUSE_VALUES))
 
@@ -314,6 +375,7 @@ def _wake(program: str, s: str, w: str, targets: tuple[str, ...]) -> Configurati
         before = VALID
         exists = (("r_status", VALID), ("r_flag", 0))
     init = (("nm_status", before),) + ((("next_status", before),) if w == "impl-run" else ())
+    sides = (_cite(f"{program}_sleeper", sides[0]), _cite(f"{program}_waker", sides[1]))
     return Configuration(program, sides, targets, _WAKE, (exists,), init,
                          {**VALUES, "rx_wait": {0: "0", 1: "1"}, "k_wait": {0: "0", 1: "1"}})
 
