@@ -296,6 +296,16 @@ def test_verdicts_unknown_is_never_ok():
     assert rep.exit_code == 1 and "FAILED (counterexample, expected proved)" in bad.line()
 
 
+def test_docs_generated_blocks_are_current(report):
+    from nlmmap.spec.ordering_doc import doc_blocks, update_doc
+
+    doc = (ROOT / "docs/ordering.md").read_text()
+    blocks = doc_blocks(report)
+    assert update_doc(doc, blocks) == doc, "run: python -m nlmmap.spec.ordering_doc docs/ordering.md"
+    for name, target in HEADLINE_COUNTEREXAMPLES:
+        assert f"<!-- BEGIN ordering:graph:{name}@{target} -->" in doc
+
+
 # --- the implementation's code --------------------------------------------------------------------
 def test_the_implementation_code_the_proofs_cite_exists():
     cited = 0
