@@ -48,7 +48,6 @@ from typing import Any
 
 import z3
 
-from .prove import Verdict
 from .z3enc import make_solver
 
 __all__ = ["Event", "Program", "Term", "Axiom", "MemoryModel", "SC", "X86_TSO", "ARMV8", "MODELS",
@@ -483,7 +482,8 @@ def check(prog: Program, model: MemoryModel, *, timeout_ms: int = 5000, seed: in
           explain: bool = True) -> CheckResult:
     """Is ``prog``'s final condition reachable by an execution consistent with ``model``?
 
-    One fresh solver (:func:`nlmmap.spec.z3enc.make_solver`, fixed seed, its own timeout). With
+    One fresh solver (:func:`nlmmap.spec.z3enc.make_solver`, fixed seed, its own timeout); ``ms``
+    covers the whole check, the explanation included. With
     ``explain``, a reachable condition comes with a minimal execution (:class:`Execution`): the
     first satisfiable disjunct of the condition (fewest atoms first) and, for every read the
     condition does not mention, a write of some thread rather than the initial value where the
@@ -500,11 +500,10 @@ def check(prog: Program, model: MemoryModel, *, timeout_ms: int = 5000, seed: in
         return CheckResult(False, (time.perf_counter() - t0) * 1e3)
     if res == z3.unknown:
         return CheckResult(None, (time.perf_counter() - t0) * 1e3, s.reason_unknown())
-    ms = (time.perf_counter() - t0) * 1e3
     if not explain:
-        return CheckResult(True, ms)
-    m = _minimal_model(s, x, prog)
-    return CheckResult(True, ms, "", _execution(x, m, model))
+        return CheckResult(True, (time.perf_counter() - t0) * 1e3)
+    ex = _execution(x, _minimal_model(s, x, prog), model)
+    return CheckResult(True, (time.perf_counter() - t0) * 1e3, "", ex)
 
 
 def _minimal_model(s: z3.Solver, x: Exec, prog: Program) -> z3.ModelRef:
@@ -633,10 +632,3 @@ def _closure(pairs: set[tuple[int, int]], n: int) -> set[tuple[int, int]]:
                     if (k, j) in reach:
                         reach.add((i, j))
     return reach
-
-
-def verdict_of(res: CheckResult, *, expect_allowed: bool) -> Verdict:
-    """``OK`` when the result matches the expectation, ``UNKNOWN`` when unknown, else ``FAILED``."""
-    if res.allowed is None:
-        return Verdict.UNKNOWN
-    return Verdict.OK if res.allowed == expect_allowed else Verdict.FAILED

@@ -21,6 +21,11 @@ graph, :mod:`nlmmap.spec.execgraph`). The programs, named after what happens:
   its wait flag then re-checks the frame; the waker stores the status then loads the flag. Forbidden:
   both miss (the sleeper sleeps, nobody kicks: a lost wake-up; store buffering, SB).
 
+Three properties, named after what they protect (:data:`PROPERTIES`): ``ConsumerSeesPublishedData``
+(the two handovers), ``ReleaseCompletesReads`` (reuse), ``NoLostWakeup`` (the handshakes). One line
+per check, e.g. ``[ordering] ConsumerSeesPublishedData: rx_publish/kernel-3.10+user-acquire on
+aarch64 ... counterexample, as expected (4.3 ms)``.
+
 Each configuration (:data:`CONFIGURATIONS`) is one choice of operations for each side: the kernel's
 (Linux 4.4's ``netlink_set_status`` = ``smp_mb(); store``; 3.10's ``store; smp_wmb()``;
 ``netlink_get_status`` = ``smp_rmb(); load``), the implementation's (``atomicshm`` C11 acquire loads,
@@ -55,7 +60,7 @@ from .memory_model import MODELS, Execution, check
 from .prove import DEFAULT_SEED, DEFAULT_TIMEOUT_MS, Verdict
 
 __all__ = ["Side", "Configuration", "CONFIGURATIONS", "ATOMICS_MAPPING", "OrderingResult", "OrderingReport",
-           "prove_ordering", "calibrate", "expected_results", "configuration", "HEADLINE_COUNTEREXAMPLES"]
+           "prove_ordering", "calibrate", "expected_results", "configuration", "HEADLINE_COUNTEREXAMPLES", "PROPERTIES"]
 
 UNUSED, RESERVED, VALID = int(Status.UNUSED), int(Status.RESERVED), int(Status.VALID)
 OLD, NEW = 0, 1  # payload before / after the handover
@@ -93,7 +98,7 @@ class Configuration:
     program: str
     sides: tuple[Side, Side]
     targets: tuple[str, ...]
-    claim: str
+    property: str
     exists: tuple[tuple[tuple[str, int], ...], ...]
     init: tuple[tuple[str, int], ...]
     values: dict[str, dict[int, str]] = field(default_factory=lambda: dict(VALUES))
@@ -104,7 +109,7 @@ class Configuration:
 
     def source(self) -> SourceProgram:
         return SourceProgram(self.id, (self.sides[0].ops, self.sides[1].ops), self.exists, self.init,
-                             (self.sides[0].who, self.sides[1].who), self.values, self.claim)
+                             (self.sides[0].who, self.sides[1].who), self.values, PROPERTIES[self.property])
 
 
 # --- the sides ------------------------------------------------------------------------------------
@@ -339,10 +344,14 @@ _ALL = ("x86-64", "aarch64", "aarch64-rcpc")
 _HW = ("x86-64", "aarch64")
 _X86 = ("x86-64",)
 
-_SEES_DATA = "a consumer that sees VALID reads the header and payload the producer wrote"
+#: The properties, named after what they protect, and what each says.
+PROPERTIES: dict[str, str] = {
+    "ConsumerSeesPublishedData": "a consumer that sees VALID reads the header and payload the producer wrote",
+    "ReleaseCompletesReads": "the consumer's reads of a frame it released never return the next message",
+    "NoLostWakeup": "a sleeper that misses the frame is always kicked",
+}
+_SEES_DATA, _REUSE, _WAKE = "ConsumerSeesPublishedData", "ReleaseCompletesReads", "NoLostWakeup"
 _STALE = ((("r_status", VALID), ("r_len", 0)), (("r_status", VALID), ("r_data", OLD)))
-_REUSE = "the consumer's reads of a released frame never return the next message"
-_WAKE = "a sleeper that misses the frame is always kicked"
 
 
 def _rx(p: str, c: str, targets: tuple[str, ...]) -> Configuration:
@@ -442,7 +451,7 @@ class OrderingResult:
     name: str
     target: str
     model: str
-    claim: str
+    property: str
     outcome: str
     expected: str
     verdict: Verdict
@@ -452,12 +461,12 @@ class OrderingResult:
     condition: str = ""
 
     def line(self) -> str:
-        """E.g. ``[ordering] rx_publish/kernel-3.10+user-acquire on aarch64: ... counterexample, as
-        expected (1.2 ms)``."""
+        """E.g. ``[ordering] ConsumerSeesPublishedData: rx_publish/kernel-3.10+user-acquire on aarch64
+        ... counterexample, as expected (1.2 ms)``."""
         if self.kind == "calibration":
             head = f"[ordering] calibration {self.name} under {self.model}: {self.expected}"
         else:
-            head = f"[ordering] {self.name} on {self.target}: {self.claim}"
+            head = f"[ordering] {self.property}: {self.name} on {self.target}"
         if self.verdict is Verdict.UNKNOWN:
             tail = f"unknown ({self.ms:.1f} ms) [{self.reason}]"
         elif self.verdict is Verdict.FAILED:
@@ -469,7 +478,8 @@ class OrderingResult:
         return f"{head} ... {tail}"
 
     def as_dict(self) -> dict[str, Any]:
-        d = {"kind": self.kind, "name": self.name, "target": self.target, "model": self.model, "claim": self.claim,
+        d = {"kind": self.kind, "name": self.name, "target": self.target, "model": self.model,
+             "property": self.property, "claim": PROPERTIES.get(self.property, ""),
              "outcome": self.outcome, "expected": self.expected, "verdict": self.verdict.text,
              "ms": round(self.ms, 2), "reason": self.reason, "condition": self.condition}
         if self.execution is not None:
@@ -564,7 +574,7 @@ def prove_ordering(*, timeout_ms: int = DEFAULT_TIMEOUT_MS, seed: int = DEFAULT_
             ex = replace(res.execution, model=f"{model.name} ({target})") if res.execution is not None else None
             outcome = _tag(res.allowed, "counterexample", "proved")
             want = manifest.get(cfg.id, {}).get(target, "missing from ordering_expected.json")
-            r = OrderingResult("handoff", cfg.id, target, model.name, cfg.claim, outcome, want,
+            r = OrderingResult("handoff", cfg.id, target, model.name, cfg.property, outcome, want,
                                _verdict(outcome, want), res.ms, res.reason, ex, prog.condition_text())
             rep.results.append(r)
             if on_result:

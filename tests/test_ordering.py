@@ -287,7 +287,8 @@ def test_lines_json_and_graphs(report):
 
 
 def test_verdicts_unknown_is_never_ok():
-    base = dict(kind="handoff", name="x", target="aarch64", model="ARMv8", claim="c", expected="proved", ms=1.0)
+    base = dict(kind="handoff", name="x", target="aarch64", model="ARMv8", property="NoLostWakeup",
+                expected="proved", ms=1.0)
     unk = OrderingResult(outcome="unknown", verdict=Verdict.UNKNOWN, reason="timeout", **base)
     rep = OrderingReport(results=[unk])
     assert rep.exit_code == 3 and "unknown" in unk.line() and "ok" not in unk.line().split("...")[1]
