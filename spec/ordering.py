@@ -24,7 +24,7 @@ graph, :mod:`nlmmap.spec.execgraph`). The programs, named after what happens:
 Three properties, named after what they protect (:data:`PROPERTIES`): ``ConsumerSeesPublishedData``
 (the two handovers), ``ReleaseCompletesReads`` (reuse), ``NoLostWakeup`` (the handshakes). One line
 per check, e.g. ``[ordering] ConsumerSeesPublishedData: rx_publish/kernel-3.10+user-acquire on
-aarch64 ... counterexample, as expected (4.3 ms)``.
+aarch64 ... counterexample, as expected (N ms)``.
 
 Each configuration (:data:`CONFIGURATIONS`) is one choice of operations for each side: the kernel's
 (Linux 4.4's ``netlink_set_status`` = ``smp_mb(); store``; 3.10's ``store; smp_wmb()``;
