@@ -16,11 +16,10 @@ from typing import Any
 import networkx as nx
 
 from .explore import explore, initial_states, plain_state, select_actions
-from .expr import Expr, Select, Var, evaluate, free_vars, render
+from .expr import evaluate
 from .scope import (
     Analysis,
     ExploreError,
-    _walk,
     analyse,
     param_domain_rules,
     relevant_vars,
@@ -28,12 +27,12 @@ from .scope import (
     status_arrays,
     status_names,
 )
-from .system import Action, Store, System
+from .system import System
 
 __all__ = [
     "OTHER", "ABSENT", "ExploreError", "explore", "initial_states", "plain_state", "analyse", "relevant_vars",
     "ring_size_vars", "status_arrays", "status_names", "param_domain_rules", "frame_status_machine",
-    "frame_status_edges",
+    "frame_status_edges", "frame_changes",
 ]
 
 #: Node name of "any other u32": a status word holding none of the named statuses.
@@ -50,47 +49,49 @@ def _status_of(an: Analysis, names: Mapping[int, str], st: Mapping[str, Any], ar
     return names.get(st[array][f], OTHER)
 
 
-def _designated(system: System, a: Action, array: str) -> list[Expr]:
-    """The frames of ``array`` that ``a`` is taken on: the indices it stores at, and those its
-    guard reads outside any quantifier (``j`` for ``alloc_full``, ``rx_head`` for ``copy_full``)."""
-    out: dict[str, Expr] = {}
-    for u in a.updates:
-        if isinstance(u, Store) and u.array == array:
-            out.setdefault(render(u.index), u.index)
-    names = {v.name for v in system.state + system.constants} | {p.name for p in a.params}
-    for x in _walk(a.guard):
-        if isinstance(x, Select) and isinstance(x.array, Var) and x.array.name == array \
-                and free_vars(x.index) <= names:
-            out.setdefault(render(x.index), x.index)
-    return [out[k] for k in sorted(out)]
+Edge = tuple[str, str, str, str]
 
 
-def _frame_changes(an: Analysis, G: nx.MultiDiGraph, names: Mapping[int, str],
-                   loops: bool) -> set[tuple[str, str, str, str]]:
+def frame_changes(system: System | Analysis, before: Mapping[str, Any], after: Mapping[str, Any], action: str,
+                  params: Mapping[str, Any] | None = None, *, loops: bool = False) -> frozenset[Edge]:
+    """The per-frame edges one step makes: ``(ring, status before, status after, action)`` for
+    every frame whose status changes from ``before`` to ``after`` (states as mappings from
+    variable names to values; arrays indexable by frame). With ``loops``, also the frame the
+    action is taken on when its status stays (see :func:`frame_status_machine`). This is the one
+    rule by which both the machine and an observer (the conformance suite) count edges; pass
+    :func:`analyse`'s result instead of the system to reuse it across many steps.
+
+    >>> from nlmmap.spec.protocol import socket_system
+    >>> frame_changes(socket_system(), {"rx_frame_nr": 1, "rx_status": [0], "tx_frame_nr": 0, "tx_status": []},
+    ...               {"rx_frame_nr": 1, "rx_status": [1], "tx_frame_nr": 0, "tx_status": []}, "alloc")
+    frozenset({('rx', 'UNUSED', 'RESERVED', 'alloc')})
+    """
+    an = system if isinstance(system, Analysis) else analyse(system)
+    names = an.names
     out: set[tuple[str, str, str, str]] = set()
-    by_name = {a.name: a for a in an.system.actions}
-    designated: dict[tuple[str, str], list[Expr]] = {}
+    for array, ring in an.statuses.items():
+        n = an.indexed_by.get(array)
+        width = max(before[n], after[n]) if n is not None else len(before[array])
+        for f in range(width):
+            b, c = _status_of(an, names, before, array, f), _status_of(an, names, after, array, f)
+            if b != c:
+                out.add((ring, b, c, action))
+        if not loops:
+            continue
+        p = dict(params or {})
+        for idx in an.designated[(action, array)]:
+            f = evaluate(idx, lambda name, p=p: p[name] if name in p else before[name])
+            if 0 <= f < width:
+                b, c = _status_of(an, names, before, array, f), _status_of(an, names, after, array, f)
+                if b == c:
+                    out.add((ring, b, c, action))
+    return frozenset(out)
+
+
+def _frame_changes(an: Analysis, G: nx.MultiDiGraph, loops: bool) -> set[tuple[str, str, str, str]]:
+    out: set[tuple[str, str, str, str]] = set()
     for u, v, d in G.edges(data=True):
-        su, sv = G.nodes[u]["state"], G.nodes[v]["state"]
-        for array, ring in an.statuses.items():
-            n = an.indexed_by.get(array)
-            width = max(su[n], sv[n]) if n is not None else len(su[array])
-            for f in range(width):
-                before, after = _status_of(an, names, su, array, f), _status_of(an, names, sv, array, f)
-                if before != after:
-                    out.add((ring, before, after, d["action"]))
-            if not loops:
-                continue
-            key = (d["action"], array)
-            if key not in designated:
-                designated[key] = _designated(an.system, by_name[d["action"]], array)
-            params = d["params"]
-            for idx in designated[key]:
-                f = evaluate(idx, lambda name, params=params, su=su: params[name] if name in params else su[name])
-                if 0 <= f < width:
-                    before, after = _status_of(an, names, su, array, f), _status_of(an, names, sv, array, f)
-                    if before == after:
-                        out.add((ring, before, after, d["action"]))
+        out |= frame_changes(an, G.nodes[u]["state"], G.nodes[v]["state"], d["action"], d["params"], loops=loops)
     return out
 
 
@@ -165,7 +166,7 @@ def frame_status_machine(system: System, *, actions: Iterable[str] | None = None
                 continue
             G = explore(system, sizes=scope, actions=acts, focus=[array])
             M.graph["states"][f"{ring}/{label}"] = G.number_of_nodes()
-            found[label] = {e for e in _frame_changes(an, G, names, loops) if e[0] == ring}
+            found[label] = {e for e in _frame_changes(an, G, loops) if e[0] == ring}
         for r, before, after, act in sorted(found["any"]):
             a = by_name[act]
             user = "well-behaved" if (r, before, after, act) in found["well-behaved"] else "any"

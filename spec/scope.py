@@ -255,6 +255,8 @@ class Analysis:
     sorts: Mapping[str, str]
     status_values: tuple[int, ...]
     other_value: int
+    names: Mapping[int, str]
+    designated: Mapping[tuple[str, str], tuple[Expr, ...]]
 
 
 def analyse(system: System, focus: Iterable[str] | None = None) -> Analysis:
@@ -264,12 +266,29 @@ def analyse(system: System, focus: Iterable[str] | None = None) -> Analysis:
     rel = set(relevant)
     sizes = ring_size_vars(system)
     statuses = status_arrays(system)
-    named = tuple(sorted(status_names(system)))
+    names = status_names(system)
+    named = tuple(sorted(names))
     other = next(x for x in itertools.count(max(named, default=-1) + 1) if x not in named)
     rules = {(a.name, p.name): _rule(system, a, p, rel, set(sizes), set(statuses)) for a in system.actions
              for p in a.params}
+    designated = {(a.name, arr): _designated(system, a, arr) for a in system.actions for arr in statuses}
     return Analysis(system, relevant, sizes, _indexed_by(system), statuses, _counters(system, rel), rules,
-                    {v.name: v.sort for v in system.state + system.constants}, named, other)
+                    {v.name: v.sort for v in system.state + system.constants}, named, other, names, designated)
+
+
+def _designated(system: System, a: Action, array: str) -> tuple[Expr, ...]:
+    """The frames of ``array`` that ``a`` is taken on: the indices it stores at, and those its
+    guard reads outside any quantifier (``j`` for ``alloc_full``, ``rx_head`` for ``copy_full``)."""
+    out: dict[str, Expr] = {}
+    for u in a.updates:
+        if isinstance(u, Store) and u.array == array:
+            out.setdefault(render(u.index), u.index)
+    names = {v.name for v in system.state + system.constants} | {p.name for p in a.params}
+    for x in _walk(a.guard):
+        if isinstance(x, Select) and isinstance(x.array, Var) and x.array.name == array \
+                and free_vars(x.index) <= names:
+            out.setdefault(render(x.index), x.index)
+    return tuple(out[k] for k in sorted(out))
 
 
 def _rule(system: System, a: Action, p: Param, relevant: set[str], sizes: set[str], statuses: set[str]) -> _Rule:
