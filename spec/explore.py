@@ -22,7 +22,7 @@ from .expr import Const, Op, Quant, Select, Var, evaluate, free_vars, render
 from .scope import Analysis, ExploreError, _conjuncts, _domain, _guard_exprs, _reads, _target, analyse
 from .system import Action, DefaultArray, MapState, System, apply_action, enabled
 
-__all__ = ["explore", "initial_states", "plain_state", "select_actions"]
+__all__ = ["explore", "initial_states", "plain_state", "select_actions", "state_of"]
 
 
 # --- states ------------------------------------------------------------------------------------------
@@ -116,6 +116,16 @@ def plain_state(an: Analysis, st: Any) -> dict[str, Any]:
         else:
             out[name] = x
     return out
+
+
+def state_of(G: nx.MultiDiGraph, node: Any) -> MapState:
+    """Node ``node`` of an explored graph as a concrete state again (arrays kept off their live
+    range are :class:`DefaultArray` with the graph's ``defaults``), to evaluate formulas on."""
+    values: dict[str, Any] = {}
+    defaults = G.graph.get("defaults", {})
+    for name, x in G.nodes[node]["state"].items():
+        values[name] = DefaultArray(defaults[name], x) if isinstance(x, dict) else x
+    return MapState(values)
 
 
 def _in_scope(an: Analysis, st: Any, bound: int, counters: Iterable[str] | None = None) -> bool:
@@ -237,6 +247,8 @@ def explore(system: System, *, sizes: Mapping[str, Iterable[int]] | None = None,
             keys.append(k)
             G.add_node(ids[k], state=plain_state(an, st), initial=True)
             todo.append(ids[k])
+    G.graph["defaults"] = {n: reps[0][n].default for n in an.relevant if reps
+                           and isinstance(reps[0][n], DefaultArray) and n not in an.indexed_by}
     cut = 0
     while todo:
         sid = todo.popleft()

@@ -15,8 +15,8 @@ from typing import Any
 
 import networkx as nx
 
-from .explore import explore, initial_states, plain_state, select_actions
-from .expr import evaluate
+from .explore import explore, initial_states, plain_state, select_actions, state_of
+from .expr import evaluate, free_vars
 from .scope import (
     Analysis,
     ExploreError,
@@ -32,7 +32,8 @@ from .system import System
 __all__ = [
     "OTHER", "ABSENT", "ExploreError", "explore", "initial_states", "plain_state", "analyse", "relevant_vars",
     "ring_size_vars", "status_arrays", "status_names", "param_domain_rules", "frame_status_machine",
-    "frame_status_edges", "frame_changes",
+    "frame_status_edges", "frame_changes", "status_owners", "machine_diff", "edge_coverage", "state_graph",
+    "quotient_by_status", "class_name", "trace_graph", "state_of", "Edge",
 ]
 
 #: Node name of "any other u32": a status word holding none of the named statuses.
@@ -190,3 +191,222 @@ def frame_status_edges(system: System, *, actions: Iterable[str] | None = None, 
     M = frame_status_machine(system, actions=actions, actors=actors, frames=frames, loops=loops)
     return frozenset((d["ring"], M.nodes[u]["status"], M.nodes[v]["status"], d["action"])
                      for u, v, d in M.edges(data=True))
+
+
+def status_owners(machine: nx.MultiDiGraph) -> dict[tuple[str, str], str | None]:
+    """Who owns a frame in each status of ``machine``: the side whose well-behaved actions move it
+    on (ring setup and tear-down aside), e.g. ``("rx", "UNUSED") -> "kernel"`` (the kernel may
+    claim it), ``("rx", "VALID") -> "user"``; ``None`` when no well-behaved action leaves it."""
+    out: dict[tuple[str, str], str | None] = {}
+    for node in machine.nodes:
+        sides = sorted({d["actor"] for _, v, d in machine.out_edges(node, data=True)
+                        if d["user"] == "well-behaved" and v != node and v[1] != ABSENT})
+        out[node] = "+".join(sides) if sides else None
+    return out
+
+
+def machine_diff(base: nx.MultiDiGraph, other: nx.MultiDiGraph) -> nx.MultiDiGraph:
+    """Two status machines (e.g. Linux 4.5 and a history switch) in one graph: every edge and node
+    of either, with ``presence`` ``"both"``, ``"base"`` (removed by the switch) or ``"other"``
+    (added by it); edge attributes are the other machine's where it has the edge."""
+    D = nx.MultiDiGraph(base=dict(base.graph), other=dict(other.graph))
+    for n in sorted(set(base.nodes) | set(other.nodes)):
+        src = other.nodes[n] if n in other else base.nodes[n]
+        D.add_node(n, **src, presence="both" if n in base and n in other else "base" if n in base else "other")
+    keys = sorted({(u, v, k) for u, v, k in base.edges(keys=True)} | {(u, v, k) for u, v, k in other.edges(keys=True)})
+    for u, v, k in keys:
+        inb, ino = base.has_edge(u, v, k), other.has_edge(u, v, k)
+        d = dict(other.edges[u, v, k] if ino else base.edges[u, v, k])
+        if inb and ino and base.edges[u, v, k].get("user") != other.edges[u, v, k].get("user"):
+            d["user_base"] = base.edges[u, v, k].get("user")
+        D.add_edge(u, v, key=k, **d, presence="both" if inb and ino else "base" if inb else "other")
+    return D
+
+
+def edge_coverage(expected: Iterable[Edge], observed: Iterable[Edge]) -> dict[str, Any]:
+    """Edge coverage as plain data: of the ``expected`` edges (a machine's
+    :func:`frame_status_edges`), how many were ``observed`` (e.g. by :func:`frame_changes` over a
+    run), which are missing, and which observed edges the machine does not have.
+
+    >>> edge_coverage({("rx", "UNUSED", "RESERVED", "alloc"), ("rx", "RESERVED", "VALID", "publish")},
+    ...               [("rx", "UNUSED", "RESERVED", "alloc")])["ratio"]
+    0.5
+    """
+    exp, obs = set(expected), set(observed)
+    hit = exp & obs
+    return {"total": len(exp), "covered": len(hit), "ratio": len(hit) / len(exp) if exp else 1.0,
+            "missing": sorted(exp - obs), "unexpected": sorted(obs - exp)}
+
+
+# --- state graphs and their quotients ------------------------------------------------------------------
+def state_graph(system: System, *, sizes: Mapping[str, Iterable[int]] | None = None, adversary: bool = False,
+                rings_only: bool = True, counter_bound: int | None = None, with_invariants: bool = False,
+                max_states: int = 500_000) -> nx.MultiDiGraph:
+    """The reachable state graph of a small system (:func:`explore`): the kernel and a
+    well-behaved user (and the adversary if ``adversary``), projected on the cone of the status
+    arrays (``rings_only``: the rings' state, cursors, pending counts and mappings; the receive
+    queue and error flags left out, exact for the rings) or on every relevant variable. With
+    ``with_invariants`` the variables the invariants read are kept too, and each node carries
+    ``violated``: the invariants false there (for the user class explored).
+
+    >>> from nlmmap.spec.protocol import socket_system
+    >>> G = state_graph(socket_system(), sizes={"rx_frame_nr": [1], "tx_frame_nr": [1]})
+    >>> G.number_of_nodes() > 10, sum(d["initial"] for _, d in G.nodes(data=True))
+    (True, 1)
+    """
+    actors = sorted({a.actor for a in system.actions if adversary or a.actor != "adversary"})
+    focus: list[str] | None = list(status_arrays(system)) if rings_only else None
+    if with_invariants:
+        inv_vars = set().union(*(free_vars(i.formula) for i in system.invariants)) & {v.name for v in system.state}
+        focus = sorted(set(focus if focus is not None else relevant_vars(system)) | inv_vars)
+    G = explore(system, sizes=sizes, counter_bound=counter_bound, actors=actors, focus=focus, max_states=max_states)
+    G.graph["adversary"] = adversary
+    G.graph["rings_only"] = rings_only
+    if with_invariants:
+        from .system import violated_invariants
+
+        user = "any" if adversary else "well-behaved"
+        known = set(G.graph["relevant"])
+        checked = [i for i in system.invariants if free_vars(i.formula) & {v.name for v in system.state} <= known]
+        sub = _with_invariants(system, checked)
+        for n in G.nodes:
+            G.nodes[n]["violated"] = violated_invariants(sub, state_of(G, n), user=user)
+        G.graph["invariants_checked"] = [i.name for i in checked]
+    return G
+
+
+def _with_invariants(system: System, invariants: list) -> System:
+    from dataclasses import replace
+
+    return replace(system, invariants=tuple(invariants))
+
+
+def _status_tuple(an: Analysis, st: Mapping[str, Any], array: str) -> tuple[str, ...]:
+    n = an.indexed_by.get(array)
+    width = st[n] if n is not None else len(st[array])
+    return tuple(an.names.get(st[array][f], OTHER) for f in range(width))
+
+
+def class_name(statuses: Mapping[str, tuple[str, ...]]) -> str:
+    """The name of a quotient class: ``"rx: UNUSED VALID | tx: -"`` (``-``: no ring)."""
+    return " | ".join(f"{ring}: {' '.join(sts) if sts else '-'}" for ring, sts in statuses.items())
+
+
+def quotient_by_status(G: nx.MultiDiGraph, system: System, *, rings: Iterable[str] | None = None) -> nx.MultiDiGraph:
+    """The quotient of an explored graph by frame statuses only: states with the same status word
+    in every frame of the chosen ``rings`` are one node (``class_name``), with ``statuses``,
+    ``members`` (how many states), ``initial`` and ``loops`` (actions that stay in the class);
+    one edge per action between two classes, with ``actor`` and ``count`` (transitions).
+
+    >>> from nlmmap.spec.protocol import queue_system
+    >>> Q = quotient_by_status(state_graph(queue_system(), sizes={"rx_frame_nr": [1]}), queue_system())
+    >>> sorted(Q.nodes)
+    ['rx: RESERVED', 'rx: UNUSED', 'rx: VALID']
+    """
+    an = analyse(system)
+    arrays = [(a, r) for a, r in sorted(an.statuses.items(), key=lambda x: x[1])
+              if rings is None or r in set(rings)]
+    if rings is not None and set(rings) - {r for _, r in arrays}:
+        raise ExploreError(f"system {system.name} has no ring {sorted(set(rings) - {r for _, r in arrays})}")
+    cls: dict[Any, str] = {}
+    Q = nx.MultiDiGraph(**{k: v for k, v in G.graph.items() if k not in ("domains",)}, quotient=[r for _, r in arrays])
+    for n, d in G.nodes(data=True):
+        sts = {r: _status_tuple(an, d["state"], a) for a, r in arrays}
+        name = class_name(sts)
+        cls[n] = name
+        if name not in Q:
+            Q.add_node(name, statuses={r: list(s) for r, s in sts.items()}, members=0, initial=False, loops=set())
+        Q.nodes[name]["members"] += 1
+        Q.nodes[name]["initial"] |= bool(d.get("initial"))
+    for u, v, d in G.edges(data=True):
+        cu, cv = cls[u], cls[v]
+        if cu == cv:
+            Q.nodes[cu]["loops"].add(d["action"])
+        elif Q.has_edge(cu, cv, d["action"]):
+            Q.edges[cu, cv, d["action"]]["count"] += 1
+        else:
+            Q.add_edge(cu, cv, key=d["action"], action=d["action"], actor=d["actor"], count=1)
+    for n in Q.nodes:
+        Q.nodes[n]["loops"] = sorted(Q.nodes[n]["loops"])
+    return _sorted_copy(Q)
+
+
+def _sorted_copy(G: nx.MultiDiGraph) -> nx.MultiDiGraph:
+    """The same graph with nodes and edges inserted in sorted order (deterministic output)."""
+    H = nx.MultiDiGraph(**G.graph)
+    for n in sorted(G.nodes, key=repr):
+        H.add_node(n, **G.nodes[n])
+    for u, v, k in sorted(G.edges(keys=True), key=repr):
+        H.add_edge(u, v, key=k, **G.edges[u, v, k])
+    return H
+
+
+# --- traces -------------------------------------------------------------------------------------------
+def trace_graph(doc: Mapping[str, Any], *, system: System | None = None) -> nx.DiGraph:
+    """An ITF trace (``nlmmap bmc --out``, a conformance failure) as a path graph: node ``i`` is
+    state ``i`` (``state``: the variables, arrays as lists over each ring's frames; ``changed``:
+    the variables the step into it changed; ``violated``: the invariants false there for the
+    trace's user class), edge ``i -> i+1`` the action taken (``action``, ``actor``, ``params``,
+    ``violated``: the step properties it breaks). ``G.graph`` carries the trace's ``property``,
+    ``kind``, ``user``, ``system``, ``variant`` and ``violation_at`` (the first state, or step,
+    where the property named in the trace breaks; None if it does not)."""
+    from .itf import ACTION_KEY, PICKS_KEY, decode_value
+    from .system import DefaultArray, MapState, violated_invariants, violated_step_properties
+
+    meta = doc.get("#meta", {})
+    if system is None:
+        from .protocol import Variant, system_by_name
+
+        system = system_by_name(str(meta.get("system", "socket")), Variant.from_names(list(meta.get("variant", []))))
+    user = str(meta.get("user") or "any")
+    an = analyse(system)
+    defaults = meta.get("defaults", {})
+    states = [decode_value(s) for s in doc.get("states", [])]
+    if not states:
+        raise ExploreError("the trace has no states")
+    prop, kind = meta.get("invariant"), meta.get("kind")
+    T = nx.DiGraph(property=prop, kind=kind, user=user, system=system.name, variant=list(meta.get("variant", [])),
+                   description=meta.get("description", ""), violation_at=None)
+    concrete = []
+    for i, st in enumerate(states):
+        values = {}
+        for v in system.constants + system.state:
+            if v.name not in st:
+                raise ExploreError(f"trace state {i} has no variable {v.name!r} of system {system.name}")
+            x = st[v.name]
+            values[v.name] = DefaultArray(defaults.get(v.name, False if v.sort == "bool_array" else 0), x) \
+                if v.sort.endswith("array") else x
+        concrete.append(MapState(values))
+    for i, st in enumerate(concrete):
+        shown = _trace_state(an, st)
+        prev = _trace_state(an, concrete[i - 1]) if i else shown
+        bad = violated_invariants(system, st, user=user)
+        T.add_node(i, state=shown, changed=sorted(k for k in shown if shown[k] != prev[k]) if i else [],
+                   violated=bad)
+        if prop in bad and kind != "step" and T.graph["violation_at"] is None:
+            T.graph["violation_at"] = i
+    for i in range(1, len(states)):
+        raw = doc["states"][i]
+        a = system.action(raw[ACTION_KEY])
+        picks = decode_value(raw.get(PICKS_KEY, {}))
+        bad = violated_step_properties(system, a, concrete[i - 1], picks, user=user)
+        T.add_edge(i - 1, i, action=a.name, actor=a.actor, params=dict(sorted(picks.items())), violated=bad)
+        if prop in bad and kind == "step" and T.graph["violation_at"] is None:
+            T.graph["violation_at"] = i
+    return T
+
+
+def _trace_state(an: Analysis, st: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for v in an.system.constants + an.system.state:
+        x = st[v.name]
+        if isinstance(x, dict):
+            n = an.indexed_by.get(v.name)
+            if n is not None:
+                out[v.name] = [x[k] for k in range(max(0, st[n]))]
+            else:
+                d = getattr(x, "default", None)
+                out[v.name] = {k: y for k, y in sorted(x.items()) if y != d}
+        else:
+            out[v.name] = x
+    return out
