@@ -16,7 +16,7 @@ from typing import Any
 import networkx as nx
 
 from .explore import explore, initial_states, plain_state, select_actions, state_of
-from .expr import evaluate, free_vars
+from .expr import evaluate, free_vars, render
 from .scope import (
     Analysis,
     ExploreError,
@@ -295,7 +295,8 @@ def class_name(statuses: Mapping[str, tuple[str, ...]]) -> str:
 def quotient_by_status(G: nx.MultiDiGraph, system: System, *, rings: Iterable[str] | None = None) -> nx.MultiDiGraph:
     """The quotient of an explored graph by frame statuses only: states with the same status word
     in every frame of the chosen ``rings`` are one node (``class_name``), with ``statuses``,
-    ``members`` (how many states), ``initial`` and ``loops`` (actions that stay in the class);
+    ``members`` (how many states), ``initial``, ``loops`` (actions that stay in the class) and
+    ``violated`` (invariant -> how many member states break it, from :func:`state_graph`);
     one edge per action between two classes, with ``actor`` and ``count`` (transitions).
 
     >>> from nlmmap.spec.protocol import queue_system
@@ -315,9 +316,13 @@ def quotient_by_status(G: nx.MultiDiGraph, system: System, *, rings: Iterable[st
         name = class_name(sts)
         cls[n] = name
         if name not in Q:
-            Q.add_node(name, statuses={r: list(s) for r, s in sts.items()}, members=0, initial=False, loops=set())
-        Q.nodes[name]["members"] += 1
-        Q.nodes[name]["initial"] |= bool(d.get("initial"))
+            Q.add_node(name, statuses={r: list(s) for r, s in sts.items()}, members=0, initial=False, loops=set(),
+                       violated={})
+        q = Q.nodes[name]
+        q["members"] += 1
+        q["initial"] |= bool(d.get("initial"))
+        for inv in d.get("violated", ()):
+            q["violated"][inv] = q["violated"].get(inv, 0) + 1
     for u, v, d in G.edges(data=True):
         cu, cv = cls[u], cls[v]
         if cu == cv:
@@ -348,8 +353,9 @@ def trace_graph(doc: Mapping[str, Any], *, system: System | None = None) -> nx.D
     the variables the step into it changed; ``violated``: the invariants false there for the
     trace's user class), edge ``i -> i+1`` the action taken (``action``, ``actor``, ``params``,
     ``violated``: the step properties it breaks). ``G.graph`` carries the trace's ``property``,
-    ``kind``, ``user``, ``system``, ``variant`` and ``violation_at`` (the first state, or step,
-    where the property named in the trace breaks; None if it does not)."""
+    ``kind``, ``user``, ``system``, ``variant``, ``formula`` and ``property_vars`` (what the
+    property says and reads) and ``violation_at`` (the first state, or step, where the property
+    named in the trace breaks; None if it does not)."""
     from .itf import ACTION_KEY, PICKS_KEY, decode_value
     from .system import DefaultArray, MapState, violated_invariants, violated_step_properties
 
@@ -365,8 +371,18 @@ def trace_graph(doc: Mapping[str, Any], *, system: System | None = None) -> nx.D
     if not states:
         raise ExploreError("the trace has no states")
     prop, kind = meta.get("invariant"), meta.get("kind")
+    formula, reads = "", set()
+    state_names = {v.name for v in system.state + system.constants}
+    for inv in system.invariants:
+        if inv.name == prop:
+            formula, reads = render(inv.formula, an.names), free_vars(inv.formula) & state_names
+    for sp in system.step_properties:
+        if sp.name == prop:
+            formula = "; ".join(f"{a}: {render(f, an.names)}" for a, f in sorted(sp.per_action.items()))
+            reads = set().union(*(free_vars(f) for f in sp.per_action.values())) & state_names
     T = nx.DiGraph(property=prop, kind=kind, user=user, system=system.name, variant=list(meta.get("variant", [])),
-                   description=meta.get("description", ""), violation_at=None)
+                   description=meta.get("description", ""), violation_at=None, formula=formula,
+                   property_vars=sorted(reads))
     concrete = []
     for i, st in enumerate(states):
         values = {}
