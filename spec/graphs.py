@@ -26,6 +26,7 @@ from .scope import (
     ring_size_vars,
     status_arrays,
     status_names,
+    with_status_names,
 )
 from .system import System
 
@@ -33,7 +34,7 @@ __all__ = [
     "OTHER", "ABSENT", "ExploreError", "explore", "initial_states", "plain_state", "analyse", "relevant_vars",
     "ring_size_vars", "status_arrays", "status_names", "param_domain_rules", "frame_status_machine",
     "frame_status_edges", "frame_changes", "status_owners", "machine_diff", "edge_coverage", "state_graph",
-    "quotient_by_status", "class_name", "trace_graph", "state_of", "Edge",
+    "quotient_by_status", "class_name", "trace_graph", "state_of", "Edge", "without_loops",
 ]
 
 #: Node name of "any other u32": a status word holding none of the named statuses.
@@ -191,6 +192,20 @@ def frame_status_edges(system: System, *, actions: Iterable[str] | None = None, 
     M = frame_status_machine(system, actions=actions, actors=actors, frames=frames, loops=loops)
     return frozenset((d["ring"], M.nodes[u]["status"], M.nodes[v]["status"], d["action"])
                      for u, v, d in M.edges(data=True))
+
+
+def without_loops(M: nx.MultiDiGraph) -> nx.MultiDiGraph:
+    """A machine built with ``loops=True`` as it would be without: the same, minus loop edges
+    (loops only ever add edges whose status stays), minus nodes left without edges."""
+    out = nx.MultiDiGraph(**{**M.graph, "loops": False})
+    keep = {n for u, v in M.edges() if u != v for n in (u, v)}
+    for n, d in M.nodes(data=True):
+        if n in keep:
+            out.add_node(n, **d)
+    for u, v, k, d in M.edges(keys=True, data=True):
+        if u != v:
+            out.add_edge(u, v, key=k, **d)
+    return out
 
 
 def status_owners(machine: nx.MultiDiGraph) -> dict[tuple[str, str], str | None]:
@@ -375,10 +390,10 @@ def trace_graph(doc: Mapping[str, Any], *, system: System | None = None) -> nx.D
     state_names = {v.name for v in system.state + system.constants}
     for inv in system.invariants:
         if inv.name == prop:
-            formula, reads = render(inv.formula, an.names), free_vars(inv.formula) & state_names
+            formula, reads = render(with_status_names(inv.formula, an)), free_vars(inv.formula) & state_names
     for sp in system.step_properties:
         if sp.name == prop:
-            formula = "; ".join(f"{a}: {render(f, an.names)}" for a, f in sorted(sp.per_action.items()))
+            formula = "; ".join(f"{a}: {render(with_status_names(f, an))}" for a, f in sorted(sp.per_action.items()))
             reads = set().union(*(free_vars(f) for f in sp.per_action.values())) & state_names
     T = nx.DiGraph(property=prop, kind=kind, user=user, system=system.name, variant=list(meta.get("variant", [])),
                    description=meta.get("description", ""), violation_at=None, formula=formula,

@@ -23,7 +23,7 @@ from .system import Action, Assign, Param, Store, StoreRange, System
 
 __all__ = [
     "ExploreError", "Analysis", "analyse", "relevant_vars", "ring_size_vars", "status_arrays", "status_names",
-    "param_domain_rules",
+    "param_domain_rules", "with_status_names",
 ]
 
 _MAX_RANGE = 64  # a bounded parameter with at most this many values is enumerated in full
@@ -364,3 +364,34 @@ def _domain(an: Analysis, rule: _Rule, look: Any, scope_sizes: Mapping[str, tupl
     else:
         vals = [lo]
     return [v for v in vals if v >= lo and (hi is None or v < hi)]
+
+
+def with_status_names(e: Expr, an: Analysis) -> Expr:
+    """``e`` with each status constant compared with, or written into, a status word replaced by
+    its name (``rx_status[j] = 2`` -> ``rx_status[j] = VALID``), for display; other constants
+    (phases, lengths) stay numbers."""
+    def is_status(x: Expr) -> bool:
+        return isinstance(x, Select) and isinstance(x.array, Var) and x.array.name in an.statuses
+
+    def name_of(x: Expr) -> Expr:
+        if isinstance(x, Const) and not isinstance(x.value, bool) and x.value in an.names:
+            return Var(an.names[x.value])
+        return x
+
+    def go(x: Expr) -> Expr:
+        if isinstance(x, Op):
+            args = tuple(go(a) for a in x.args)
+            if x.op in ("==", "!=") and (is_status(args[0]) or is_status(args[1])):
+                args = tuple(name_of(a) for a in args)
+            return Op(x.op, args)
+        if isinstance(x, Select):
+            return Select(go(x.array), go(x.index))
+        if isinstance(x, Ite):
+            return Ite(go(x.cond), go(x.then), go(x.other))
+        if isinstance(x, Quant):
+            return Quant(x.kind, x.var, go(x.lo), go(x.hi), go(x.body))
+        if isinstance(x, Count):
+            return Count(x.var, go(x.lo), go(x.hi), go(x.body))
+        return x
+
+    return go(e)

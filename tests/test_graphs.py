@@ -114,3 +114,11 @@ def test_bad_scope_is_a_clear_error():
         explore(socket_system(), sizes={"rx_frame_nr": [0]})
     with pytest.raises(graphs.ExploreError, match="no actor"):
         frame_status_machine(socket_system(), actors=["root"])
+
+
+def test_without_loops_is_the_machine_built_without_loops():
+    with_loops = frame_status_machine(socket_system(), loops=True)
+    plain = frame_status_machine(socket_system())
+    derived = graphs.without_loops(with_loops)
+    assert sorted(derived.edges(keys=True, data=True)) == sorted(plain.edges(keys=True, data=True))
+    assert sorted(derived.nodes) == sorted(plain.nodes)
