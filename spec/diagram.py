@@ -285,13 +285,18 @@ def _legend(*, diff: tuple[str, str] | None = None, adversary: bool = True, owne
     return lg
 
 
-def frame_machine_dot(M: nx.MultiDiGraph, ring: str, *, title: str | None = None) -> str:
-    """DOT of one ring of a :func:`~nlmmap.spec.graphs.frame_status_machine`, with a legend."""
-    if not any(n[0] == ring for n in M.nodes):
-        raise ValueError(f"the machine has no ring {ring!r}")
-    d = _base(f"{ring}_status_machine", rankdir="TB", nodesep="0.35", ranksep="0.7")
+def frame_machine_dot(M: nx.MultiDiGraph, ring: str | Iterable[str], *, title: str | None = None) -> str:
+    """DOT of one ring (or several, side by side) of a
+    :func:`~nlmmap.spec.graphs.frame_status_machine`, with a legend."""
+    rings = [ring] if isinstance(ring, str) else list(ring)
+    for r in rings:
+        if not any(n[0] == r for n in M.nodes):
+            raise ValueError(f"the machine has no ring {r!r}; it has {sorted({n[0] for n in M.nodes})}")
+    d = _base("_".join(rings) + "_status_machine", rankdir="TB", nodesep="0.35", ranksep="0.7")
     variant = _variant_text(M.graph.get("variant", {}), M.graph.get("system", ""))
-    d.subgraph(_machine_cluster(M, ring, prefix="", title=title or f"{ring.upper()} frame status ({variant})"))
+    for r in rings:
+        prefix = "" if len(rings) == 1 else r + "_"
+        d.subgraph(_machine_cluster(M, r, prefix=prefix, title=title or f"{r.upper()} frame status ({variant})"))
     d.subgraph(_legend(adversary=any(e[2].get("user") == "any" for e in M.edges(data=True))))
     return d.source()
 

@@ -20,6 +20,7 @@ from typing import Any
 from . import diagram as dg
 from . import graphs as gr
 from . import tables as tb
+from .scope import analyse
 from .system import System
 
 __all__ = ["GENERATED", "README_SECTION", "DocsContext", "Artifact", "build_docs", "write_docs", "check_docs",
@@ -267,8 +268,9 @@ def _tables_page(ctx: DocsContext, out: _Out) -> None:
     rows = []
     for sw in ("tx_zero_copy", "skip_broken", "poll_head_minus_one", "dump_offset_bug"):
         other = ctx.socket([sw])
-        before = {a.name: _action_text(socket, a) for a in socket.actions}
-        after = {a.name: _action_text(other, a) for a in other.actions}
+        an_before, an_after = analyse(socket), analyse(other)
+        before = {a.name: _action_text(an_before, a) for a in socket.actions}
+        after = {a.name: _action_text(an_after, a) for a in other.actions}
         for name in sorted(set(before) | set(after)):
             if name not in after:
                 rows.append([f"`{sw}`", f"`{name}`", "removed"])
@@ -290,10 +292,10 @@ def _tables_page(ctx: DocsContext, out: _Out) -> None:
     out.text("tables.md", text)
 
 
-def _action_text(system: System, a: Any) -> str:
+def _action_text(an: Any, a: Any) -> str:
     from .expr import render
 
-    return render(a.guard) + "|" + ";".join(tb.render_update(u, system) for u in a.updates)
+    return render(a.guard) + "|" + ";".join(tb.render_update(u, an) for u in a.updates)
 
 
 # --- the index, the README section, the manifest ---------------------------------------------------

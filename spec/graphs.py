@@ -91,10 +91,34 @@ def frame_changes(system: System | Analysis, before: Mapping[str, Any], after: M
 
 
 def _frame_changes(an: Analysis, G: nx.MultiDiGraph, loops: bool) -> set[tuple[str, str, str, str]]:
+    """Every per-frame edge of the transitions of ``G`` (memoized on what :func:`frame_changes`
+    reads: the status arrays, their sizes, and what the designated frame indices read)."""
+    arrays = sorted(an.statuses)
+    reads = sorted({an.indexed_by[a] for a in arrays if a in an.indexed_by} | set(arrays))
+    index_reads = {(a.name): sorted(set().union(*(free_vars(e) for arr in arrays
+                                                  for e in an.designated[(a.name, arr)])) - {p.name for p in a.params})
+                   for a in an.system.actions}
     out: set[tuple[str, str, str, str]] = set()
+    seen: set[tuple] = set()
     for u, v, d in G.edges(data=True):
-        out |= frame_changes(an, G.nodes[u]["state"], G.nodes[v]["state"], d["action"], d["params"], loops=loops)
+        su, sv = G.nodes[u]["state"], G.nodes[v]["state"]
+        act = d["action"]
+        key = (act, tuple(d["params"].values()) if loops else (),
+               tuple(_hashable(su[n]) for n in reads), tuple(_hashable(sv[n]) for n in reads),
+               tuple(_hashable(su[n]) for n in index_reads[act]) if loops else ())
+        if key in seen:
+            continue
+        seen.add(key)
+        out |= frame_changes(an, su, sv, act, d["params"], loops=loops)
     return out
+
+
+def _hashable(x: Any) -> Any:
+    if isinstance(x, list):
+        return tuple(x)
+    if isinstance(x, dict):
+        return tuple(sorted(x.items()))
+    return x
 
 
 def frame_status_machine(system: System, *, actions: Iterable[str] | None = None,

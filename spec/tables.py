@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .expr import Const, _lift, render
-from .scope import analyse, param_domain_rules, with_status_names
+from .scope import Analysis, analyse, param_domain_rules, with_status_names
 from .system import Action, Assign, Store, StoreRange, System
 
 __all__ = ["md_table", "render_update", "actions_table", "invariants_table", "step_properties_table",
@@ -29,10 +29,10 @@ def md_table(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> str:
     return "\n".join(out) + "\n"
 
 
-def render_update(u: Any, system: System) -> str:
+def render_update(u: Any, system: System | Analysis) -> str:
     """``x := e``, ``a[i] := e`` or ``a[k] := e for k in [lo, hi)``, with status names where a
-    status word is written."""
-    an = analyse(system)
+    status word is written (pass :func:`~nlmmap.spec.scope.analyse`'s result to reuse it)."""
+    an = system if isinstance(system, Analysis) else analyse(system)
 
     def val(target: str, e: Any) -> str:
         e = _lift(e)
@@ -60,7 +60,7 @@ def actions_table(system: System) -> str:
     rows = []
     for a in system.actions:
         params = "; ".join(f"`{p.name}`: {rules[a.name][p.name]}" for p in a.params)
-        ups = "<br>".join(_code(render_update(u, system)) for u in a.updates) or "(nothing changes)"
+        ups = "<br>".join(_code(render_update(u, an)) for u in a.updates) or "(nothing changes)"
         rows.append([f"`{a.name}`", a.actor, params, _code(render(with_status_names(a.guard, an))), ups, a.section,
                      a.doc])
     return md_table(["action", "side", "parameters (exploration domain)", "guard", "updates", "section", "what"], rows)
