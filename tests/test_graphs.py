@@ -122,3 +122,32 @@ def test_without_loops_is_the_machine_built_without_loops():
     derived = graphs.without_loops(with_loops)
     assert sorted(derived.edges(keys=True, data=True)) == sorted(plain.edges(keys=True, data=True))
     assert sorted(derived.nodes) == sorted(plain.nodes)
+
+
+def test_graph_modules_never_import_drawing():
+    """Exploration, reduction and coverage are pure: importing them loads no drawing code."""
+    import subprocess
+    import sys
+
+    code = ("import sys, nlmmap.spec.graphs, nlmmap.spec.explore, nlmmap.spec.scope; "
+            "print(sorted(m for m in sys.modules if m in ('nlmmap.spec.diagram', 'nlmmap.spec.docs')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_edge_coverage_counts_observed_steps():
+    """The observer's rule (frame_changes over observed steps) against the machine's edges."""
+    sys_ = socket_system()
+    an = graphs.analyse(sys_)
+    expected = frame_status_edges(sys_, actors=["kernel", "user"])
+    steps = [({"rx_frame_nr": 1, "rx_status": [0], "tx_frame_nr": 0, "tx_status": []},
+              {"rx_frame_nr": 1, "rx_status": [1], "tx_frame_nr": 0, "tx_status": []}, "alloc"),
+             ({"rx_frame_nr": 1, "rx_status": [1], "tx_frame_nr": 0, "tx_status": []},
+              {"rx_frame_nr": 1, "rx_status": [2], "tx_frame_nr": 0, "tx_status": []}, "publish"),
+             ({"rx_frame_nr": 1, "rx_status": [2], "tx_frame_nr": 0, "tx_status": []},
+              {"rx_frame_nr": 1, "rx_status": [5], "tx_frame_nr": 0, "tx_status": []}, "write_status")]
+    observed = set().union(*(graphs.frame_changes(an, b, a, act) for b, a, act in steps))
+    cov = graphs.edge_coverage(expected, observed)
+    assert cov["covered"] == 2 and cov["total"] == len(expected)
+    assert cov["unexpected"] == [("rx", "VALID", OTHER, "write_status")]  # an adversary edge: not in this machine
+    assert ("rx", "UNUSED", "COPY", "copy_claim") in cov["missing"]
