@@ -107,13 +107,22 @@ def _build(args: argparse.Namespace) -> tuple[Any, dict[str, str], dict[str, Any
         if args.what == "queue":
             counts["violating_states"] = sum(1 for _, d in G.nodes(data=True) if d["violated"])
         rings = None if args.quotient in (None, "all") else [args.quotient]
-        Q = gr.quotient_by_status(G, system, rings=rings)
-        counts["quotient_nodes"], counts["quotient_edges"] = Q.number_of_nodes(), Q.number_of_edges()
+        quotient: list[Any] = []
+
+        def q() -> Any:  # drawn, or asked for: the quotient by frame statuses (computed once)
+            if not quotient:
+                quotient.append(gr.quotient_by_status(G, system, rings=rings))
+                counts["quotient_nodes"] = quotient[0].number_of_nodes()
+                counts["quotient_edges"] = quotient[0].number_of_edges()
+            return quotient[0]
+
+        if args.quotient:
+            q()
         title = (f"{system.name} ({', '.join(names) or 'default'}), "
                  f"{', '.join(f'{k} = {v[0]}' for k, v in sizes.items())}: {G.number_of_nodes()} states, "
                  f"{G.number_of_edges()} transitions, by frame statuses")
-        fmts["dot"] = lambda: dg.quotient_dot(Q, title=title, show_loops=args.what == "queue")
-        fmts["json"] = lambda: dg.graph_json(Q if args.quotient else G)
+        fmts["dot"] = lambda: dg.quotient_dot(q(), title=title, show_loops=args.what == "queue")
+        fmts["json"] = lambda: dg.graph_json(q() if args.quotient else G)
         return G, fmts, counts
     # trace
     if not args.file:

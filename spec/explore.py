@@ -254,6 +254,14 @@ def explore(system: System, *, sizes: Mapping[str, Iterable[int]] | None = None,
                            and isinstance(reps[0][n], DefaultArray) and n not in an.indexed_by}
     cut = 0
     add_edge = G.add_edge
+    kinds = [("indexed" if n in an.indexed_by else "array") if an.sorts[n].endswith("array") else "scalar"
+             for n in an.relevant]
+    names = list(an.relevant)
+
+    def plain_of_key(key: tuple) -> dict[str, Any]:  # plain_state, read off the canonical key
+        return {n: (list(x) if kind == "indexed" else dict(x[1]) if kind == "array" else x)
+                for n, kind, x in zip(names, kinds, key, strict=True)}
+
     gc_was_on = gc.isenabled()
     gc.disable()  # millions of small tuples and dicts, none cyclic: collection only costs time
     try:
@@ -303,7 +311,7 @@ def explore(system: System, *, sizes: Mapping[str, Iterable[int]] | None = None,
                         tid = ids[k] = len(reps)
                         reps.append(nxt)
                         keys.append(k)
-                        G.add_node(tid, state=plain_state(an, nxt), initial=False)
+                        G.add_node(tid, state=plain_of_key(k), initial=False)
                         todo.append(tid)
                     add_edge(sid, tid, key=label, action=a.name, actor=a.actor, params=params)
     finally:

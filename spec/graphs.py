@@ -205,9 +205,26 @@ def frame_status_machine(system: System, *, actions: Iterable[str] | None = None
 
 def frame_status_edges(system: System, *, actions: Iterable[str] | None = None, actors: Iterable[str] | None = None,
                        frames: int = 2, loops: bool = False) -> frozenset[tuple[str, str, str, str]]:
-    """The edges of :func:`frame_status_machine` as plain data: ``(ring, before, after, action)``
-    (the conformance suite's coverage denominator, optionally restricted to the actions a target
-    allows).
+    """The edges of :func:`frame_status_machine` as plain data: the conformance suite's coverage
+    denominator.
+
+    Parameters
+    ----------
+    system : System
+        The transition system.
+    actions, actors : iterable of str, optional
+        Only the actions a target's features allow (by name and/or side); reachability is
+        recomputed under the restriction.
+    frames : int
+        Frames per ring explored (default 2; 1, 2 and 3 give the same edges for the socket).
+    loops : bool
+        Also the edges of actions taken on a frame that leave its status as it was.
+
+    Returns
+    -------
+    frozenset of (ring, before, after, action)
+        ``before``/``after`` are status names, :data:`OTHER` or :data:`ABSENT`. Count observed
+        steps with :func:`frame_changes` and compare with :func:`edge_coverage`.
 
     >>> from nlmmap.spec.protocol import socket_system
     >>> ("tx", "VALID", "UNUSED", "tx_copy") in frame_status_edges(socket_system(), actors=["kernel", "user"])
@@ -362,14 +379,19 @@ def quotient_by_status(G: nx.MultiDiGraph, system: System, *, rings: Iterable[st
         q["initial"] |= bool(d.get("initial"))
         for inv in d.get("violated", ()):
             q["violated"][inv] = q["violated"].get(inv, 0) + 1
-    for u, v, d in G.edges(data=True):
-        cu, cv = cls[u], cls[v]
-        if cu == cv:
-            Q.nodes[cu]["loops"].add(d["action"])
-        elif Q.has_edge(cu, cv, d["action"]):
-            Q.edges[cu, cv, d["action"]]["count"] += 1
-        else:
-            Q.add_edge(cu, cv, key=d["action"], action=d["action"], actor=d["actor"], count=1)
+    counts: dict[tuple[str, str, str, str], int] = {}
+    for u, nbrs in G.adjacency():
+        cu = cls[u]
+        for v, keyed in nbrs.items():
+            cv = cls[v]
+            for d in keyed.values():
+                if cu == cv:
+                    Q.nodes[cu]["loops"].add(d["action"])
+                else:
+                    k = (cu, cv, d["action"], d["actor"])
+                    counts[k] = counts.get(k, 0) + 1
+    for (cu, cv, action, actor), c in counts.items():
+        Q.add_edge(cu, cv, key=action, action=action, actor=actor, count=c)
     for n in Q.nodes:
         Q.nodes[n]["loops"] = sorted(Q.nodes[n]["loops"])
     return _sorted_copy(Q)

@@ -151,3 +151,16 @@ def test_edge_coverage_counts_observed_steps():
     assert cov["covered"] == 2 and cov["total"] == len(expected)
     assert cov["unexpected"] == [("rx", "VALID", OTHER, "write_status")]  # an adversary edge: not in this machine
     assert ("rx", "UNUSED", "COPY", "copy_claim") in cov["missing"]
+
+
+def test_node_states_are_the_plain_states_of_their_representatives():
+    """Node ``state`` is read off the canonical key during the search; it must equal
+    plain_state of a concrete state rebuilt from it (same keys, same values)."""
+    from nlmmap.spec.explore import plain_state, state_of
+
+    for sys_, sizes in ((socket_system(), {"rx_frame_nr": [2], "tx_frame_nr": [1]}),
+                        (queue_system(), {"rx_frame_nr": [2]})):
+        G = explore(sys_, sizes=sizes, actors=["kernel", "user"])
+        an = graphs.analyse(sys_)
+        for n in list(G.nodes)[:: max(1, G.number_of_nodes() // 50)]:
+            assert plain_state(an, state_of(G, n)) == G.nodes[n]["state"]
