@@ -11,9 +11,11 @@ transition past it is cut and counted in the graph's ``cut`` attribute.
 
 from __future__ import annotations
 
+import gc
 import itertools
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from operator import itemgetter
 from typing import Any
 
 import networkx as nx
@@ -22,7 +24,7 @@ from .expr import Const, Op, Quant, Select, Var, evaluate, free_vars, render
 from .scope import Analysis, ExploreError, _conjuncts, _domain, _guard_exprs, _reads, _target, analyse
 from .system import Action, DefaultArray, MapState, System, apply_action, enabled
 
-__all__ = ["explore", "initial_states", "plain_state", "select_actions"]
+__all__ = ["explore", "initial_states", "plain_state", "select_actions", "state_of"]
 
 
 # --- states ------------------------------------------------------------------------------------------
@@ -116,6 +118,16 @@ def plain_state(an: Analysis, st: Any) -> dict[str, Any]:
         else:
             out[name] = x
     return out
+
+
+def state_of(G: nx.MultiDiGraph, node: Any) -> MapState:
+    """Node ``node`` of an explored graph as a concrete state again (arrays kept off their live
+    range are :class:`DefaultArray` with the graph's ``defaults``), to evaluate formulas on."""
+    values: dict[str, Any] = {}
+    defaults = G.graph.get("defaults", {})
+    for name, x in G.nodes[node]["state"].items():
+        values[name] = DefaultArray(defaults[name], x) if isinstance(x, dict) else x
+    return MapState(values)
 
 
 def _in_scope(an: Analysis, st: Any, bound: int, counters: Iterable[str] | None = None) -> bool:
@@ -221,9 +233,10 @@ def explore(system: System, *, sizes: Mapping[str, Iterable[int]] | None = None,
         resized = [n for n in an.relevant if an.indexed_by.get(n) in writes and n not in writes]
         reads |= set(resized)
         counters = [n for n in writes + resized if n in an.counters]
-        plan.append((a, positions(bounds), positions(guard), positions(reads), writes + resized, counters))
+        plan.append((a, _getter(positions(bounds)), _getter(positions(guard)), _getter(positions(reads)),
+                     writes + resized, counters))
     choice_memo: dict[tuple, list[tuple[dict[str, Any], tuple, str]]] = {}
-    guard_memo: dict[tuple, bool] = {}
+    enabled_memo: dict[tuple, list[tuple[dict[str, Any], tuple, str]]] = {}
     write_memo: dict[tuple, tuple[list[tuple[str, Any]], list[tuple[int, Any]], bool]] = {}
     ids: dict[tuple, int] = {}
     reps: list[MapState] = []
@@ -237,57 +250,85 @@ def explore(system: System, *, sizes: Mapping[str, Iterable[int]] | None = None,
             keys.append(k)
             G.add_node(ids[k], state=plain_state(an, st), initial=True)
             todo.append(ids[k])
+    G.graph["defaults"] = {n: reps[0][n].default for n in an.relevant if reps
+                           and isinstance(reps[0][n], DefaultArray) and n not in an.indexed_by}
     cut = 0
-    while todo:
-        sid = todo.popleft()
-        st, skey = reps[sid], keys[sid]
-        for a, bpos, gpos, wpos, changed, counters in plan:
-            ck = (a.name, tuple(skey[i] for i in bpos))
-            choices = choice_memo.get(ck)
-            if choices is None:
-                choices = choice_memo[ck] = [
-                    (params, tuple(params.values()), a.name + ("(" + ", ".join(
-                        f"{n}={_show(v)}" for n, v in params.items()) + ")" if params else ""))
-                    for params in _param_choices(an, a, st, scope)]
-            for params, pv, label in choices:
-                gk = (a.name, pv, tuple(skey[i] for i in gpos))
-                ok = guard_memo.get(gk)
-                if ok is None:
-                    ok = guard_memo[gk] = enabled(a, st, params)
-                if not ok:
+    add_edge = G.add_edge
+    kinds = [("indexed" if n in an.indexed_by else "array") if an.sorts[n].endswith("array") else "scalar"
+             for n in an.relevant]
+    names = list(an.relevant)
+
+    def plain_of_key(key: tuple) -> dict[str, Any]:  # plain_state, read off the canonical key
+        return {n: (list(x) if kind == "indexed" else dict(x[1]) if kind == "array" else x)
+                for n, kind, x in zip(names, kinds, key, strict=True)}
+
+    gc_was_on = gc.isenabled()
+    gc.disable()  # millions of small tuples and dicts, none cyclic: collection only costs time
+    try:
+        while todo:
+            sid = todo.popleft()
+            st, skey = reps[sid], keys[sid]
+            for a, bget, gget, wget, changed, counters in plan:
+                bk = (a.name, bget(skey))
+                choices = choice_memo.get(bk)
+                if choices is None:
+                    choices = choice_memo[bk] = [
+                        (params, tuple(params.values()), a.name + ("(" + ", ".join(
+                            f"{n}={_show(v)}" for n, v in params.items()) + ")" if params else ""))
+                        for params in _param_choices(an, a, st, scope)]
+                gk = (bk, gget(skey))
+                on = enabled_memo.get(gk)
+                if on is None:
+                    on = enabled_memo[gk] = [c for c in choices if enabled(a, st, c[0])]
+                if not on:
                     continue
-                wk = (a.name, pv, tuple(skey[i] for i in wpos))
-                memo = write_memo.get(wk)
-                if memo is None:
-                    tmp = _copy(st)
-                    apply_action(a, tmp, params)
-                    memo = write_memo[wk] = ([(n, tmp[n]) for n in changed],
-                                             [(pos[n], _canon(an, n, tmp[n], tmp)) for n in changed],
-                                             _in_scope(an, tmp, bound, counters))
-                delta, cdelta, inside = memo
-                if not inside:
-                    cut += 1
-                    continue
-                kl = list(skey)
-                for i, c in cdelta:
-                    kl[i] = c
-                k = tuple(kl)
-                tid = ids.get(k)
-                if tid is None:
-                    if len(reps) >= max_states:
-                        raise ExploreError(f"more than {max_states} states: choose smaller ring sizes or "
-                                           f"counter bound, or raise max_states")
-                    nxt = _copy(st)
-                    for n, val in delta:
-                        nxt[n] = val
-                    tid = ids[k] = len(reps)
-                    reps.append(nxt)
-                    keys.append(k)
-                    G.add_node(tid, state=plain_state(an, nxt), initial=False)
-                    todo.append(tid)
-                G.add_edge(sid, tid, key=label, action=a.name, actor=a.actor, params=params)
+                wv = wget(skey)
+                for params, pv, label in on:
+                    wk = (a.name, pv, wv)
+                    memo = write_memo.get(wk)
+                    if memo is None:
+                        tmp = _copy(st)
+                        apply_action(a, tmp, params)
+                        memo = write_memo[wk] = ([(n, tmp[n]) for n in changed],
+                                                 [(pos[n], _canon(an, n, tmp[n], tmp)) for n in changed],
+                                                 _in_scope(an, tmp, bound, counters))
+                    delta, cdelta, inside = memo
+                    if not inside:
+                        cut += 1
+                        continue
+                    kl = list(skey)
+                    for i, c in cdelta:
+                        kl[i] = c
+                    k = tuple(kl)
+                    tid = ids.get(k)
+                    if tid is None:
+                        if len(reps) >= max_states:
+                            raise ExploreError(f"more than {max_states} states: choose smaller ring sizes or "
+                                               f"counter bound, or raise max_states")
+                        nxt = _copy(st)
+                        for n, val in delta:
+                            nxt[n] = val
+                        tid = ids[k] = len(reps)
+                        reps.append(nxt)
+                        keys.append(k)
+                        G.add_node(tid, state=plain_of_key(k), initial=False)
+                        todo.append(tid)
+                    add_edge(sid, tid, key=label, action=a.name, actor=a.actor, params=params)
+    finally:
+        if gc_was_on:
+            gc.enable()
     G.graph["cut"] = cut
     return G
+
+
+def _getter(idx: tuple[int, ...]) -> Callable[[tuple], tuple]:
+    """A fast ``lambda key: tuple(key[i] for i in idx)``."""
+    if not idx:
+        return lambda _key: ()
+    if len(idx) == 1:
+        i = idx[0]
+        return lambda key: (key[i],)
+    return itemgetter(*idx)
 
 
 def _show(v: Any) -> str:

@@ -23,7 +23,7 @@ from .system import Action, Assign, Param, Store, StoreRange, System
 
 __all__ = [
     "ExploreError", "Analysis", "analyse", "relevant_vars", "ring_size_vars", "status_arrays", "status_names",
-    "param_domain_rules",
+    "param_domain_rules", "with_status_names",
 ]
 
 _MAX_RANGE = 64  # a bounded parameter with at most this many values is enumerated in full
@@ -255,6 +255,8 @@ class Analysis:
     sorts: Mapping[str, str]
     status_values: tuple[int, ...]
     other_value: int
+    names: Mapping[int, str]
+    designated: Mapping[tuple[str, str], tuple[Expr, ...]]
 
 
 def analyse(system: System, focus: Iterable[str] | None = None) -> Analysis:
@@ -264,12 +266,29 @@ def analyse(system: System, focus: Iterable[str] | None = None) -> Analysis:
     rel = set(relevant)
     sizes = ring_size_vars(system)
     statuses = status_arrays(system)
-    named = tuple(sorted(status_names(system)))
+    names = status_names(system)
+    named = tuple(sorted(names))
     other = next(x for x in itertools.count(max(named, default=-1) + 1) if x not in named)
     rules = {(a.name, p.name): _rule(system, a, p, rel, set(sizes), set(statuses)) for a in system.actions
              for p in a.params}
+    designated = {(a.name, arr): _designated(system, a, arr) for a in system.actions for arr in statuses}
     return Analysis(system, relevant, sizes, _indexed_by(system), statuses, _counters(system, rel), rules,
-                    {v.name: v.sort for v in system.state + system.constants}, named, other)
+                    {v.name: v.sort for v in system.state + system.constants}, named, other, names, designated)
+
+
+def _designated(system: System, a: Action, array: str) -> tuple[Expr, ...]:
+    """The frames of ``array`` that ``a`` is taken on: the indices it stores at, and those its
+    guard reads outside any quantifier (``j`` for ``alloc_full``, ``rx_head`` for ``copy_full``)."""
+    out: dict[str, Expr] = {}
+    for u in a.updates:
+        if isinstance(u, Store) and u.array == array:
+            out.setdefault(render(u.index), u.index)
+    names = {v.name for v in system.state + system.constants} | {p.name for p in a.params}
+    for x in _walk(a.guard):
+        if isinstance(x, Select) and isinstance(x.array, Var) and x.array.name == array \
+                and free_vars(x.index) <= names:
+            out.setdefault(render(x.index), x.index)
+    return tuple(out[k] for k in sorted(out))
 
 
 def _rule(system: System, a: Action, p: Param, relevant: set[str], sizes: set[str], statuses: set[str]) -> _Rule:
@@ -345,3 +364,34 @@ def _domain(an: Analysis, rule: _Rule, look: Any, scope_sizes: Mapping[str, tupl
     else:
         vals = [lo]
     return [v for v in vals if v >= lo and (hi is None or v < hi)]
+
+
+def with_status_names(e: Expr, an: Analysis) -> Expr:
+    """``e`` with each status constant compared with, or written into, a status word replaced by
+    its name (``rx_status[j] = 2`` -> ``rx_status[j] = VALID``), for display; other constants
+    (phases, lengths) stay numbers."""
+    def is_status(x: Expr) -> bool:
+        return isinstance(x, Select) and isinstance(x.array, Var) and x.array.name in an.statuses
+
+    def name_of(x: Expr) -> Expr:
+        if isinstance(x, Const) and not isinstance(x.value, bool) and x.value in an.names:
+            return Var(an.names[x.value])
+        return x
+
+    def go(x: Expr) -> Expr:
+        if isinstance(x, Op):
+            args = tuple(go(a) for a in x.args)
+            if x.op in ("==", "!=") and (is_status(args[0]) or is_status(args[1])):
+                args = tuple(name_of(a) for a in args)
+            return Op(x.op, args)
+        if isinstance(x, Select):
+            return Select(go(x.array), go(x.index))
+        if isinstance(x, Ite):
+            return Ite(go(x.cond), go(x.then), go(x.other))
+        if isinstance(x, Quant):
+            return Quant(x.kind, x.var, go(x.lo), go(x.hi), go(x.body))
+        if isinstance(x, Count):
+            return Count(x.var, go(x.lo), go(x.hi), go(x.body))
+        return x
+
+    return go(e)

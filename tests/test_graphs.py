@@ -114,3 +114,53 @@ def test_bad_scope_is_a_clear_error():
         explore(socket_system(), sizes={"rx_frame_nr": [0]})
     with pytest.raises(graphs.ExploreError, match="no actor"):
         frame_status_machine(socket_system(), actors=["root"])
+
+
+def test_without_loops_is_the_machine_built_without_loops():
+    with_loops = frame_status_machine(socket_system(), loops=True)
+    plain = frame_status_machine(socket_system())
+    derived = graphs.without_loops(with_loops)
+    assert sorted(derived.edges(keys=True, data=True)) == sorted(plain.edges(keys=True, data=True))
+    assert sorted(derived.nodes) == sorted(plain.nodes)
+
+
+def test_graph_modules_never_import_drawing():
+    """Exploration, reduction and coverage are pure: importing them loads no drawing code."""
+    import subprocess
+    import sys
+
+    code = ("import sys, nlmmap.spec.graphs, nlmmap.spec.explore, nlmmap.spec.scope; "
+            "print(sorted(m for m in sys.modules if m in ('nlmmap.spec.diagram', 'nlmmap.spec.docs')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_edge_coverage_counts_observed_steps():
+    """The observer's rule (frame_changes over observed steps) against the machine's edges."""
+    sys_ = socket_system()
+    an = graphs.analyse(sys_)
+    expected = frame_status_edges(sys_, actors=["kernel", "user"])
+    steps = [({"rx_frame_nr": 1, "rx_status": [0], "tx_frame_nr": 0, "tx_status": []},
+              {"rx_frame_nr": 1, "rx_status": [1], "tx_frame_nr": 0, "tx_status": []}, "alloc"),
+             ({"rx_frame_nr": 1, "rx_status": [1], "tx_frame_nr": 0, "tx_status": []},
+              {"rx_frame_nr": 1, "rx_status": [2], "tx_frame_nr": 0, "tx_status": []}, "publish"),
+             ({"rx_frame_nr": 1, "rx_status": [2], "tx_frame_nr": 0, "tx_status": []},
+              {"rx_frame_nr": 1, "rx_status": [5], "tx_frame_nr": 0, "tx_status": []}, "write_status")]
+    observed = set().union(*(graphs.frame_changes(an, b, a, act) for b, a, act in steps))
+    cov = graphs.edge_coverage(expected, observed)
+    assert cov["covered"] == 2 and cov["total"] == len(expected)
+    assert cov["unexpected"] == [("rx", "VALID", OTHER, "write_status")]  # an adversary edge: not in this machine
+    assert ("rx", "UNUSED", "COPY", "copy_claim") in cov["missing"]
+
+
+def test_node_states_are_the_plain_states_of_their_representatives():
+    """Node ``state`` is read off the canonical key during the search; it must equal
+    plain_state of a concrete state rebuilt from it (same keys, same values)."""
+    from nlmmap.spec.explore import plain_state, state_of
+
+    for sys_, sizes in ((socket_system(), {"rx_frame_nr": [2], "tx_frame_nr": [1]}),
+                        (queue_system(), {"rx_frame_nr": [2]})):
+        G = explore(sys_, sizes=sizes, actors=["kernel", "user"])
+        an = graphs.analyse(sys_)
+        for n in list(G.nodes)[:: max(1, G.number_of_nodes() // 50)]:
+            assert plain_state(an, state_of(G, n)) == G.nodes[n]["state"]
