@@ -44,6 +44,8 @@ class RxPaths(SocketCore):
     """The kernel's RX paths and the user's recvmsg/poll on a model socket."""
 
     max_recvmsg_len: int
+    groups: set[int]
+    joined_by_deliver: set[int]
 
     # ---- ring path (6.1, 6.2, 6.4) -----------------------------------------------------------
     def fits(self, size: int) -> bool:
@@ -120,12 +122,20 @@ class RxPaths(SocketCore):
     def deliver(self, payload: bytes, path: str = "copy", group: int = 0) -> Delivery:
         """A message arrives for this socket: ``ring`` (built by a kernel subsystem in a frame if
         it fits) or ``copy`` (a plain message from the user-space peer; a multicast one with
-        ``group``, one of the family's groups)."""
+        ``group``, one of the family's groups, reaches the socket only as a member of it:
+        :func:`nlmmap.spec.family.multicast_deliver`)."""
         self._alive()
         data = as_bytes(payload, "payload")
         family.check_delivery(path, group)
         if path == "ring":
             return self.kernel_send(data)
+        if group:
+            join, reaches = family.multicast_deliver(group, self.groups, self.joined_by_deliver)
+            if join:
+                self.groups.add(group)
+                self.joined_by_deliver.add(group)
+            if not reaches:
+                return Delivery("dropped")  # not a member: the message is not for this socket
         return self.plain_deliver(Msg(data, self.config.peer_pid, group), from_kernel=False, broadcast=bool(group))
 
     # ---- the user's calls (7, 8) ----------------------------------------------------------------

@@ -39,7 +39,8 @@ class Setup(SocketCore):
 
     def _init_setup(self) -> None:
         self.cap_ack = False
-        self.groups = set()
+        self.groups = set()  # multicast groups the socket is a member of
+        self.joined_by_deliver: set[int] = set()  # groups a deliver joined (family.multicast_deliver)
         # netlink_ring fields sock_diag reports: pg_vec_pages, pg_vec_len, frame_size, frame_max (all 0 at
         # creation: frame_max 0 reads back as frame_nr 1)
         self._diag = {"rx": (0, 0, 0, 0), "tx": (0, 0, 0, 0)}

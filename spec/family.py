@@ -6,10 +6,10 @@ holds the *pure decisions* around it that a kernel side takes on a socket of the
 
 * the SOL_NETLINK options other than the rings (:func:`socket_option_effect`) and the family's
   multicast group range (:data:`FAMILY_GROUPS`);
-* the delivery checks (:func:`check_delivery`) and admission of a plain message to a congested
-  socket (:func:`admission`, with the spec action behind it, :func:`admission_action`), the
-  overrun rule (:func:`overrun_effect`), the SO_SNDBUF limit and the flags of a send
-  (:func:`check_plain_send`, :func:`check_send_flags`);
+* the delivery checks (:func:`check_delivery`), multicast membership (:func:`multicast_deliver`)
+  and admission of a plain message to a congested socket (:func:`admission`, with the spec action
+  behind it, :func:`admission_action`), the overrun rule (:func:`overrun_effect`), the SO_SNDBUF
+  limit and the flags of a send (:func:`check_plain_send`, :func:`check_send_flags`);
 * ``netlink_rcv_skb`` and the family's answer to each request (:func:`rcv_skb`,
   :func:`family_answer`), with its ACKs;
 * dumps (:data:`DUMP_TYPE`, :func:`dump_request`, :func:`dump_messages`, :func:`dump_alloc_sizes`,
@@ -48,7 +48,8 @@ from .errors import NetlinkError, errno_code
 from .expr import Expr, evaluate
 
 __all__ = [
-    "FAMILY_GROUPS", "SockoptEffect", "socket_option_effect", "check_group", "check_delivery", "admission",
+    "FAMILY_GROUPS", "SockoptEffect", "socket_option_effect", "check_group", "check_delivery", "multicast_deliver",
+    "admission",
     "admission_action", "overrun_effect", "MSG_OOB", "check_send_flags", "check_plain_send", "family_answer",
     "rcv_skb", "DUMP_TYPE", "DUMP_MAX_MESSAGES",
     "dump_request", "parse_dump_request", "dump_messages", "dump_done", "dump_alloc_sizes", "dump_batch",
@@ -128,6 +129,21 @@ def check_delivery(path: str, group: int) -> None:
     check_group(group)
     if path == "ring" and group:
         raise NetlinkError("EINVAL", "ring-path deliveries are unicast (group must be 0)")
+
+
+def multicast_deliver(group: int, members: Iterable[int], joined: Iterable[int]) -> tuple[bool, bool]:
+    """The adapter's multicast ``deliver`` to group ``group`` (``check_group`` first): the peer
+    sends to the group after the socket joined it, the first time a delivery names that group
+    (``joined``: groups joined that way before). Returns (join now, the message reaches the socket):
+    a multicast reaches only a member, so a socket that left the group with
+    NETLINK_DROP_MEMBERSHIP after that join does not get it (the join is not repeated), as the
+    real-kernel agent records.
+
+    >>> multicast_deliver(3, members=(), joined=()), multicast_deliver(3, members=(), joined=(3,))
+    ((True, True), (False, False))
+    """
+    join = group not in set(joined)
+    return join, join or group in set(members)
 
 
 def admission_action(*, from_kernel: bool, broadcast: bool = False) -> str:

@@ -295,6 +295,22 @@ def test_s13_3_multicast_copy_frame_carries_group():
     assert s.header("rx", 0).group == 3 and s.recvmsg(100)[0] == b"n" * 20
 
 
+def test_s13_3_multicast_reaches_members_only():
+    """A delivery to a group joins the socket to it the first time (the adapter's deliver); after
+    NETLINK_DROP_MEMBERSHIP the group's messages no longer reach the socket, as a real 4.5 kernel
+    behind the recording agent shows (recorded: deliver, drop, deliver -> nothing arrives)."""
+    s = sock()
+    assert s.deliver(b"a" * 8, "copy", group=5).outcome == "copy"
+    s.setsockopt(NETLINK_DROP_MEMBERSHIP, u32.pack(5))
+    before = s.peek(0, s.layout.size)
+    assert s.deliver(b"b" * 8, "copy", group=5).outcome == "dropped"
+    assert s.peek(0, s.layout.size) == before and s.spec_state["drops"] == 0 and s.spec_state["rq_len"] == 1
+    s.setsockopt(NETLINK_ADD_MEMBERSHIP, u32.pack(5))
+    assert s.deliver(b"c" * 8, "copy", group=5).frame == 1
+    s.setsockopt(NETLINK_DROP_MEMBERSHIP, u32.pack(6))  # never joined: the first delivery still joins
+    assert s.deliver(b"d" * 8, "copy", group=6).frame == 2
+
+
 @pytest.mark.parametrize("option", [NETLINK_ADD_MEMBERSHIP, NETLINK_DROP_MEMBERSHIP])
 def test_s13_3_family_groups_are_1_to_32(option):
     """netlink_kernel_create gives every family at least 32 groups: 1..32 are NETLINK_ROUTE's on
