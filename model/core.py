@@ -141,6 +141,7 @@ def select_action(system: System, state: Any, candidates: Iterable[str], event: 
     the action's ``choose`` (a choice of None leaves the candidate out). ``accept`` filters the
     enabled ones further. None when none is enabled and ``optional``; any other count than one
     is a :class:`ModelInvariantError`."""
+    candidates = tuple(candidates)
     names = {a.name for a in system.actions}
     options: list[tuple[Action, dict[str, Any]]] = []
     for name in candidates:

@@ -86,8 +86,9 @@ class Kernel:
         self._next_portid = 1
 
     def observe(self, callback: Observer) -> Callable[[], None]:
-        """Call ``callback(handle, step)`` after every spec action a socket takes; returns a
-        function that stops it."""
+        """Call ``callback(handle, step)`` after every spec action a socket takes (before the
+        model's invariant checks of that step); returns a function that stops it. A callback must
+        not raise: its exception propagates out of the socket call that took the action."""
         self._observers.append(callback)
         return lambda: self._observers.remove(callback) if callback in self._observers else None
 

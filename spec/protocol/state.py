@@ -33,7 +33,7 @@ from .names import (
 )
 
 SOCKET_STATE: tuple[StateVar, ...] = (
-    StateVar("rx_frame_nr", "int", "RX frames (0: no RX ring)"),
+        StateVar("rx_frame_nr", "int", "RX frames (0: no RX ring)"),
     StateVar("rx_capacity", "int", "RX frame payload bytes: frame_size - 24"),
     StateVar("rx_status", "int_array", "nm_status of each RX frame (any u32 the user writes)"),
     StateVar("rx_head", "int", "kernel RX cursor (frame index)"),
@@ -46,7 +46,7 @@ SOCKET_STATE: tuple[StateVar, ...] = (
     StateVar("congested", "bool", "NETLINK_S_CONGESTED"),
     StateVar("sk_err", "bool", "sk_err = ENOBUFS pending"),
     StateVar("no_enobufs", "bool", "NETLINK_NO_ENOBUFS set"),
-    StateVar("drops", "int", "sk_drops: messages lost to a full ring or congestion"),
+    StateVar("drops", "int", "sk_drops"),
     StateVar("mapped", "int", "live VMAs of the socket (both rings)"),
     StateVar("sent", "int", "messages the kernel sent to this socket", True),
     StateVar("in_ring", "int", "kernel messages sitting in RX frames", True),
