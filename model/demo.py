@@ -34,11 +34,12 @@ def _name(v: int) -> str:
 
 def snapshot(s: ModelSocket) -> dict[str, Any]:
     """The socket's visible state as plain data."""
+    g = s.spec_state
     return {
-        "rx": [_name(v) for v in s.statuses("rx")], "rx_head": s.g["rx_head"],
-        "tx": [_name(v) for v in s.statuses("tx")], "tx_head": s.g["tx_head"],
-        "receive_queue": len(s.rq), "sk_err": "ENOBUFS" if s.g["sk_err"] else None,
-        "congested": s.g["congested"], "drops": s.g["drops"],
+        "rx": [_name(v) for v in s.statuses("rx")], "rx_head": g["rx_head"],
+        "tx": [_name(v) for v in s.statuses("tx")], "tx_head": g["tx_head"],
+        "receive_queue": g["rq_len"], "sk_err": "ENOBUFS" if g["sk_err"] else None,
+        "congested": g["congested"], "drops": g["drops"],
     }
 
 
@@ -114,7 +115,7 @@ def run_demo(*, json_out: bool = False, out: TextIO, err: TextIO) -> int:
     for n, (what, call) in enumerate(scenario(s), 1):
         before = len(s.trace)
         seen = call()
-        actions = [a for a, _ in s.trace[before:]]
+        actions = [st.action for st in s.trace[before:]]
         snap = snapshot(s)
         steps.append({"step": n, "what": what, "result": seen, "actions": actions, "state": snap})
         if not json_out:

@@ -1,9 +1,10 @@
 """The nfqueue-like queue service of the reference model (kernel-protocol.md 12.2, 13.7).
 
-Kernel CPUs queue packets to one socket with an RX ring; each packet gets an id
+Kernel CPUs queue packets to one socket with an RX ring; each packet gets a packet id
 (``++id_sequence`` under the queue lock) and a packet message built in a ring frame. The user
 reads frames in ring order and answers with verdicts, one per packet or batched: a batch verdict
-for id ``n`` applies to every queued id ``<= n`` (serial arithmetic), ``ENOENT`` if none.
+for id ``n`` applies to every queued id not after ``n`` (:func:`nlmmap.spec.family.batch_verdict_ids`),
+``ENOENT`` if none.
 
 ``queue_alloc_outside_lock`` (mainline, the faithful default) claims the frame *before* the id is
 assigned under the lock, in two steps (:meth:`QueueService.alloc`, :meth:`QueueService.send`), so
@@ -11,22 +12,31 @@ two CPUs can put ids in the ring out of order and a batch verdict can cover a pa
 not seen. ``queue_alloc_under_lock`` (the extended spinlock the seed's authors shipped) does both
 under one lock (:meth:`QueueService.enqueue` is one step).
 
-The queue's own transition system (:func:`nlmmap.spec.protocol.queue_system`) is stepped on a
-shadow state alongside the socket: its guards are checked on every operation, and the
-violations of BatchVerdictSound it records are the historical flaw, made visible.
+The queue's own transition system (:func:`nlmmap.spec.protocol.queue_system`) runs on a *shadow*
+state beside the socket, by the same mechanism as the socket's (:func:`nlmmap.model.core.select_action`):
+each operation takes the queue action its guard enables, so calling :meth:`QueueService.alloc`
+for a CPU that already holds a frame, or :meth:`QueueService.send` for one that holds none, is
+:class:`~nlmmap.spec.system.ActionDisabled`. The violations of BatchVerdictSound it records are
+the historical flaw, made visible.
 """
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import Any
 
+from nlmmap.spec import family
 from nlmmap.spec import netlink as nl
+from nlmmap.spec.abi import NL_MMAP_HDRLEN, Status
 from nlmmap.spec.errors import NetlinkError
+from nlmmap.spec.expr import render
 from nlmmap.spec.protocol import Variant, queue_system
-from nlmmap.spec.system import DefaultArray, MapState, apply_action, violated_invariants
+from nlmmap.spec.system import ActionDisabled, DefaultArray, MapState, apply_action, violated_invariants
 
-from .socket import ModelInvariantError, ModelSocket
+from .core import ModelInvariantError, select_action
+from .rx import RING_ALLOC
+from .socket import ModelSocket
 
 __all__ = ["QueueService", "QueueEntry"]
 
@@ -40,12 +50,6 @@ class QueueEntry:
     verdict: int | None = None
 
 
-@dataclass
-class _Cpu:
-    frame: int | None = None
-    payload: bytes = b""
-
-
 class QueueService:
     """nfqueue-like service delivering packets to ``sock``'s RX ring."""
 
@@ -54,32 +58,48 @@ class QueueService:
             raise NetlinkError("EINVAL", "the queue service needs a socket with an RX ring")
         self.sock = sock
         self.queue_num = queue_num
-        self.variant = variant or sock.kernel.config.variant
+        self.variant = variant or sock.config.variant
         self.system = queue_system(self.variant)
-        self.id_sequence = 0
+        self.id_sequence = 0  # the last packet id assigned (the kernel's ++id_sequence)
         self.queue: list[QueueEntry] = []
         self.decided: dict[int, int] = {}
-        self.cpus: dict[int, _Cpu] = {}
-        self.user_cursor = 0
+        self.payloads: dict[int, bytes] = {}  # packet payload held by each CPU between alloc and send
         self.violations: list[tuple[str, str]] = []
-        n = sock.rx.geom.frame_nr
-        self.shadow = MapState({
-            "rx_frame_nr": n, "rx_status": list(sock.statuses("rx")), "rx_head": sock.g["rx_head"],
-            "frame_id": [0] * n, "cpu_busy": DefaultArray(False), "cpu_frame": DefaultArray(0),
-            "id_seq": 0, "user_cursor": 0, "queued": DefaultArray(False), "seen": DefaultArray(False),
-            "verdicted": DefaultArray(False),
-        })
+        self.shadow = self._initial_shadow()
+
+    def _initial_shadow(self) -> MapState:
+        """The queue system's initial state over the socket's ring (every other variable zero)."""
+        ring = self.sock.spec_state
+        values: dict[str, Any] = {}
+        for v in self.system.state:
+            if v.sort.endswith("array"):
+                values[v.name] = DefaultArray(False if v.sort == "bool_array" else 0)
+            else:
+                values[v.name] = 0
+        values.update(rx_frame_nr=ring["rx_frame_nr"], rx_status=list(ring["rx_status"]), rx_head=ring["rx_head"])
+        return MapState(values)
 
     @property
     def under_lock(self) -> bool:
         """True with the extended-spinlock fix."""
         return not self.variant.queue_alloc_outside_lock
 
+    # ---- the shadow -------------------------------------------------------------------------------
+    def _enabled(self, action: str, **params: Any) -> bool:
+        """Whether the queue action is enabled on the shadow with these parameters."""
+        return select_action(self.system, self.shadow, (action,), params, optional=True) is not None
+
+    def _require(self, action: str, **params: Any) -> None:
+        """The queue action must be enabled before the model changes anything (ActionDisabled)."""
+        a = self.system.action(action)
+        if not self._enabled(action, **params):
+            raise ActionDisabled(action, render(a.guard))
+
     def _shadow(self, action: str, **params: Any) -> None:
-        apply_action(self.system.action(action), self.shadow, params)
-        if self.shadow["rx_head"] != self.sock.g["rx_head"]:
+        apply_action(self.system.action(action), self.shadow, params)  # ActionDisabled if not enabled
+        if self.shadow["rx_head"] != self.sock.spec_state["rx_head"]:
             raise ModelInvariantError(f"queue shadow head {self.shadow['rx_head']} != socket head "
-                                      f"{self.sock.g['rx_head']} after {action}")
+                                      f"{self.sock.spec_state['rx_head']} after {action}")
         for name in violated_invariants(self.system, self.shadow, user="well-behaved"):
             if name == "BatchVerdictSound" and not self.under_lock:
                 self.violations.append((name, action))
@@ -90,37 +110,40 @@ class QueueService:
         return len(nl.build_queue_packet(0, payload, queue_num=self.queue_num))
 
     # ---- kernel side ------------------------------------------------------------------------------
+    def _claim(self, queue_action: str, cpu: int, payload: bytes) -> int | None:
+        """Claim a ring frame for a packet message with the socket's allocation, and take
+        ``queue_action`` on the shadow; None when the ring is full (the packet is dropped)."""
+        size = self._packet_size(payload)
+        if not self.sock.fits(size):
+            raise NetlinkError("EMSGSIZE", f"packet message of {size} bytes does not fit a frame")
+        a, params = self.sock.select(RING_ALLOC, what="queue packet allocation", size=size)  # type: ignore[misc]
+        if a.name != "alloc":
+            self.sock.step(a.name, **params)  # ring full: the message is lost (overrun)
+            return None
+        self._require(queue_action, c=cpu)  # the CPU's own state allows it
+        self.sock.step(a.name, **params)
+        self._shadow(queue_action, c=cpu)
+        return params["j"]
+
     def alloc(self, cpu: int, payload: bytes = b"") -> int | None:
         """Mainline step 1 (outside the queue lock): claim a ring frame for a packet message.
         Returns the frame, or None if the ring is full (the packet is dropped)."""
         if self.under_lock:
             raise NetlinkError("EINVAL", "with queue_alloc_under_lock, use enqueue() (one step under the lock)")
-        c = self.cpus.setdefault(cpu, _Cpu())
-        if c.frame is not None:
-            raise NetlinkError("EBUSY", f"CPU {cpu} already holds frame {c.frame}")
-        size = self._packet_size(payload)
-        if not self.sock.fits(size):
-            raise NetlinkError("EMSGSIZE", f"packet message of {size} bytes does not fit a frame")
-        if self.sock.statuses("rx")[self.sock.g["rx_head"]] != 0:
-            self.sock.ring_alloc(size)  # full: the message is lost (overrun)
-            return None
-        j = self.sock.ring_alloc(size)
-        if j is None:
-            return None
-        self._shadow("queue_alloc", c=cpu)
-        c.frame, c.payload = j, bytes(payload)
+        j = self._claim("queue_alloc", cpu, payload)
+        if j is not None:
+            self.payloads[cpu] = bytes(payload)
         return j
 
     def send(self, cpu: int) -> int:
         """Mainline step 2 (under the queue lock): id = ++id_sequence, build the message in the
         claimed frame, publish it, enqueue the packet. Returns the packet id."""
-        c = self.cpus.get(cpu)
-        if c is None or c.frame is None:
-            raise NetlinkError("EINVAL", f"CPU {cpu} has no claimed frame")
-        pid = self._assign_and_publish(c.frame, c.payload)
+        self._require("queue_send", c=cpu)  # the CPU holds a claimed frame
+        frame = self.shadow["cpu_frame"][cpu]
+        packet_id = self._assign_and_publish(frame, self.payloads.pop(cpu))
         self._shadow("queue_send", c=cpu)
-        c.frame = None
-        return pid
+        self._check_id(frame, packet_id)
+        return packet_id
 
     def enqueue(self, cpu: int, payload: bytes = b"") -> int | None:
         """Queue one packet: under the lock in one step (the fix), or alloc + send back to back
@@ -132,38 +155,42 @@ class QueueService:
         size = self._packet_size(payload)
         if not self.sock.fits(size):
             raise NetlinkError("EMSGSIZE", f"packet message of {size} bytes does not fit a frame")
-        if self.sock.statuses("rx")[self.sock.g["rx_head"]] != 0:
-            self.sock.ring_alloc(size)
+        a, params = self.sock.select(RING_ALLOC, what="queue packet allocation", size=size)  # type: ignore[misc]
+        if a.name != "alloc":
+            self.sock.step(a.name, **params)
             return None
-        j = self.sock.ring_alloc(size)
-        if j is None:
-            return None
-        pid = self._assign_and_publish(j, bytes(payload))
+        self._require("queue_enqueue", c=cpu)
+        self.sock.step(a.name, **params)
+        packet_id = self._assign_and_publish(params["j"], bytes(payload))
         self._shadow("queue_enqueue", c=cpu)
-        return pid
+        self._check_id(params["j"], packet_id)
+        return packet_id
 
     def _assign_and_publish(self, frame: int, payload: bytes) -> int:
         self.id_sequence += 1
-        pid = self.id_sequence
-        self.sock.ring_publish(frame, nl.build_queue_packet(pid, payload, queue_num=self.queue_num))
-        self.queue.append(QueueEntry(pid, payload))
-        return pid
+        packet_id = self.id_sequence
+        self.sock.ring_publish(frame, nl.build_queue_packet(packet_id, payload, queue_num=self.queue_num))
+        self.queue.append(QueueEntry(packet_id, payload))
+        return packet_id
+
+    def _check_id(self, frame: int, packet_id: int) -> None:
+        if self.shadow["frame_id"][frame] != packet_id:
+            raise ModelInvariantError(f"queue shadow gives frame {frame} id {self.shadow['frame_id'][frame]}, "
+                                      f"the model built packet id {packet_id}")
 
     # ---- user side ----------------------------------------------------------------------------------
     def read_next(self) -> tuple[int, bytes] | None:
         """The user reads the frame at its cursor (ring order) if VALID: (packet id, payload);
         the frame is released. None when the frame there is not VALID yet."""
-        s = self.sock
-        j = self.user_cursor
-        if s.statuses("rx")[j] != 2:
+        if not self._enabled("read_frame"):
             return None
+        s = self.sock
+        j = self.shadow["user_cursor"]
         off = s.layout.frame_offset("rx", j)
-        msg = s.peek(off + 24, s.header("rx", j).len)
-        pid, payload = nl.parse_queue_packet(msg)
-        s.poke(off, b"\0\0\0\0")
+        packet_id, payload = nl.parse_queue_packet(s.peek(off + NL_MMAP_HDRLEN, s.header("rx", j).len))
+        s.poke(off, struct.pack("=I", Status.UNUSED))
         self._shadow("read_frame")
-        self.user_cursor = 0 if j == s.rx.geom.frame_nr - 1 else j + 1  # type: ignore[union-attr]
-        return pid, payload
+        return packet_id, payload
 
     def verdict(self, packet_id: int, verdict: int = nl.NF_ACCEPT) -> None:
         """NFQNL_MSG_VERDICT: decide one queued packet (ENOENT if it is not queued)."""
@@ -177,16 +204,12 @@ class QueueService:
     def verdict_batch(self, packet_id: int, verdict: int = nl.NF_ACCEPT) -> list[int]:
         """NFQNL_MSG_VERDICT_BATCH: decide every queued packet whose id is not after
         ``packet_id`` (serial arithmetic), in queue order; ENOENT if none. Returns their ids."""
-        hit = []
-        for e in list(self.queue):
-            if nl.serial_after(e.packet_id, packet_id):
-                break
-            hit.append(e.packet_id)
-        if not hit:
-            raise NetlinkError("ENOENT", f"no queued packet id <= {packet_id}")
-        for pid in hit:
-            self.verdict(pid, verdict)
-        if self.shadow["seen"][packet_id] and self.shadow["queued"][packet_id]:
+        hit = family.batch_verdict_ids([e.packet_id for e in self.queue], packet_id)
+        for qid in hit:
+            self.verdict(qid, verdict)
+        # a verdict naming an id the reader saw and that is still queued is the spec's verdict_batch;
+        # any other (an id never read, or already decided) is outside the queue system's reader
+        if self._enabled("verdict_batch", m=packet_id):
             self._shadow("verdict_batch", m=packet_id)
         return hit
 
@@ -194,6 +217,4 @@ class QueueService:
     def unseen_decided(self) -> list[int]:
         """Packets that got a verdict although the user never read them (the historical flaw)."""
         seen = self.shadow["seen"]
-        return sorted(pid for pid in self.decided if not seen[pid])
-
-
+        return sorted(packet_id for packet_id in self.decided if not seen[packet_id])

@@ -59,7 +59,8 @@ def replay_on_model(doc: Mapping[str, Any]) -> ModelReplay:
     states = [decode_value(s) for s in doc["states"]]
     first = states[0]
     n = int(first["rx_frame_nr"])
-    if n < 1 or first.get("id_seq", 0) != 0 or any(first["rx_status"][k] for k in range(n)):
+    counters = [v.name for v in system.state if v.sort == "int" and v.name != "rx_frame_nr"]
+    if n < 1 or any(first.get(c, 0) for c in counters) or any(first["rx_status"][k] for k in range(n)):
         raise NetlinkError("EINVAL", "the trace does not start from an empty ring (is it a CTI, not a BMC trace?)")
     variant = Variant(queue_alloc_outside_lock=bool(system.variant.get("queue_alloc_outside_lock", True)))
     s = Kernel(ModelConfig(variant=variant)).socket()

@@ -31,8 +31,10 @@ __all__ = [
 
 PROTOCOL = "nlmmap-adapter/1"
 #: Every feature name a kernel side may advertise in ``hello``.
+#: ``dump``: the kernel side answers a dump request of the test family's ``DUMP_TYPE``
+#: (:mod:`nlmmap.spec.family`) with the dump; a real kernel answers it with EOPNOTSUPP.
 FEATURES = ("rx_ring", "tx_ring", "skip", "copy_fallback", "no_enobufs", "deliver_ring", "deliver_copy",
-            "shared_memory", "pause_after_validate", "multicast")
+            "shared_memory", "pause_after_validate", "multicast", "dump")
 POLL_FLAGS = ("POLLIN", "POLLOUT", "POLLERR")
 
 

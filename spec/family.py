@@ -6,9 +6,10 @@ holds the *pure decisions* around it that a kernel side takes on a socket of the
 
 * the SOL_NETLINK options other than the rings (:func:`socket_option_effect`) and the family's
   multicast group range (:data:`FAMILY_GROUPS`);
-* the delivery checks (:func:`check_delivery`) and admission of a plain message to a congested
-  socket (:func:`admission`), the overrun rule (:func:`overrun_effect`), the SO_SNDBUF limit of a
-  plain send (:func:`check_plain_send`);
+* the delivery checks (:func:`check_delivery`), multicast membership (:func:`multicast_deliver`)
+  and admission of a plain message to a congested socket (:func:`admission`, with the spec action
+  behind it, :func:`admission_action`), the overrun rule (:func:`overrun_effect`), the SO_SNDBUF
+  limit and the flags of a send (:func:`check_plain_send`, :func:`check_send_flags`);
 * ``netlink_rcv_skb`` and the family's answer to each request (:func:`rcv_skb`,
   :func:`family_answer`), with its ACKs;
 * dumps (:data:`DUMP_TYPE`, :func:`dump_request`, :func:`dump_messages`, :func:`dump_alloc_sizes`,
@@ -23,6 +24,7 @@ transition system (overrun, ``dump_space``, POLLIN), it is the spec's expression
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -46,8 +48,10 @@ from .errors import NetlinkError, errno_code
 from .expr import Expr, evaluate
 
 __all__ = [
-    "FAMILY_GROUPS", "SockoptEffect", "socket_option_effect", "check_group", "check_delivery", "admission",
-    "overrun_effect", "check_plain_send", "family_answer", "rcv_skb", "DUMP_TYPE", "DUMP_MAX_MESSAGES",
+    "FAMILY_GROUPS", "SockoptEffect", "socket_option_effect", "check_group", "check_delivery", "multicast_deliver",
+    "admission",
+    "admission_action", "overrun_effect", "MSG_OOB", "check_send_flags", "check_plain_send", "family_answer",
+    "rcv_skb", "DUMP_TYPE", "DUMP_MAX_MESSAGES",
     "dump_request", "parse_dump_request", "dump_messages", "dump_done", "dump_alloc_sizes", "dump_batch",
     "recvmsg_len_after", "batch_verdict_ids", "evaluate_on", "DELIVERY_PATHS",
 ]
@@ -127,15 +131,55 @@ def check_delivery(path: str, group: int) -> None:
         raise NetlinkError("EINVAL", "ring-path deliveries are unicast (group must be 0)")
 
 
+def multicast_deliver(group: int, members: Iterable[int], joined: Iterable[int]) -> tuple[bool, bool]:
+    """The adapter's multicast ``deliver`` to group ``group`` (``check_group`` first): the peer
+    sends to the group after the socket joined it, the first time a delivery names that group
+    (``joined``: groups joined that way before). Returns (join now, the message reaches the socket):
+    a multicast reaches only a member, so a socket that left the group with
+    NETLINK_DROP_MEMBERSHIP after that join does not get it (the join is not repeated), as the
+    real-kernel agent records.
+
+    >>> multicast_deliver(3, members=(), joined=()), multicast_deliver(3, members=(), joined=(3,))
+    ((True, True), (False, False))
+    """
+    join = group not in set(joined)
+    return join, join or group in set(members)
+
+
+def admission_action(*, from_kernel: bool, broadcast: bool = False) -> str:
+    """The spec action (:mod:`nlmmap.spec.protocol`) that turns a plain message away from a
+    CONGESTED socket: ``copy_congested_kernel`` (dropped with an overrun) for a kernel sender's or
+    a multicast message, ``copy_refused`` (its errno, EAGAIN) for a user-space unicast sender."""
+    return "copy_congested_kernel" if from_kernel or broadcast else "copy_refused"
+
+
 def admission(congested: bool, *, from_kernel: bool, broadcast: bool = False) -> str:
     """``netlink_attachskb`` / ``netlink_broadcast_deliver`` for a plain message (6.3, 6.5):
     ``"deliver"``, or on a CONGESTED socket ``"overrun"`` (a kernel sender's or a multicast
-    message is dropped with an overrun); a non-blocking user-space unicast sender gets EAGAIN."""
-    if not congested:
+    message is dropped with an overrun); a non-blocking user-space unicast sender gets EAGAIN.
+    The guard and errno are those of the spec action :func:`admission_action` names.
+
+    >>> admission(True, from_kernel=True), admission(False, from_kernel=False)
+    ('overrun', 'deliver')
+    >>> try:
+    ...     admission(True, from_kernel=False)
+    ... except NetlinkError as e:
+    ...     print(e.errno)
+    EAGAIN
+    """
+    action = _socket_action(admission_action(from_kernel=from_kernel, broadcast=broadcast))
+    if not evaluate(action.guard, {"congested": bool(congested)}):
         return "deliver"
-    if from_kernel or broadcast:
-        return "overrun"
-    raise NetlinkError("EAGAIN", "receiver is congested after an overrun (non-blocking sender)")
+    if action.errno:
+        raise NetlinkError(action.errno, action.doc)
+    return "overrun"
+
+
+@functools.cache
+def _socket_action(name: str) -> Any:
+    from .protocol import socket_system
+
+    return socket_system().action(name)
 
 
 def evaluate_on(e: Expr, values: Mapping[str, Any] | Callable[[str], Any]) -> Any:
@@ -153,6 +197,19 @@ def overrun_effect(*, congested: bool, sk_err: bool, no_enobufs: bool) -> tuple[
     return bool(evaluate(OVERRUN_CONGESTED, env)), bool(evaluate(OVERRUN_SK_ERR, env))
 
 
+#: ``MSG_OOB``: netlink_sendmsg refuses out-of-band data (EOPNOTSUPP, section 11.1).
+MSG_OOB = 0x1
+
+
+def check_send_flags(flags: int) -> int:
+    """The sendmsg flags netlink accepts: anything but MSG_OOB (EOPNOTSUPP); EINVAL for a
+    non-integer."""
+    flags = nonneg_int(flags, "flags")
+    if flags & MSG_OOB:
+        raise NetlinkError("EOPNOTSUPP", "MSG_OOB is not supported by netlink")
+    return flags
+
+
 def check_plain_send(length: int, sndbuf: int) -> None:
     """A plain sendmsg longer than ``sndbuf - 32`` fails with EMSGSIZE (11.1; the ring path has
     no such check, only the frame size)."""
@@ -162,16 +219,18 @@ def check_plain_send(length: int, sndbuf: int) -> None:
 
 # --- netlink_rcv_skb and the family's answers (section 20) ----------------------------------------
 def family_answer(hdr: nl.NlMsgHdr, raw: bytes, *, cap_net_admin: bool = True, dump_service: bool = True,
-                  start_dump: Callable[[nl.NlMsgHdr, int, int], int] | None = None) -> nl.Reply:
+                  start_dump: Callable[[nl.NlMsgHdr, int, int], int] | None = None,
+                  page_size: int = 4096) -> nl.Reply:
     """The test family's result for one request: NETLINK_ROUTE's answer (section 20) and, with the
     dump service, a dump of :data:`DUMP_TYPE` started through ``start_dump(hdr, count, size)``
-    (0, or -errno such as -EBUSY: then an error ACK). A started dump gets no ACK."""
+    (0, or -errno such as -EBUSY: then an error ACK). A started dump gets no ACK. ``page_size``
+    bounds the dump's message size (:func:`parse_dump_request`)."""
     dump_types = frozenset({DUMP_TYPE}) if dump_service else frozenset()
     reply = nl.route_family_answer(hdr, dump_types=dump_types, cap_net_admin=cap_net_admin)
     if not reply.dump:
         return reply
     try:
-        count, size = parse_dump_request(raw)
+        count, size = parse_dump_request(raw, page_size=page_size)
     except NetlinkError as e:
         return nl.Reply(-e.code, True)
     if start_dump is None:

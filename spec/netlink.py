@@ -79,12 +79,12 @@ class NlMsgHdr:
     type: int
     flags: int
     seq: int
-    pid: int
+    portid: int  # nlmsg_pid: the sender's (or, in a reply, the requester's) portid, not a process id
 
     def __post_init__(self) -> None:
         u32(self.len, "nlmsg_len")
         u32(self.seq, "nlmsg_seq")
-        u32(self.pid, "nlmsg_pid")
+        u32(self.portid, "nlmsg_pid")
         for name in ("type", "flags"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 0xFFFF:
@@ -92,7 +92,7 @@ class NlMsgHdr:
 
     def pack(self) -> bytes:
         """The 16 header bytes."""
-        return _NLH.pack(self.len, self.type, self.flags, self.seq, self.pid)
+        return _NLH.pack(self.len, self.type, self.flags, self.seq, self.portid)
 
     @classmethod
     def unpack(cls, data: bytes, offset: int = 0) -> NlMsgHdr:
@@ -148,11 +148,11 @@ def parse_attributes(buf: bytes) -> tuple[list[NlAttr], int]:
     return out, len(data) - pos
 
 
-def build_message(type_: int, flags: int, seq: int, pid: int, payload: bytes = b"") -> bytes:
-    """A netlink message: header with ``nlmsg_len = 16 + len(payload)``, payload, zero padding
-    to a 4-byte boundary (as ``__nlmsg_put`` does)."""
+def build_message(type_: int, flags: int, seq: int, portid: int, payload: bytes = b"") -> bytes:
+    """A netlink message: header with ``nlmsg_len = 16 + len(payload)`` and ``nlmsg_pid`` =
+    ``portid``, payload, zero padding to a 4-byte boundary (as ``__nlmsg_put`` does)."""
     body = bytes(payload)
-    hdr = NlMsgHdr(NLMSG_HDRLEN + len(body), type_, flags, seq, pid)
+    hdr = NlMsgHdr(NLMSG_HDRLEN + len(body), type_, flags, seq, portid)
     return (hdr.pack() + body).ljust(nlmsg_align(hdr.len), b"\0")
 
 

@@ -17,12 +17,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .errors import NetlinkError
 from .expr import E, Expr, _lift, evaluate, free_vars, render
 
 __all__ = [
     "StateVar", "Param", "Assign", "Store", "StoreRange", "Update", "Action", "Invariant", "System",
-    "ConcreteState", "GuardFailed", "apply_action", "enabled", "violated_invariants", "MapState",
+    "ConcreteState", "ActionDisabled", "GuardFailed", "apply_action", "enabled", "violated_invariants", "MapState",
     "StepProperty", "violated_step_properties", "DefaultArray",
 ]
 
@@ -87,7 +86,12 @@ Update = Assign | Store | StoreRange
 
 @dataclass(frozen=True)
 class Action:
-    """A named action: who takes it, its parameters, guard, updates, and the fact-sheet section."""
+    """A named action: who takes it, its parameters, guard, updates, and the fact-sheet section.
+
+    ``choose`` gives the kernel's deterministic choice of parameters in a concrete state (None: no
+    choice applies). ``errno`` is the errno the user's call fails with when this action is taken
+    (recvmsg's ENOBUFS); ``refusal`` the errno a user's call fails with when it is *not* enabled
+    (munmap of an unmapped socket); both are for executable models and ignored by the engines."""
 
     name: str
     actor: str
@@ -97,6 +101,16 @@ class Action:
     section: str
     doc: str
     choose: Callable[[Any], dict[str, Any] | None] | None = field(default=None, compare=False)
+    errno: str | None = None
+    refusal: str | None = None
+
+    def __post_init__(self) -> None:
+        import errno as _errno
+
+        for what in ("errno", "refusal"):
+            v = getattr(self, what)
+            if v is not None and not (isinstance(v, str) and v.startswith("E") and hasattr(_errno, v)):
+                raise ValueError(f"action {self.name}: {what} must be a symbolic errno such as 'EINVAL', got {v!r}")
 
     @property
     def modifies(self) -> tuple[str, ...]:
@@ -273,12 +287,17 @@ class DefaultArray(dict):
         return DefaultArray(self.default, self)
 
 
-class GuardFailed(NetlinkError):
-    """An action was asked for in a state where its guard is false (a model or caller bug)."""
+class ActionDisabled(Exception):
+    """An action was taken in a state where its guard is false: a bug of the model (or of whoever
+    drives it), never an errno a user sees (a user call's refusal errno is ``Action.refusal``)."""
 
     def __init__(self, action: str, guard: str) -> None:
-        super().__init__("EINVAL", f"action {action} is not enabled: guard {guard} is false")
+        super().__init__(f"spec action {action} taken while disabled: guard {guard} is false")
         self.action = action
+
+
+#: The former name of :class:`ActionDisabled`.
+GuardFailed = ActionDisabled
 
 
 def _check_params(action: Action, state: ConcreteState, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -286,8 +305,8 @@ def _check_params(action: Action, state: ConcreteState, params: Mapping[str, Any
     extra = set(params) - names
     missing = names - set(params)
     if extra or missing:
-        raise NetlinkError("EINVAL", f"action {action.name} takes parameters {sorted(names)}; "
-                                     f"missing {sorted(missing)}, unexpected {sorted(extra)}")
+        raise TypeError(f"action {action.name} takes parameters {sorted(names)}; "
+                        f"missing {sorted(missing)}, unexpected {sorted(extra)}")
     return dict(params)
 
 
@@ -314,7 +333,7 @@ def _lookup(state: ConcreteState, params: Mapping[str, Any]) -> Callable[[str], 
 
 def apply_action(action: Action, state: ConcreteState, params: Mapping[str, Any] | None = None) -> None:
     """Execute ``action`` on ``state``: check the guard, evaluate every update in the pre-state,
-    then write them all (simultaneous assignment). Raises :class:`GuardFailed` if not enabled."""
+    then write them all (simultaneous assignment). Raises :class:`ActionDisabled` if not enabled."""
     p = _check_params(action, state, params or {})
     if not enabled(action, state, p):
         raise GuardFailed(action.name, render(action.guard))

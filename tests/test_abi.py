@@ -1,5 +1,7 @@
 """ABI rules of kernel-protocol.md sections 1-4: constants, layouts, geometry errnos, offsets."""
 
+import dataclasses
+import re
 import struct
 
 import pytest
@@ -9,9 +11,58 @@ from nlmmap.spec.abi import FrameHeader, RingGeometry, RingRequest, Status, vali
 from nlmmap.spec.errors import NetlinkError, errno_code, errno_name
 
 
-def test_s1_1_option_numbers():
-    assert (abi.SOL_NETLINK, abi.NETLINK_RX_RING, abi.NETLINK_TX_RING, abi.NETLINK_NO_ENOBUFS) == (270, 6, 7, 5)
-    assert abi.socket_option("NETLINK_TX_RING") == 7 and abi.socket_option(6) == 6
+def fact_sheet_section_1(shared) -> str:
+    text = shared("reference", "kernel-protocol.md").read_text()
+    return text[text.index("## 1. ABI"):text.index("## 2. ")]
+
+
+def fact_sheet_constants(sec: str) -> dict[str, int]:
+    """Every ``NAME = value`` of section 1 of the fact sheet (the kernel facts), by NAME."""
+    found: dict[str, int] = {}
+    for name, value in re.findall(r"`([A-Z_]+)` = (?:[^*\n,]*? = )?\*\*(0x[0-9a-f]+|\d+)\*\*", sec):
+        found[name] = int(value, 0)
+    for name, value in re.findall(r"`([A-Z_]+)` = (\d+)\b", sec):
+        found.setdefault(name, int(value))
+    lists = (("NETLINK_", r"neighbours: ([^)]*)\)"), ("NDIAG_SHOW_", r"`NDIAG_SHOW_RING_CFG` = \S+ \(([^)]*)\)"))
+    for prefix, where in lists:
+        for name, value in re.findall(r"([A-Z_]+) (0x[0-9a-f]+|\d+)", re.search(where, sec).group(1)):
+            found[prefix + name] = int(value, 0)
+    for value, name in re.findall(r"^\| (\d+) \| `NL_MMAP_STATUS_([A-Z]+)`", sec, re.M):
+        found[f"Status.{name}"] = int(value)
+    return found
+
+
+def test_s1_constants_are_the_fact_sheets(shared):
+    """Every ABI constant equals the value section 1 of the fact sheet gives (read from the sheet,
+    not written again here); the sheet must name every socket option, status and diag constant."""
+    facts = fact_sheet_constants(fact_sheet_section_1(shared))
+    ours = {name: getattr(abi, name) for name in abi.__all__ if isinstance(getattr(abi, name), int)
+            and name.startswith(("SOL_", "NETLINK_", "NDIAG_", "NL_MMAP_")) and name != "NL_MMAP_REQ_LEN"}
+    ours.update({f"Status.{st.name}": int(st) for st in Status})
+    assert set(ours) <= set(facts), f"not in the fact sheet: {sorted(set(ours) - set(facts))}"
+    assert {n: facts[n] for n in ours} == ours
+    assert {abi.socket_option(n) for n in abi.SOCKET_OPTIONS} == {facts[n] for n in abi.SOCKET_OPTIONS}
+
+
+@pytest.mark.parametrize("struct_name,cls", [("nl_mmap_req", RingRequest), ("nl_mmap_hdr", FrameHeader)])
+def test_s1_2_s1_3_layouts_are_the_fact_sheets(shared, struct_name, cls):
+    """Size and field offsets of the two structs, from the fact sheet's tables: each field packed
+    with a distinct value is found at its offset."""
+    sec = fact_sheet_section_1(shared)
+    head = re.search(rf"### 1\.\d `struct {struct_name}`[^\n]*— (\d+) bytes", sec)
+    table = sec[head.end():sec.index("\n### ", head.end())]
+    offsets = {name: int(off) for off, name in re.findall(r"^\| (\d+) \| `nm_([a-z_]+)`", table, re.M)}
+    assert sorted(offsets) == sorted(f.name for f in dataclasses.fields(cls))
+    values = {name: 0x01010101 * (k + 1) for k, name in enumerate(offsets)}
+    raw = cls(**values).pack()
+    assert len(raw) == int(head.group(1)) and cls.unpack(raw) == cls(**values)
+    assert {name: struct.unpack_from("=I", raw, off)[0] for name, off in offsets.items()} == values
+    if cls is RingRequest:
+        assert abi.NL_MMAP_REQ_LEN == len(raw)
+
+
+def test_s1_1_option_names_and_numbers():
+    assert abi.socket_option("NETLINK_TX_RING") == abi.NETLINK_TX_RING and abi.socket_option(6) == 6
     with pytest.raises(NetlinkError) as e:
         abi.socket_option("NETLINK_NOPE")
     assert e.value.errno == "ENOPROTOOPT"
@@ -19,23 +70,18 @@ def test_s1_1_option_numbers():
 
 def test_s1_2_nl_mmap_req_layout():
     req = RingRequest(4096, 4, 2048, 8)
-    assert req.pack() == struct.pack("=4I", 4096, 4, 2048, 8) and len(req.pack()) == 16
     assert RingRequest.unpack(req.pack() + b"extra") == req  # longer optlen accepted, 16 bytes read
-    # the transcript's bytes: 00100000 04000000 00080000 08000000
+    # the bytes a real 4.5 kernel accepted in the recorded transcript: 00100000 04000000 00080000 08000000
     assert RingRequest.unpack(bytes.fromhex("00100000040000000008000008000000")) == req
 
 
-def test_s1_3_nl_mmap_hdr_layout_and_garbage_status():
-    h = FrameHeader(status=Status.COPY, len=36, group=0, pid=1)
-    assert h.pack().hex() == "030000002400000000000000010000000000000000000000"
-    assert FrameHeader.unpack(h.pack()) == h
+def test_s1_3_nl_mmap_hdr_garbage_status():
     odd = FrameHeader.unpack(struct.pack("=6I", 0xDEADBEEF, 0, 0, 0, 0, 0))
     assert odd.status_name == "0xdeadbeef"  # any u32 is a possible status value
 
 
-def test_s1_4_s1_5_status_values_and_header_length():
-    assert [int(s) for s in Status] == [0, 1, 2, 3, 4]
-    assert abi.NL_MMAP_HDRLEN == 24 and abi.nl_mmap_msg_align(25) == 28 and abi.nl_mmap_msg_align(24) == 24
+def test_s1_5_message_alignment():
+    assert [abi.nl_mmap_msg_align(x) for x in (0, 1, 3, 4, 5, 24, 25)] == [0, 4, 4, 4, 8, 24, 28]
 
 
 GEOMETRY_RULES = [

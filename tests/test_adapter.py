@@ -6,15 +6,13 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from nlmmap.model import FrameChange, ModelConfig
 from nlmmap.model.adapter import ModelBackend
+from nlmmap.spec.abi import RingRequest
 from nlmmap.spec.adapter import handle_line, serve
-
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-REPLAY = SHARED / "tools" / "replay-transcript"
 
 
 def ask(b, **req):
@@ -90,11 +88,34 @@ def test_internal_errors_are_eio_not_a_crash():
     assert ans["errno"] == "EIO" and "boom" in ans["message"] and "Traceback" in log.getvalue()
 
 
-def test_real_kernel_transcript_agrees_with_the_model_adapter():
-    assert REPLAY.exists(), f"{REPLAY} is missing: CI runs with ../shared beside the repository"
-    env = dict(os.environ)
-    r = subprocess.run([sys.executable, str(REPLAY), "--", sys.executable, "-m", "nlmmap.model.adapter"],
-                       capture_output=True, text=True, timeout=300, env=env)
+def test_the_backend_matches_a_targets_features_and_reports_its_steps():
+    kernel_hello = {"page_size": 65536, "features": ["rx_ring", "tx_ring", "skip", "multicast"]}
+    b = ModelBackend(ModelConfig.for_target(kernel_hello, cap_net_admin=False))
+    hello = ask(b, id=1, op="hello")
+    assert hello["page_size"] == 65536 and "dump" not in hello["features"]
+    assert "dump" in ask(ModelBackend(), op="hello")["features"]
+    steps = []
+    stop = b.observe(lambda sock, step: steps.append((sock, step.action, step.actor, step.frames)))
+    sock = ask(b, id=2, op="socket")["sock"]
+    assert ask(b, id=3, op="setsockopt", sock=sock, option="NETLINK_RX_RING",
+               optval=RingRequest(65536, 1, 4096, 16).pack().hex())["errno"] == "EPERM"  # no step taken
+    assert ask(b, id=4, op="setsockopt", sock=sock, option="NETLINK_NO_ENOBUFS", optval="01000000")["ok"]
+    stop()
+    ask(b, id=5, op="setsockopt", sock=sock, option="NETLINK_NO_ENOBUFS", optval="00000000")
+    assert steps == [(sock, "set_no_enobufs", "user", ())]
+    b2 = ModelBackend(on_step=lambda sock, step: steps.append((sock, step.action, step.actor, step.frames)))
+    s2 = ask(b2, op="socket")["sock"]
+    ask(b2, op="setsockopt", sock=s2, option="NETLINK_RX_RING", optval=RingRequest(4096, 1, 1024, 4).pack().hex())
+    ask(b2, op="mmap", sock=s2, length=4096)
+    ask(b2, op="deliver", sock=s2, payload="00" * 8, path="ring")
+    assert [(a, f) for _, a, _, f in steps[-2:]] == [("alloc", (FrameChange("rx", 0, 0, 1),)),
+                                                     ("publish", (FrameChange("rx", 0, 1, 2),))]
+
+
+def test_real_kernel_transcript_agrees_with_the_model_adapter(shared):
+    replay = shared("tools", "replay-transcript")
+    r = subprocess.run([sys.executable, str(replay), "--", sys.executable, "-m", "nlmmap.model.adapter"],
+                       capture_output=True, text=True, timeout=300, env=dict(os.environ))
     last = r.stdout.strip().splitlines()[-1]
     assert r.returncode == 0, r.stdout[-3000:]
     agree, total = last.split()[1].split("/")

@@ -2,14 +2,11 @@
 kernel's requests and answers, and the model adapter's answers to the same requests."""
 
 import json
-from pathlib import Path
 
 import jsonschema
 
 from nlmmap.model.adapter import ModelBackend
 from nlmmap.spec.adapter import handle_line, schema
-
-TRANSCRIPT = Path(__file__).resolve().parents[2] / "shared" / "reference" / "adapter-transcript-excerpt.txt"
 
 
 def validators():
@@ -30,10 +27,10 @@ def test_schema_is_valid():
     jsonschema.Draft202012Validator.check_schema(schema())
 
 
-def test_recorded_kernel_and_model_answers_follow_the_schema():
+def test_recorded_kernel_and_model_answers_follow_the_schema(shared):
     req_v, err_v, ok_v = validators()
     pairs = []
-    lines = TRANSCRIPT.read_text().splitlines()
+    lines = shared("reference", "adapter-transcript-excerpt.txt").read_text().splitlines()
     for a, b in zip(lines, lines[1:], strict=False):
         if a.startswith("> ") and b.startswith("< "):
             pairs.append((json.loads(a[2:]), json.loads(b[2:])))

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from nlmmap.model import Kernel
-from nlmmap.spec import abi, netlink
+from nlmmap.spec import abi, family, netlink
 from nlmmap.spec.abi import NETLINK_RX_RING, NETLINK_TX_RING, RingRequest
 from nlmmap.spec.errors import NetlinkError
 
@@ -55,6 +55,18 @@ def test_spec_functions_with_junk(a, b):
     call_ok_or_netlink_error(netlink.NlMsgHdr.unpack, a)
     call_ok_or_netlink_error(netlink.parse_queue_packet, a)
     call_ok_or_netlink_error(abi.RingGeometry(4096, 1, 1024, 4).frame_offset, a)
+
+
+@given(a=junk, b=junk)
+def test_family_rules_with_junk(a, b):
+    """The test family's decisions take what a user sent (option bytes, groups, datagrams, flags)."""
+    call_ok_or_netlink_error(family.socket_option_effect, a, b)
+    call_ok_or_netlink_error(family.check_group, a)
+    call_ok_or_netlink_error(family.check_delivery, a, b)
+    call_ok_or_netlink_error(family.check_send_flags, a)
+    call_ok_or_netlink_error(family.parse_dump_request, a)
+    call_ok_or_netlink_error(lambda: list(family.rcv_skb(a, 1, cap_ack=False, answer=lambda h, r: family.family_answer(
+        h, r, start_dump=lambda hdr, count, size: 0))))
 
 
 @pytest.mark.parametrize("junk_bytes", [b"\xff" * 64, b"\x00" * 64, bytes(range(64))])

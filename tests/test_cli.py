@@ -1,7 +1,9 @@
 """The CLI in-process: exit codes, --json, the model scenario."""
 
+import argparse
 import io
 import json
+import re
 import subprocess
 import sys
 
@@ -28,10 +30,29 @@ def test_usage_errors_exit_2():
     assert run("model")[0] == 2
 
 
-def test_help_exits_0_and_documents_exit_codes():
-    code, _, _ = run("--help")
-    assert code == 0
-    assert "exit status" in __import__("nlmmap.cli", fromlist=["EPILOG"]).EPILOG
+def _commands(parser, prefix=()):
+    """Every command path of the parser (the top level, each subcommand, each sub-subcommand)."""
+    yield prefix
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _commands(sub, prefix + (name,))
+
+
+EXIT_CODES = re.compile(r"exit status: 0 pass/proved, 1 counterexample or non-conformance, 2 usage or input "
+                        r"error, 3 inconclusive, 4 internal error")
+
+
+def test_every_help_exits_0_and_documents_the_exit_codes(capsys):
+    from nlmmap.cli import build_parser
+
+    commands = list(_commands(build_parser()))
+    assert ("model", "run") in commands and ("prove",) in commands
+    for cmd in commands:
+        code, out, err = run(*cmd, "--help")
+        printed = " ".join((capsys.readouterr().out + out + err).split())  # argparse prints help to stdout
+        assert code == 0 and f"usage: nlmmap {' '.join(cmd)}".strip() in printed, cmd
+        assert EXIT_CODES.search(printed), f"nlmmap {' '.join(cmd)} --help does not document the exit codes"
 
 
 def test_model_run_covers_rx_copy_skip_tx_and_ring_full():

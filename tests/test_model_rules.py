@@ -9,9 +9,19 @@ import struct
 import pytest
 
 from nlmmap.model import Kernel, ModelConfig
-from nlmmap.spec.abi import NETLINK_CAP_ACK, NETLINK_NO_ENOBUFS, NETLINK_RX_RING, NETLINK_TX_RING, RingRequest, Status
-from nlmmap.spec.errors import NetlinkError
-from nlmmap.spec.netlink import NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE, build_message
+from nlmmap.spec import family
+from nlmmap.spec.abi import (
+    NETLINK_ADD_MEMBERSHIP,
+    NETLINK_CAP_ACK,
+    NETLINK_DROP_MEMBERSHIP,
+    NETLINK_NO_ENOBUFS,
+    NETLINK_RX_RING,
+    NETLINK_TX_RING,
+    RingRequest,
+    Status,
+)
+from nlmmap.spec.errors import NetlinkError, errno_code
+from nlmmap.spec.netlink import NLM_F_ACK, NLM_F_MULTI, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, build_message
 from nlmmap.spec.protocol import Variant
 
 U, R, V, C, S = (int(s) for s in Status)
@@ -84,7 +94,7 @@ def test_s3_1_6_3_1_second_create_is_ebusy_same_geometry():
 def test_s3_1_6_2_ebusy_while_frames_in_flight():
     s = sock(mapped=False)
     j = s.ring_alloc(10)  # claimed, not yet published: pending 1
-    assert j == 0 and s.g["rx_pending"] == 1
+    assert j == 0 and s.spec_state["rx_pending"] == 1
     assert errno_of(lambda: s.setsockopt(NETLINK_RX_RING, bytes(16))) == "EBUSY"
     s.ring_publish(j, b"x" * 10)
     s.setsockopt(NETLINK_RX_RING, bytes(16))
@@ -93,16 +103,17 @@ def test_s3_1_6_2_ebusy_while_frames_in_flight():
 def test_s3_1_6_6_ring_setup_purges_the_receive_queue():
     s = sock(rx=None, tx=None, mapped=False)
     s.deliver(b"a" * 20, "copy")
-    assert len(s.rq) == 1
+    assert s.spec_state["rq_len"] == 1
     s.setsockopt(NETLINK_RX_RING, RX4.pack())
-    assert errno_of(lambda: s.recvmsg(100)) == "EAGAIN" and s.g["purged"] == 1
+    assert errno_of(lambda: s.recvmsg(100)) == "EAGAIN" and s.spec_state["purged"] == 1
 
 
 def test_s3_1_7_teardown_without_ring_succeeds_and_purges():
     s = sock(rx=None, tx=None, mapped=False)
     s.deliver(b"a" * 20, "copy")
     s.setsockopt(NETLINK_RX_RING, bytes(16))
-    assert s.rq == [] and s.g["purged"] == 1
+    assert s.spec_state["rq_len"] == 0 and s.spec_state["purged"] == 1
+    assert errno_of(lambda: s.recvmsg(100)) == "EAGAIN"
 
 
 def test_s3_2_enomem_for_ring_too_large():
@@ -124,8 +135,14 @@ def test_s4_mmap_rules_and_mapped_count():
     assert errno_of(lambda: s.mmap(8192, 4096)) == "EINVAL"
     s.mmap(8192)
     s.mmap(8192)  # several mappings share the pages
-    assert s.g["mapped"] == 2
+    assert s.spec_state["mapped"] == 2
     assert errno_of(lambda: Kernel().socket().mmap(4096)) == "EINVAL"  # no ring
+
+
+def test_s4_munmap_of_an_unmapped_socket_is_einval():
+    s = sock()
+    s.munmap()
+    assert errno_of(s.munmap) == "EINVAL" and s.spec_state["mapped"] == 0
 
 
 def test_s4_ring_survives_munmap():
@@ -141,10 +158,10 @@ def test_s4_ring_survives_munmap():
 def test_s6_1_alloc_claims_at_cursor_and_advances_head():
     s = sock()
     j = s.ring_alloc(8)
-    assert (j, s.statuses("rx")[0], s.g["rx_head"], s.g["rx_pending"]) == (0, R, 1, 1)
+    assert (j, s.statuses("rx")[0], s.spec_state["rx_head"], s.spec_state["rx_pending"]) == (0, R, 1, 1)
     s.ring_publish(j, b"12345678")
     hdr = s.header("rx", 0)
-    assert (hdr.status, hdr.len, hdr.group, hdr.pid) == (V, 8, 0, 0) and s.g["rx_pending"] == 0
+    assert (hdr.status, hdr.len, hdr.group, hdr.pid) == (V, 8, 0, 0) and s.spec_state["rx_pending"] == 0
 
 
 def test_s6_1_reordering_publish_order_differs_from_ring_order():
@@ -174,7 +191,7 @@ def test_s6_1_ring_full_loses_message_and_raises_enobufs():
     for _ in range(4):
         s.deliver(b"m", "ring")
     assert s.deliver(b"lost", "ring").outcome == "dropped"
-    assert s.statuses("rx") == [V] * 4 and s.g["drops"] == 1
+    assert s.statuses("rx") == [V] * 4 and s.spec_state["drops"] == 1
     assert s.poll() == {"POLLIN", "POLLOUT", "POLLERR"}
     assert errno_of(lambda: s.recvmsg(10)) == "ENOBUFS"
     assert errno_of(lambda: s.recvmsg(10)) == "EAGAIN"  # once only
@@ -190,7 +207,7 @@ def test_s6_1_valid_at_cursor_blocks_even_if_later_frames_unused():
     s.deliver(b"m", "ring")
     set_status(s, 2, U)
     set_status(s, 3, U)
-    assert s.g["rx_head"] == 0 and s.deliver(b"x", "ring").outcome == "dropped"
+    assert s.spec_state["rx_head"] == 0 and s.deliver(b"x", "ring").outcome == "dropped"
 
 
 def test_s6_2_header_fields_and_payload_offset():
@@ -218,8 +235,8 @@ def test_s6_3_copy_path_does_not_step_over_skip():
         s.deliver(b"y", "ring")
     for i in (1, 2, 3):
         set_status(s, i, U)
-    assert s.g["rx_head"] == 0  # cursor on the SKIP frame
-    assert s.deliver(b"copy", "copy").outcome == "dropped" and s.g["rx_head"] == 0 and s.g["sk_err"]
+    assert s.spec_state["rx_head"] == 0  # cursor on the SKIP frame
+    assert s.deliver(b"copy", "copy").outcome == "dropped" and s.spec_state["rx_head"] == 0 and s.spec_state["sk_err"]
     assert s.deliver(b"ring", "ring").frame == 1  # ring allocation steps over it
 
 
@@ -244,7 +261,7 @@ def test_s6_5_no_enobufs_drop_is_silent():
     s.setsockopt(NETLINK_NO_ENOBUFS, u32.pack(1))
     for _ in range(4):
         s.deliver(b"m", "ring")
-    assert s.deliver(b"x", "ring").outcome == "dropped" and s.g["drops"] == 1
+    assert s.deliver(b"x", "ring").outcome == "dropped" and s.spec_state["drops"] == 1
     assert "POLLERR" not in s.poll() and errno_of(lambda: s.recvmsg(1)) == "EAGAIN"
 
 
@@ -252,11 +269,11 @@ def test_s6_5_setting_no_enobufs_clears_congestion():
     s = sock()
     for _ in range(5):
         s.deliver(b"q", "copy")
-    assert s.g["congested"]
+    assert s.spec_state["congested"]
     s.setsockopt(NETLINK_NO_ENOBUFS, u32.pack(1))
-    assert not s.g["congested"]
+    assert not s.spec_state["congested"]
     s.setsockopt(NETLINK_NO_ENOBUFS, b"")  # optlen < 4 reads 0: clears the flag
-    assert not s.g["no_enobufs"]
+    assert not s.spec_state["no_enobufs"]
 
 
 def test_s6_4_undelivered_ring_skb_is_empty_valid_frame():
@@ -269,13 +286,44 @@ def test_s6_4_undelivered_ring_skb_is_empty_valid_frame():
     assert j == 0
     s.ring_abort(j)
     hdr = s.header("rx", 0)
-    assert (hdr.status, hdr.len) == (V, 0) and s.g["aborted"] == 1
+    assert (hdr.status, hdr.len) == (V, 0) and s.spec_state["aborted"] == 1
 
 
 def test_s13_3_multicast_copy_frame_carries_group():
     s = sock()
     assert s.deliver(b"n" * 20, "copy", group=3).outcome == "copy"
     assert s.header("rx", 0).group == 3 and s.recvmsg(100)[0] == b"n" * 20
+
+
+def test_s13_3_multicast_reaches_members_only():
+    """A delivery to a group joins the socket to it the first time (the adapter's deliver); after
+    NETLINK_DROP_MEMBERSHIP the group's messages no longer reach the socket, as a real 4.5 kernel
+    behind the recording agent shows (recorded: deliver, drop, deliver -> nothing arrives)."""
+    s = sock()
+    assert s.deliver(b"a" * 8, "copy", group=5).outcome == "copy"
+    s.setsockopt(NETLINK_DROP_MEMBERSHIP, u32.pack(5))
+    before = s.peek(0, s.layout.size)
+    assert s.deliver(b"b" * 8, "copy", group=5).outcome == "dropped"
+    assert s.peek(0, s.layout.size) == before and s.spec_state["drops"] == 0 and s.spec_state["rq_len"] == 1
+    s.setsockopt(NETLINK_ADD_MEMBERSHIP, u32.pack(5))
+    assert s.deliver(b"c" * 8, "copy", group=5).frame == 1
+    s.setsockopt(NETLINK_DROP_MEMBERSHIP, u32.pack(6))  # never joined: the first delivery still joins
+    assert s.deliver(b"d" * 8, "copy", group=6).frame == 2
+
+
+@pytest.mark.parametrize("option", [NETLINK_ADD_MEMBERSHIP, NETLINK_DROP_MEMBERSHIP])
+def test_s13_3_family_groups_are_1_to_32(option):
+    """netlink_kernel_create gives every family at least 32 groups: 1..32 are NETLINK_ROUTE's on
+    4.5 (observed on the real kernel), 0 and 33 are EINVAL; a delivery to group 33 is EINVAL."""
+    s = sock()
+    for group in (1, 28, 29, 32):
+        s.setsockopt(option, u32.pack(group))
+    for group in (0, 33, 0xFFFFFFFF):
+        assert errno_of(lambda g=group: s.setsockopt(option, u32.pack(g))) == "EINVAL"
+    assert errno_of(lambda: s.setsockopt(option, b"\x01")) == "EINVAL"  # optlen < 4 reads 0
+    assert s.deliver(b"g" * 8, "copy", group=32).outcome == "copy" and s.header("rx", 0).group == 32
+    assert errno_of(lambda: s.deliver(b"g" * 8, "copy", group=33)) == "EINVAL"
+    assert s.statuses("rx")[1] == U  # nothing delivered
 
 
 # ---- section 7: poll ------------------------------------------------------------------------------
@@ -322,8 +370,8 @@ def test_s9_skip_run_covering_the_whole_ring_is_full():
         s.deliver(b"m", "ring")
     for i in range(4):
         set_status(s, i, S)
-    head = s.g["rx_head"]
-    assert s.deliver(b"x", "ring").outcome == "dropped" and s.g["rx_head"] == head
+    head = s.spec_state["rx_head"]
+    assert s.deliver(b"x", "ring").outcome == "dropped" and s.spec_state["rx_head"] == head
 
 
 def test_s9_skip_broken_variant_skip_at_head_is_full():
@@ -352,14 +400,14 @@ def test_s1_4_garbage_status_at_cursor_behaves_as_occupied(garbage):
 
 
 # ---- section 10: dumps --------------------------------------------------------------------------------
-def _dump_request(seq=5):
-    return build_message(0x1A, NLM_F_REQUEST | NLM_F_DUMP, seq, 0, b"\0\0\0\0")
+DUMP_HDR = struct.pack("=HH", family.DUMP_TYPE, NLM_F_MULTI)  # nlmsg_type and flags of each dump message
 
 
 def test_s10_dump_in_ring_frames_continued_by_poll():
     rx = RingRequest(16384, 1, 4096, 4)  # frames of 4096: 4072 >= NLMSG_GOODSIZE 3776
-    s = sock(rx=rx, tx=None, dumps={0x1A: (20, 1000)})
-    assert s.sendmsg(_dump_request()) == 20
+    s = sock(rx=rx, tx=None)
+    req = family.dump_request(20, 1000, seq=5)
+    assert s.sendmsg(req) == len(req)
     assert s.statuses("rx") == [V, U, U, U]  # first batch synchronously
     msgs, cursor = [], 0  # the user reads in ring order
     while s.dump is not None or any(v == V for v in s.statuses("rx")):
@@ -369,26 +417,58 @@ def test_s10_dump_in_ring_frames_continued_by_poll():
             cursor = (cursor + 1) % 4
         s.poll()
     body = b"".join(msgs)
-    assert body.count(b"\x1a\x00\x02\x00") == 20  # 20 messages of type 0x1A with NLM_F_MULTI
-    assert struct.unpack_from("=H", body, len(body) - 20 + 4)[0] == NLMSG_DONE
+    seqs, types = [], []
+    pos = 0
+    while pos < len(body):  # the ring's messages back to back: 20 dump messages, then NLMSG_DONE
+        ln, typ, _, seq, pid = struct.unpack_from("=IHHII", body, pos)
+        types.append(typ)
+        seqs.append(seq)
+        assert pid == s.portid
+        pos += ln
+    assert types == [family.DUMP_TYPE] * 20 + [NLMSG_DONE] and set(seqs) == {5}
 
 
 def test_s10_dump_through_copy_when_frames_too_small():
-    s = sock(dumps={0x1A: (3, 100)})  # 1024-byte frames < NLMSG_GOODSIZE + 24
-    s.sendmsg(_dump_request())
+    s = sock()  # 1024-byte frames < NLMSG_GOODSIZE + 24
+    s.sendmsg(family.dump_request(3, 100))
     assert s.statuses("rx")[0] == C
     data, _ = s.recvmsg(8192)
-    assert data.count(b"\x1a\x00\x02\x00") == 3
+    assert data.count(DUMP_HDR) == 3 and len(data) == 3 * (16 + 100) + 20
 
 
 def test_s10_dump_offset_bug_variant_moves_data_away_from_frame_start():
     rx = RingRequest(16384, 1, 4096, 4)
-    good = sock(rx=rx, tx=None, dumps={0x1A: (1, 100)})
-    good.sendmsg(_dump_request())
-    assert good.peek(24 + 4, 2) == b"\x1a\x00"
-    bad = sock(rx=rx, tx=None, dumps={0x1A: (1, 100)}, variant=Variant(dump_offset_bug=True))
-    bad.sendmsg(_dump_request())
-    assert bad.peek(24 + 4, 2) != b"\x1a\x00" and bad.header("rx", 0).status == V
+    good = sock(rx=rx, tx=None)
+    good.sendmsg(family.dump_request(1, 100))
+    assert good.peek(24 + 4, 4) == DUMP_HDR
+    bad = sock(rx=rx, tx=None, variant=Variant(dump_offset_bug=True))
+    bad.sendmsg(family.dump_request(1, 100))
+    assert bad.peek(24 + 4, 4) != DUMP_HDR and bad.header("rx", 0).status == V
+
+
+def test_s10_without_the_dump_service_a_dump_request_is_eopnotsupp():
+    """A real 4.5 kernel has no handler for the dump type: an error ACK echoing the request."""
+    s = sock(dump_service=False)
+    req = family.dump_request(3, 100, seq=7)
+    assert s.sendmsg(req) == len(req)
+    ack = s.peek(24, s.header("rx", 0).len)
+    assert struct.unpack_from("=IHHIIi", ack) == (20 + len(req), NLMSG_ERROR, 0, 7, s.portid, -errno_code("EOPNOTSUPP"))
+    assert ack[20:] == req and s.dump is None
+
+
+def test_s10_dump_request_limits_and_a_second_dump_while_one_runs():
+    rx = RingRequest(16384, 1, 4096, 4)
+    s = sock(rx=rx, tx=None)
+    too_big = family.dump_request(1, 4000)  # one message and NLMSG_DONE must fit NLMSG_GOODSIZE
+    s.sendmsg(too_big)
+    assert struct.unpack_from("=i", s.peek(24 + 16, 4))[0] == -errno_code("EINVAL") and s.dump is None
+    set_status(s, 0, U)
+    s.sendmsg(family.dump_request(40, 1000))  # 3 messages per skb: the dump keeps running
+    assert s.dump is not None
+    s.sendmsg(family.dump_request(1, 10, seq=9))
+    err = [s.peek(i * 4096 + 24, 48) for i in range(4) if s.statuses("rx")[i] == V and
+           struct.unpack_from("=H", s.peek(i * 4096 + 24 + 4, 2))[0] == NLMSG_ERROR]
+    assert [struct.unpack_from("=i", e, 16)[0] for e in err] == [-errno_code("EBUSY")]
 
 
 # ---- section 11: TX -------------------------------------------------------------------------------------
@@ -406,7 +486,7 @@ def test_s11_2_oversize_nm_len_is_einval_frame_stays_valid():
     s = sock()
     fill_tx(s, 0, b"x" * 8, nm_len=2025)
     assert errno_of(lambda: s.sendmsg(None)) == "EINVAL"
-    assert s.statuses("tx")[0] == V and s.g["tx_head"] == 0
+    assert s.statuses("tx")[0] == V and s.spec_state["tx_head"] == 0
     assert errno_of(lambda: s.sendmsg(None)) == "EINVAL"  # blocks the ring until rewritten
     set_status(s, 0, U, "tx")
     assert s.sendmsg(None) == 0
@@ -564,12 +644,6 @@ def test_s13_2_credentials_kernel_zero_user_sender_nonzero():
     assert s.header("rx", 0).pid == 0 and s.header("rx", 1).pid != 0
 
 
-def test_s1_6_netlink_diag_constants():
-    from nlmmap.spec import abi
-
-    assert (abi.NDIAG_SHOW_RING_CFG, abi.NETLINK_DIAG_RX_RING, abi.NETLINK_DIAG_TX_RING) == (4, 2, 3)
-
-
 # ---- sections 2.3, 8, 10, 13.5 ------------------------------------------------------------------------
 def test_s2_3_forward_ring_stops_at_first_non_skip_and_wraps():
     s = sock()
@@ -578,24 +652,27 @@ def test_s2_3_forward_ring_stops_at_first_non_skip_and_wraps():
     set_status(s, 0, S)
     set_status(s, 1, S)
     set_status(s, 2, U)
-    assert s.deliver(b"x", "ring").frame == 2 and s.g["rx_head"] == 3  # stepped over 0 and 1
+    assert s.deliver(b"x", "ring").frame == 2 and s.spec_state["rx_head"] == 3  # stepped over 0 and 1
     assert s.statuses("rx")[:2] == [S, S]  # skipped frames stay SKIP behind the head
 
 
 def test_s8_large_recvmsg_buffer_makes_dumps_try_bigger_allocations():
     rx = RingRequest(16384, 1, 4096, 4)  # 4072-byte frames: NLMSG_GOODSIZE (3776) fits
-    s = sock(rx=rx, tx=None, dumps={0x1A: (2, 100)})
+    s = sock(rx=rx, tx=None)
     s.deliver(b"q", "copy")
     s.recvmsg(16384)  # max_recvmsg_len = 16384 > frame payload: the first try is a plain skb
     set_status(s, 0, U)
-    s.sendmsg(_dump_request())
-    assert C in s.statuses("rx")
+    s.sendmsg(family.dump_request(2, 100))
+    assert s.statuses("rx") == [U, C, U, U]  # the COPY frame at the cursor (after the first message)
+    plain = sock(rx=rx, tx=None)
+    plain.sendmsg(family.dump_request(2, 100))
+    assert plain.statuses("rx") == [V, U, U, U]  # without the large recvmsg: a ring frame
 
 
 def test_s10_dump_continues_only_with_half_the_ring_free():
     rx = RingRequest(16384, 2, 4096, 8)
-    s = sock(rx=rx, tx=None, dumps={0x1A: (40, 1000)})  # 3 messages per skb
-    s.sendmsg(_dump_request())
+    s = sock(rx=rx, tx=None)  # 40 messages of 1000 bytes: 3 per skb
+    s.sendmsg(family.dump_request(40, 1000))
     assert s.statuses("rx").count(V) == 1
     s.poll()  # head frame UNUSED and frame head + frame_max div 2 UNUSED: continue until not
     batch = s.statuses("rx").count(V)

@@ -7,8 +7,8 @@ count, for TX each frame's ``nm_len`` and contents), its receive queue, and its 
 variables record what the invariants talk about and the kernel never stores: which frames the
 kernel has claimed and not yet published (``rx_owned``), which frames hold a kernel message the
 user has not yet taken (``rx_held``), the order in which frames were claimed (``rx_seq``), and an
-account of every message the kernel sent (``sent = in_ring + rq_len + consumed + dropped +
-aborted + purged``).
+account of every message the kernel sent (``sent = in_ring + rq_len + consumed + drops + aborted
++ purged``, where ``drops`` is the kernel's own ``sk_drops``).
 
 *Actions* are split into the kernel's and the user's halves so that races are visible steps:
 ``alloc`` (claim a frame) is apart from ``publish`` (hand it over), and the TX walk is

@@ -34,8 +34,7 @@ rx_status, rx_owned, rx_held, rx_seq = V("rx_status"), V("rx_owned"), V("rx_held
 claims = V("claims")
 rq_len, congested, sk_err, no_enobufs, drops = V("rq_len"), V("congested"), V("sk_err"), V("no_enobufs"), V("drops")
 mapped = V("mapped")
-sent, in_ring, consumed, dropped, aborted, purged = (V(n) for n in (
-    "sent", "in_ring", "consumed", "dropped", "aborted", "purged"))
+sent, in_ring, consumed, aborted, purged = (V(n) for n in ("sent", "in_ring", "consumed", "aborted", "purged"))
 unsignalled = V("unsignalled_drops")
 tx_n, tx_cap, tx_head, tx_pending = V("tx_frame_nr"), V("tx_capacity"), V("tx_head"), V("tx_pending")
 tx_status, tx_len, tx_data = V("tx_status"), V("tx_len"), V("tx_data")
@@ -76,10 +75,10 @@ OVERRUN_SK_ERR = ite(or_(no_enobufs, congested), sk_err, True)
 
 def _overrun() -> tuple:
     """``netlink_overrun`` (6.5): unless NO_ENOBUFS, set CONGESTED and, if it was clear, sk_err =
-    ENOBUFS; always count the drop. Also the ghost account of a dropped message."""
+    ENOBUFS; always count the drop (``sk_drops``, which is also the ghost account's "dropped")."""
     new_cong, new_err = OVERRUN_CONGESTED, OVERRUN_SK_ERR
     return (Assign("congested", new_cong), Assign("sk_err", new_err), Assign("drops", drops + 1),
-            Assign("sent", sent + 1), Assign("dropped", dropped + 1),
+            Assign("sent", sent + 1),
             Assign("unsignalled_drops", unsignalled + ite(or_(no_enobufs, new_cong, new_err), 0, 1)))
 
 
@@ -117,7 +116,7 @@ def _claim(idx: Expr, status: int, ring_message: bool) -> tuple:
 
 def choose_alloc(state: Any) -> dict[str, Any] | None:
     """The frame ``netlink_forward_ring`` stops at (the kernel's deterministic choice for
-    ``alloc``/``alloc_full``): first non-SKIP frame from the head, or None if all are SKIP."""
+    ``alloc``/``alloc_full``, 4.4 on): first non-SKIP frame from the head, or None if all are SKIP."""
     nr, head = state["rx_frame_nr"], state["rx_head"]
     st = state["rx_status"]
     idx = head
@@ -126,6 +125,16 @@ def choose_alloc(state: Any) -> dict[str, Any] | None:
             return {"j": idx}
         idx = 0 if idx == nr - 1 else idx + 1
     return None
+
+
+def choose_alloc_at_head(state: Any) -> dict[str, Any] | None:
+    """Before 4.4 ``netlink_forward_ring`` was a no-op: allocation looks at the head frame only."""
+    return {"j": state["rx_head"]} if state["rx_frame_nr"] >= 1 else None
+
+
+def alloc_chooser(variant: Variant):
+    """The kernel's choice of frame for ``alloc``/``alloc_full`` under ``variant``."""
+    return choose_alloc_at_head if variant.skip_broken else choose_alloc
 
 
 def poll_in(variant: Variant = LINUX_4_5) -> Expr:

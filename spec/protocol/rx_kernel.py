@@ -17,7 +17,7 @@ from .names import (
     _forward_to,
     _overrun,
     aborted,
-    choose_alloc,
+    alloc_chooser,
     congested,
     fits_frame,
     in_ring,
@@ -46,14 +46,14 @@ def rx_kernel_actions(variant: Variant) -> list[Action]:
                _claim(j, RESERVED, True),
                "6.1", "netlink_alloc_skb: step over SKIP frames at the cursor, claim the UNUSED frame "
                       "there as RESERVED, advance the cursor past it.",
-               choose=choose_alloc),
+               choose=alloc_chooser(variant)),
         Action("alloc_full", "kernel", (FRAME, SIZE),
                and_(size <= rx_cap, _forward_to(j, variant), ne(rx_status[j], UNUSED),
                     *(() if variant.skip_broken else (ne(rx_status[j], SKIP),))),
                (Assign("rx_head", j),) + _overrun(),
                "6.1", "Ring full: the frame the cursor stops at is not UNUSED; the message is lost "
                       "(overrun), the frames untouched, the cursor past the SKIP run.",
-               choose=choose_alloc),
+               choose=alloc_chooser(variant)),
         *(() if variant.skip_broken else (
             Action("alloc_all_skip", "kernel", (SIZE,),
                    and_(fits_frame(size), forall(0, rx_n, lambda kk: eq(rx_status[kk], SKIP), "s")),
@@ -82,7 +82,7 @@ def rx_kernel_actions(variant: Variant) -> list[Action]:
                "6.5", "A kernel sender's plain message to a CONGESTED socket is dropped with an overrun."),
         Action("copy_refused", "kernel", (), congested, (),
                "6.5", "A non-blocking user-space sender gets EAGAIN from a CONGESTED socket; "
-                      "nothing changes."),
+                      "nothing changes.", errno="EAGAIN"),
         Action("queue_plain", "kernel", (), not_(rx_on),
                (Assign("rq_len", rq_len + 1), Assign("sent", sent + 1)),
                "6.3", "Without an RX ring a plain message is queued for recvmsg."),

@@ -11,7 +11,6 @@ from .names import (
     claims,
     congested,
     consumed,
-    dropped,
     drops,
     in_ring,
     mapped,
@@ -52,7 +51,6 @@ SOCKET_STATE: tuple[StateVar, ...] = (
     StateVar("sent", "int", "messages the kernel sent to this socket", True),
     StateVar("in_ring", "int", "kernel messages sitting in RX frames", True),
     StateVar("consumed", "int", "messages the user took (recvmsg, or wrote the frame's status)", True),
-    StateVar("dropped", "int", "messages lost to a full ring or congestion", True),
     StateVar("aborted", "int", "ring messages freed undelivered (empty VALID frame)", True),
     StateVar("purged", "int", "queued messages discarded by ring setup or close", True),
     StateVar("unsignalled_drops", "int", "drops with neither ENOBUFS raised nor NO_ENOBUFS", True),
@@ -75,6 +73,6 @@ SOCKET_STATE: tuple[StateVar, ...] = (
 SOCKET_INIT = and_(
     eq(rx_n, 0), eq(tx_n, 0), eq(rx_head, 0), eq(tx_head, 0), eq(rx_pending, 0), eq(tx_pending, 0),
     eq(claims, 0), eq(rq_len, 0), not_(congested), not_(sk_err), not_(no_enobufs), eq(drops, 0),
-    eq(mapped, 0), eq(sent, 0), eq(in_ring, 0), eq(consumed, 0), eq(dropped, 0), eq(aborted, 0),
+    eq(mapped, 0), eq(sent, 0), eq(in_ring, 0), eq(consumed, 0), eq(aborted, 0),
     eq(purged, 0), eq(unsignalled, 0), eq(tx_phase, TX_IDLE), eq(tx_cur, 0), rx_cap >= 0, tx_cap >= 0,
 )

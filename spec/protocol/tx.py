@@ -50,7 +50,7 @@ def tx_actions(variant: Variant) -> list[Action]:
         Action("tx_reject", "kernel", (),
                and_(tx_on, eq(tx_phase, TX_IDLE), eq(tx_status[tx_head], VALID), tx_cap < tx_len[tx_head]),
                (), "11.2", "nm_len > frame_size - 24: sendmsg returns EINVAL, the frame stays VALID and "
-                           "the cursor stays on it."),
+                           "the cursor stays on it.", errno="EINVAL"),
     ]
     if variant.tx_zero_copy:
         actions += [

@@ -1,0 +1,173 @@
+"""The RX paths (sections 6-9, 13.3): how a message reaches a socket, and recvmsg and poll.
+
+Each kernel event names its candidate spec actions and takes the one the spec's guards enable:
+
+* ``netlink_alloc_skb`` towards the socket (:data:`RING_ALLOC`): claim the frame
+  ``netlink_forward_ring`` stops at, or lose the message (ring full, or every frame SKIP); then
+  ``publish`` (header, then VALID) or ``abort`` (an empty VALID frame);
+* admission of a plain message to a CONGESTED socket: the spec action the family's rule names
+  (:func:`nlmmap.spec.family.admission_action`), taken when its guard holds;
+* ``__netlink_sendskb`` of a plain skb (:data:`SENDSKB`): a COPY frame at the cursor and the
+  receive queue, a drop, or the plain queue without an RX ring;
+* recvmsg (:data:`RECVMSG`): the pending ENOBUFS, the next queued message, or EAGAIN.
+
+What the transition system abstracts (header fields, payload bytes, the queue's contents) is
+written here, around the action the spec selected.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from nlmmap.spec import family
+from nlmmap.spec.abi import NL_MMAP_HDRLEN, as_bytes
+from nlmmap.spec.errors import NetlinkError
+from nlmmap.spec.protocol import dump_space, fits_frame, poll_err, poll_in
+
+from .core import Delivery, Msg, SocketCore
+
+__all__ = ["RxPaths", "RING_ALLOC", "SENDSKB", "RECVMSG", "ACK_LOST"]
+
+_U32 = struct.Struct("=I")
+
+#: netlink_alloc_skb for a message that fits a frame (6.1, 9).
+RING_ALLOC = ("alloc", "alloc_full", "alloc_all_skip")
+#: __netlink_sendskb of a plain skb after admission (6.3).
+SENDSKB = ("copy_claim", "copy_full", "queue_plain")
+#: recvmsg (8).
+RECVMSG = ("recvmsg_error", "recvmsg_empty", "recvmsg")
+#: netlink_ack after its reply could not be allocated (20).
+ACK_LOST = ("ack_alloc_failed",)
+
+
+class RxPaths(SocketCore):
+    """The kernel's RX paths and the user's recvmsg/poll on a model socket."""
+
+    max_recvmsg_len: int
+    groups: set[int]
+    joined_by_deliver: set[int]
+
+    # ---- ring path (6.1, 6.2, 6.4) -----------------------------------------------------------
+    def fits(self, size: int) -> bool:
+        """The ring path applies: an RX ring whose frames hold ``size`` bytes (section 6.1)."""
+        return self.holds(fits_frame(size))
+
+    def ring_alloc(self, size: int) -> int | None:
+        """``netlink_alloc_skb`` towards this socket: the claimed frame, or None when the message
+        is lost (overrun). Call only when :meth:`fits` says the ring path applies."""
+        a, params = self.select(RING_ALLOC, what=f"netlink_alloc_skb({size})", size=size)  # type: ignore[misc]
+        self.step(a.name, **params)
+        return params["j"] if a.name == "alloc" else None
+
+    def _write_header(self, i: int, length: int, group: int, pid: int) -> None:
+        o = self.rx.off(i)  # type: ignore[union-attr]
+        struct.pack_into("=5I", self.rx.mem, o + 4, length, group, pid, 0, 0)  # type: ignore[union-attr]
+
+    def ring_publish(self, j: int, data: bytes, *, group: int = 0, pid: int = 0, data_offset: int = 0,
+                     nm_len: int | None = None) -> None:
+        """Fill the claimed frame ``j``: payload at +24 (+ ``data_offset``), header, then VALID."""
+        ring = self.rx
+        o = ring.off(j)  # type: ignore[union-attr]
+        start = o + NL_MMAP_HDRLEN + data_offset
+        ring.mem[start:start + len(data)] = data  # type: ignore[union-attr]
+        self._write_header(j, len(data) if nm_len is None else nm_len, group, pid)
+        self.step("publish", j=j)
+
+    def ring_abort(self, j: int) -> None:
+        """Free the claimed frame undelivered: nm_len 0, then VALID (section 6.4)."""
+        _U32.pack_into(self.rx.mem, self.rx.off(j) + 4, 0)  # type: ignore[union-attr]
+        self.step("abort", j=j)
+
+    # ---- plain skbs (6.3, 6.5) ----------------------------------------------------------------
+    def sendskb_plain(self, msg: Msg) -> Delivery:
+        """``__netlink_sendskb`` of a plain skb (after admission): COPY frame + queue, or the
+        plain queue without an RX ring; a non-UNUSED cursor frame drops it (section 6.3)."""
+        a, params = self.select(SENDSKB, what="__netlink_sendskb")  # type: ignore[misc]
+        if a.name == "copy_full":
+            self.step(a.name, **params)
+            return Delivery("dropped")
+        frame = None
+        if a.name == "copy_claim":
+            frame = self.view["rx_head"]
+            self._write_header(frame, len(msg.data), msg.group, msg.pid)
+        self.rq.append(msg)
+        self.step(a.name, **params)
+        return Delivery("copy", frame)
+
+    def plain_deliver(self, msg: Msg, *, from_kernel: bool, broadcast: bool = False) -> Delivery:
+        """``netlink_unicast`` / ``netlink_broadcast_deliver`` of a plain skb: admission (on a
+        CONGESTED socket a kernel sender's or a multicast message is dropped with an overrun, a
+        non-blocking user-space sender gets the refusal's errno), then delivery."""
+        a = self.take((family.admission_action(from_kernel=from_kernel, broadcast=broadcast),), optional=True,
+                      what="admission to a congested socket")
+        if a is None:
+            return self.sendskb_plain(msg)
+        if a.errno:
+            raise NetlinkError(a.errno, a.doc)
+        return Delivery("dropped")
+
+    def kernel_send(self, data: bytes, *, is_ack: bool = False) -> Delivery:
+        """A kernel-built message for this socket (ACKs, dump replies, ``deliver`` ring path):
+        ring path when it fits a frame, else a plain skb (section 6.1)."""
+        if not self.fits(len(data)):
+            return self.plain_deliver(Msg(data), from_kernel=True)
+        j = self.ring_alloc(len(data))
+        if j is None:
+            if is_ack:
+                self.take(ACK_LOST, what="netlink_ack")
+            return Delivery("dropped")
+        self.ring_publish(j, data)
+        return Delivery("frame", j)
+
+    def deliver(self, payload: bytes, path: str = "copy", group: int = 0) -> Delivery:
+        """A message arrives for this socket: ``ring`` (built by a kernel subsystem in a frame if
+        it fits) or ``copy`` (a plain message from the user-space peer; a multicast one with
+        ``group``, one of the family's groups, reaches the socket only as a member of it:
+        :func:`nlmmap.spec.family.multicast_deliver`)."""
+        self._alive()
+        data = as_bytes(payload, "payload")
+        family.check_delivery(path, group)
+        if path == "ring":
+            return self.kernel_send(data)
+        if group:
+            join, reaches = family.multicast_deliver(group, self.groups, self.joined_by_deliver)
+            if join:
+                self.groups.add(group)
+                self.joined_by_deliver.add(group)
+            if not reaches:
+                return Delivery("dropped")  # not a member: the message is not for this socket
+        return self.plain_deliver(Msg(data, self.config.peer_pid, group), from_kernel=False, broadcast=bool(group))
+
+    # ---- the user's calls (7, 8) ----------------------------------------------------------------
+    def recvmsg(self, bufsize: int, dontwait: bool = True) -> tuple[bytes, bool]:
+        """recvmsg (section 8): ENOBUFS once after an overrun, the next queued message
+        (truncated to ``bufsize``), or EAGAIN. Never touches a frame."""
+        self._alive()
+        if isinstance(bufsize, bool) or not isinstance(bufsize, int) or bufsize < 0:
+            raise NetlinkError("EINVAL", f"bufsize must be a non-negative integer, got {bufsize!r}")
+        a, params = self.select(RECVMSG, what="recvmsg")  # type: ignore[misc]
+        msg = self.rq.pop(0) if a.name == "recvmsg" else None
+        self.step(a.name, **params)
+        if a.errno:
+            blocked = not dontwait and a.name == "recvmsg_empty"
+            raise NetlinkError(a.errno, a.doc + (" (the model cannot block: nothing else runs)" if blocked else ""))
+        assert msg is not None
+        self.max_recvmsg_len = family.recvmsg_len_after(self.max_recvmsg_len, bufsize)
+        if self.dump is not None:  # type: ignore[attr-defined]
+            self.dump_continue()  # type: ignore[attr-defined]
+        return msg.data[:bufsize], len(msg.data) > bufsize
+
+    def poll(self) -> set[str]:
+        """poll() mask (section 7): continue a dump while there is space, rcv_wake, then POLLIN /
+        POLLOUT / POLLERR."""
+        self._alive()
+        while self.dump is not None and self.holds(dump_space()):  # type: ignore[attr-defined]
+            if self.dump_continue():  # type: ignore[attr-defined]
+                break
+        self.step("poll")
+        mask = {"POLLOUT"}
+        if self.holds(poll_in(self.config.variant)):
+            mask.add("POLLIN")
+        if self.holds(poll_err()):
+            mask.add("POLLERR")
+        return mask
