@@ -68,7 +68,7 @@ def queue_system(variant: Variant = LINUX_4_5) -> System:
                (Store("seen", fid[ucur], True), Store("rx_status", ucur, UNUSED), Store("frame_id", ucur, 0),
                 Assign("user_cursor", nxt(ucur, qn))),
                "15", "The reader takes the VALID frame at its cursor (in ring order), reads the id, releases it."),
-        Action("verdict_batch", "user", (Param("m", 1, None),), and_(seen[m], queued[m], m <= id_seq),
+        Action("verdict_batch", "user", (Param("m", 1, ID_LIMIT, doc="packet id"),), and_(seen[m], queued[m]),
                (StoreRange("verdicted", "x", 1, m + 1, or_(verdicted[V("x")], queued[V("x")])),
                 StoreRange("queued", "x", 1, m + 1, False)),
                "12.2", "NFQNL_MSG_VERDICT_BATCH for id m: every queued id <= m gets the verdict."),
