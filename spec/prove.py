@@ -38,7 +38,7 @@ from typing import Any
 import z3
 
 from .cti import Cti, make_cti, minimize, small_ints
-from .expr import Expr, render
+from .expr import Expr, free_vars, render
 from .system import Action, Invariant, System
 from .verdict import Verdict
 from .z3enc import (
@@ -242,7 +242,10 @@ def _decide(system: System, a: Action, goal: Expr, bases: tuple[_Hyps, _Hyps], *
     obligation; a FAILED verdict comes with its minimized CTI."""
     sizes = size_vars(system)
     scope_ms = max(1, min(SCOPE_BUDGET_MS, timeout_ms // 4))
-    for base, budget in zip(bases, (scope_ms, timeout_ms), strict=True):
+    plan = list(zip(bases, (scope_ms, timeout_ms), strict=True))
+    if not step and not set(a.modifies) & free_vars(goal):
+        plan = plan[1:]  # the action leaves the goal's variables alone: it holds as a hypothesis
+    for base, budget in plan:
         q = _query(base, system, a, goal, step=step)
         s = make_solver(timeout_ms=budget, seed=seed)
         s.add(*q.facts)
