@@ -1,6 +1,10 @@
 """Proof-kit figures: ``nlmmap prove`` time, BMC time per depth, and an explicit-state bounded
 check as the ring size grows (for contrast: the z3 proofs cover every ring size at once).
 
+The BMC rows are the runs of the expected-results manifest (``spec/expected.json``, section
+``bmc``): the fixed variants' clean runs are timed to each depth up to ``--max-depth``, the
+historical flaws' runs are timed to their trace, and each is checked against its expected verdict.
+
 Run: ``python benchmarks/proof_bench.py [--max-depth 12] [--depth-budget-s 60]``. Prints tables;
 no assertions (figures go in the README, measured side by side)."""
 
@@ -13,7 +17,9 @@ from collections import deque
 import z3
 
 from nlmmap.spec.bmc import bmc
-from nlmmap.spec.protocol import Variant, queue_system, socket_system
+from nlmmap.spec.catalog import for_variant
+from nlmmap.spec.expected import bmc_runs
+from nlmmap.spec.protocol import Variant, queue_system
 from nlmmap.spec.prove import Verdict, prove_default
 from nlmmap.spec.system import DefaultArray, MapState, apply_action, enabled, violated_invariants
 
@@ -30,30 +36,37 @@ def bench_prove() -> None:
 
 
 def bench_bmc(max_depth: int, budget_s: float) -> None:
-    """Time to search to each depth (no violation expected), per fixed variant; stops a variant
-    once one depth exceeds ``budget_s``. Also the time to find each historical flaw."""
-    print("\nbmc, fixed variants (cumulative time to finish depth d, ring sizes <= 3):")
-    print(f"{'variant':<28} " + " ".join(f"{d:>7}" for d in range(1, max_depth + 1)))
-    rows = (("socket default", socket_system(), None),
-            ("socket default, TX (slice)", socket_system(), ["TxActsOnValidated", "HeaderWithinFrame"]),
-            ("queue_alloc_under_lock", queue_system(Variant(queue_alloc_outside_lock=False)), None))
-    for name, sysm, props in rows:
+    """Time to search to each depth (no violation expected), per clean run of the manifest; stops
+    a row once one depth exceeds ``budget_s``. Also the time to find each historical flaw."""
+    runs = bmc_runs()
+    print("\nbmc, fixed variants (cumulative time to finish depth d, ring sizes <= 3; "
+          "manifest: clean to the depth marked *):")
+    labels = [r.label.replace(" --property ", " ") for r in runs]
+    width = max(28, *(len(x) for x in labels))
+    print(f"{'variant':<{width}} " + " ".join(f"{d:>7}" for d in range(1, max_depth + 1)))
+    for run, label in zip(runs, labels, strict=True):
+        if run.verdict is not Verdict.OK:
+            continue
         cells = []
         for d in range(1, max_depth + 1):
             t0 = time.perf_counter()
-            res = bmc(sysm, depth=d, timeout_ms=int(budget_s * 1000), properties=props)
+            res = bmc(for_variant(run.variant), depth=d, max_n=run.max_n, timeout_ms=int(budget_s * 1000),
+                      properties=list(run.properties) or None)
             dt = time.perf_counter() - t0
-            cells.append(f"{dt:6.1f}s" if res.verdict == "none" else f"{res.verdict[:7]:>7}")
-            if dt > budget_s or res.verdict != "none":
+            mark = "*" if d == run.depth else " "
+            cells.append(f"{dt:5.1f}s{mark}" if res.verdict is Verdict.OK else f"{res.verdict.search_text[:7]:>7}")
+            if dt > budget_s or res.verdict is not Verdict.OK:
                 break
-        print(f"{name:<28} " + " ".join(cells))
-    print("\nbmc, historical flaws:")
-    for name, sysm, props in (("tx_zero_copy", socket_system(Variant(tx_zero_copy=True)), None),
-                              ("tx_zero_copy", socket_system(Variant(tx_zero_copy=True)), ["TxActsOnValidated"]),
-                              ("queue_alloc_outside_lock", queue_system(), None)):
+        print(f"{label:<{width}} " + " ".join(cells))
+    print("\nbmc, historical flaws (manifest: violation within the depth given):")
+    for run, label in zip(runs, labels, strict=True):
+        if run.verdict is not Verdict.FAILED:
+            continue
         t0 = time.perf_counter()
-        res = bmc(sysm, depth=8, properties=props)
-        print(f"  {name:<24} {res.violated:<20} {len(res.actions) - 1} steps in {time.perf_counter() - t0:.2f} s")
+        res = bmc(for_variant(run.variant), depth=run.depth, max_n=run.max_n, properties=list(run.properties) or None)
+        ok = res.verdict is Verdict.FAILED and res.violated in run.violates
+        print(f"  {label:<{width}} {res.violated or res.verdict.search_text:<20} {res.steps} steps "
+              f"in {time.perf_counter() - t0:.2f} s{'' if ok else '  (NOT as expected)'}")
 
 
 def _key(st: MapState, n: int) -> tuple:

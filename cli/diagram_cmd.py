@@ -55,8 +55,8 @@ def _frames(text: str | None, n: int, default: int = 2) -> list[int]:
 def _build(args: argparse.Namespace) -> tuple[Any, dict[str, str], dict[str, Any]]:
     """The graph asked for, its renderings by format (lazily: callables), and its counts."""
     from nlmmap.spec import diagram as dg
+    from nlmmap.spec import doc_tables as tb
     from nlmmap.spec import graphs as gr
-    from nlmmap.spec import tables as tb
     from nlmmap.spec.protocol import Variant, queue_system, socket_system
 
     names = _variant_names(args.variant)

@@ -1,9 +1,10 @@
 """CLI subcommands for proofs: ``prove``, ``bmc`` and ``replay``, registered by :func:`add_parsers`.
 
 Handlers have the shape ``(args, out, err) -> int``; human text goes to ``err`` (one flushed line per
-obligation or depth), ``--json`` writes one document to ``out``. Exit status: 0 proved or no
-violation, 1 counterexample (a replay that reproduces its violation included), 2 usage or input
-error, 3 inconclusive (solver unknown or timeout).
+obligation or depth), ``--json`` writes one document to ``out``. The spec's engines return result
+objects; these handlers only print them (as text and as JSON, from the same object). Exit codes:
+0 proved or no violation, 1 counterexample (a replay that reproduces its violation included), 2
+usage or input error, 3 inconclusive (solver unknown or timeout).
 """
 
 from __future__ import annotations
@@ -15,51 +16,92 @@ from typing import TextIO
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INCONCLUSIVE = 0, 1, 2, 3
 
 
-def _system_for(name: str):
-    """``socket``/``queue`` with the variant implied by a switch name (``default`` = Linux 4.5)."""
-    from nlmmap.spec.protocol import Variant, queue_system, socket_system
-
-    if name in ("queue_alloc_outside_lock", "queue_alloc_under_lock", "queue"):
-        return queue_system(Variant.from_names([] if name in ("queue", "queue_alloc_outside_lock") else [name]))
-    return socket_system(Variant.from_names([] if name in ("default", "socket") else [name]))
+def _write(err: TextIO, text: str) -> None:
+    err.write(text + "\n")
+    err.flush()
 
 
 def _cmd_prove(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from nlmmap.spec.prove import default_systems, run_prove_cli
+    from nlmmap.spec.catalog import default_proof_systems, for_variant
+    from nlmmap.spec.prove import ObligationResult, prove_systems
 
-    systems = default_systems() if not args.variant else [_system_for(v) for v in args.variant]
-    return run_prove_cli(systems, json_out=args.json, out=out, err=err, timeout_ms=args.timeout_ms, seed=args.seed,
-                         only=args.only or None)
+    systems = default_proof_systems() if not args.variant else [for_variant(v) for v in args.variant]
+    known = {p.name for s in systems for p in s.invariants + s.proof_aids + s.step_properties}
+    if args.only and set(args.only) - known:
+        _write(err, f"nlmmap prove: unknown property {sorted(set(args.only) - known)}; known: {sorted(known)}")
+        return EXIT_USAGE
+    import z3
+
+    _write(err, f"nlmmap prove: z3 {z3.get_full_version()}, seed {args.seed}, timeout {args.timeout_ms} ms "
+                "per obligation")
+    for s in systems:
+        if s.run_bound is not None:
+            from nlmmap.spec.expr import render
+
+            _write(err, f"[{s.name}] proofs cover runs with {render(s.run_bound)} (a prefix-closed bound)")
+
+    def show(r: ObligationResult) -> None:
+        _write(err, r.text())
+
+    rep = prove_systems(systems, timeout_ms=args.timeout_ms, seed=args.seed, on_result=show, only=args.only or None)
+    _write(err, rep.summary())
+    if args.json:
+        out.write(json.dumps(rep.as_dict(), sort_keys=True) + "\n")
+    return rep.exit_code
 
 
 def _cmd_bmc(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from nlmmap.spec.bmc import run_bmc_cli
+    from nlmmap.spec.bmc import bmc, search_header, trace_to_itf
+    from nlmmap.spec.catalog import for_variant
+    from nlmmap.spec.verdict import Verdict
 
     if args.depth < 0 or args.max_n < 1:
-        err.write("nlmmap bmc: --depth must be >= 0 and --max-n >= 1\n")
+        _write(err, "nlmmap bmc: --depth must be >= 0 and --max-n >= 1")
         return EXIT_USAGE
-    return run_bmc_cli(_system_for(args.variant), depth=args.depth, max_n=args.max_n, out_path=args.out,
-                       json_out=args.json, out=out, err=err, timeout_ms=args.timeout_ms, seed=args.seed,
-                       properties=args.property)
+    system = for_variant(args.variant)
+    known = {i.name for i in system.invariants} | {sp.name for sp in system.step_properties}
+    if args.property and set(args.property) - known:
+        _write(err, f"nlmmap bmc: unknown property {sorted(set(args.property) - known)}; known: {sorted(known)}")
+        return EXIT_USAGE
+    _write(err, search_header(system, depth=args.depth, max_n=args.max_n, seed=args.seed))
+
+    def tick(d: int, ms: float) -> None:
+        _write(err, f"  depth {d}: no violation ({ms:.0f} ms)")
+
+    res = bmc(system, depth=args.depth, max_n=args.max_n, timeout_ms=args.timeout_ms, seed=args.seed, on_depth=tick,
+              properties=args.property)
+    _write(err, res.text())
+    saved = None
+    if res.verdict is Verdict.FAILED and args.out:
+        from nlmmap.spec.itf import write_itf
+
+        write_itf(args.out, trace_to_itf(res))
+        saved = args.out
+        _write(err, f"trace saved to {args.out}")
+    if args.json:
+        d = res.as_dict()
+        d["trace_file"] = saved
+        out.write(json.dumps(d, sort_keys=True) + "\n")
+    return res.exit_code
 
 
 def _cmd_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from nlmmap.spec.bmc import replay
+    from nlmmap.spec.errors import NetlinkError
     from nlmmap.spec.itf import read_itf
+    from nlmmap.spec.replay import replay
 
     try:
         doc = read_itf(args.trace)
     except (OSError, ValueError) as e:
-        err.write(f"nlmmap replay: {e}\n")
+        _write(err, f"nlmmap replay: {e}")
         return EXIT_USAGE
     if getattr(args, "on", "spec") == "model":
         from nlmmap.model.replay import replay_on_model
-        from nlmmap.spec.errors import NetlinkError
 
         try:
             mres = replay_on_model(doc)
         except NetlinkError as e:
-            err.write(f"nlmmap replay: {e.message}\n")
+            _write(err, f"nlmmap replay: {e.message}")
             return EXIT_USAGE
         for name, action in mres.violations:
             err.write(f"model: {name} violated by {action}\n")
@@ -68,27 +110,27 @@ def _cmd_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         for step, name in mres.mismatches:
             err.write(f"step {step}: the model's {name} differs from the recorded state\n")
         verdict = "reproduced" if mres.reproduced else "NOT reproduced"
-        err.write(f"nlmmap replay: {args.trace} on the model: expected {mres.expected} -> {verdict} "
-                  f"({mres.steps} steps)\n")
+        _write(err, f"nlmmap replay: {args.trace} on the model: expected {mres.expected} -> {verdict} "
+                    f"({mres.steps} steps)")
         if args.json:
             out.write(json.dumps(mres.as_dict(), sort_keys=True) + "\n")
         return EXIT_FAIL if mres.reproduced or mres.violations else EXIT_OK
-    res = replay(doc)
-    for step, name in res.violated:
-        err.write(f"step {step}: {name} violated\n")
-    for step, name in res.mismatches:
-        err.write(f"step {step}: replayed {name} differs from the recorded state\n")
-    verdict = "reproduced" if res.reproduced else "NOT reproduced"
-    err.write(f"nlmmap replay: {args.trace}: expected {res.expected} -> {verdict} ({res.steps} steps)\n")
+    try:
+        res = replay(doc)
+    except (NetlinkError, KeyError) as e:
+        _write(err, f"nlmmap replay: {args.trace}: not a trace of a known system ({e})")
+        return EXIT_USAGE
+    _write(err, res.text(args.trace))
     if args.json:
         out.write(json.dumps(res.as_dict(), sort_keys=True) + "\n")
-    return EXIT_FAIL if res.reproduced else (EXIT_OK if not res.violated else EXIT_FAIL)
+    return res.exit_code
 
 
 def add_parsers(sub: argparse._SubParsersAction, epilog: str, parser_class: type) -> None:
     """Register ``prove``, ``bmc`` and ``replay`` on ``sub``."""
-    variants = ("default", "tx_zero_copy", "skip_broken", "poll_head_minus_one", "queue_alloc_outside_lock",
-                "queue_alloc_under_lock")
+    from nlmmap.spec.catalog import variant_choices
+
+    variants = variant_choices()
     p = sub.add_parser("prove", help="prove every invariant inductive for every ring size (z3)", epilog=epilog,
                        description="One line per obligation (initiation, consecution per action, step "
                                    "properties, count lemmas). Default: the socket (Linux 4.5) and the queue "

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from . import diagram as dg
+from . import doc_tables as tb
 from . import graphs as gr
-from . import tables as tb
 from .scope import analyse
 from .system import System
 

@@ -6,7 +6,8 @@ them), and the actions that write those variables. A guard conjunct that mention
 variable is dropped too, which only *adds* behaviours: the slice can do everything the full
 system does to the kept variables, and more. So "no violation in the slice" implies "no violation
 in the system"; a violation found in the slice may be spurious and must be confirmed on the full
-system (:func:`nlmmap.spec.bmc.bmc` does that).
+system (:func:`nlmmap.spec.bmc.bmc` does that). The slice keeps the system's declarations (sizes,
+indices, value names, scoped counters) for what it keeps.
 """
 
 from __future__ import annotations
@@ -81,14 +82,22 @@ def slice_system(system: System, properties: list[str]) -> System:
                        else Param(p.name, None, None, p.sort, p.doc) for p in a.params)
         actions.append(replace(a, params=params, guard=guard, updates=ups))
     kept_names = {a.name for a in actions}
-    return System(
-        name=system.name, variant=system.variant, constants=system.constants,
+    # a kept array whose ring size is dropped is shown over the indices in play
+    state = tuple(v if v.index is None or v.index in allowed else replace(v, index=None)
+                  for v in system.state if v.name in keep)
+    return replace(
+        system, constants=system.constants,
         assumptions=and_(*[c for c in conjuncts(system.assumptions) if free_vars(c) <= allowed]),
-        state=tuple(v for v in system.state if v.name in keep),
+        state=state,
         init=and_(*[c for c in conjuncts(system.init) if free_vars(c) <= allowed]),
         actions=tuple(actions),
         invariants=tuple(i for i in system.invariants if i.name in names),
         step_properties=tuple(replace(sp, per_action={k: f for k, f in sp.per_action.items() if k in kept_names})
                               for sp in system.step_properties if sp.name in names),
         doc=f"cone-of-influence slice of {system.name} for {', '.join(sorted(names))}",
+        proof_aids=(),  # the prover's, not the search's
+        run_bound=system.run_bound if system.run_bound is not None and free_vars(system.run_bound) <= allowed
+        else None,
+        scoped_counters=None if system.scoped_counters is None else
+        tuple(n for n in system.scoped_counters if n in keep),
     )

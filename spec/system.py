@@ -30,16 +30,43 @@ SORTS = ("int", "bool", "int_array", "bool_array")
 
 @dataclass(frozen=True)
 class StateVar:
-    """A state variable: its sort, and whether it is ghost (bookkeeping for invariants only)."""
+    """A state variable: its sort, whether it is ghost (bookkeeping for invariants only), and what
+    the engines need to know of it without knowing the protocol.
+
+    ``size``: an ``int`` that is the number of frames of a ring (what a minimal counterexample makes
+    small, what bounded model checking bounds). ``index``: for an array, the ``size`` variable whose
+    frames index it (tables show ``[0, size)``); None for arrays indexed by unbounded integers such
+    as packet ids or CPUs (tables show the indices in play). ``values``: names of the values of an
+    ``int`` or ``int_array`` (a mapping, or an ``IntEnum`` class such as the frame statuses), which
+    counterexample and trace tables print by name."""
 
     name: str
     sort: str
     doc: str = ""
     ghost: bool = False
+    size: bool = False
+    index: str | None = None
+    values: Mapping[int, str] | type | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.sort not in SORTS:
             raise ValueError(f"state variable {self.name}: sort must be one of {SORTS}, got {self.sort!r}")
+        if self.size and self.sort != "int":
+            raise ValueError(f"state variable {self.name}: a size (number of frames) must have sort int")
+        if self.index is not None and not self.sort.endswith("array"):
+            raise ValueError(f"state variable {self.name}: only arrays have an index size, not sort {self.sort}")
+        if self.values is not None:
+            if self.sort not in ("int", "int_array"):
+                raise ValueError(f"state variable {self.name}: value names need sort int or int_array")
+            vals = self.values
+            names = {int(m): m.name for m in vals} if isinstance(vals, type) else {int(k): str(x) for k, x in
+                                                                                    dict(vals).items()}
+            object.__setattr__(self, "values", names)
+
+    @property
+    def value_names(self) -> dict[int, str]:
+        """``{value: name}`` for the values that have one (empty when none do)."""
+        return dict(self.values) if isinstance(self.values, Mapping) else {}
 
 
 @dataclass(frozen=True)
@@ -151,7 +178,15 @@ class StepProperty:
 @dataclass(frozen=True)
 class System:
     """A transition system: constants (with assumptions), state, initial condition, actions,
-    invariants. ``variant`` records the history switches it was built with."""
+    invariants. ``variant`` records the history switches it was built with.
+
+    What only the proof engines use, declared with the system so that the engines know no system:
+    ``proof_aids``, strengthening invariants the prover proves and assumes but the executable model
+    cannot evaluate (they quantify over ranges too large to loop over); ``run_bound``, a
+    prefix-closed bound on the runs a proof covers (asserted in the pre- and post-state of each
+    consecution obligation), or None; ``scoped_counters``, the integer state variables that start
+    at 0 and grow by at most one per step, which bounded model checking bounds by the depth + 1
+    (None: derived, every non-size integer variable bounding a quantifier)."""
 
     name: str
     variant: Mapping[str, bool]
@@ -163,6 +198,9 @@ class System:
     invariants: tuple[Invariant, ...]
     step_properties: tuple[StepProperty, ...] = ()
     doc: str = ""
+    proof_aids: tuple[Invariant, ...] = ()
+    run_bound: Expr | None = None
+    scoped_counters: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         names = [v.name for v in self.constants + self.state]
@@ -170,6 +208,11 @@ class System:
         if dup:
             raise ValueError(f"system {self.name}: duplicate variable names {sorted(dup)}")
         known = set(names)
+        sizes = {v.name for v in self.constants + self.state if v.size}
+        for v in self.constants + self.state:
+            if v.index is not None and v.index not in sizes:
+                raise ValueError(f"system {self.name}, variable {v.name}: index {v.index!r} is not a size variable "
+                                 f"(declare it StateVar(..., size=True)); sizes: {sorted(sizes)}")
         for a in self.actions:
             local = {p.name for p in a.params}
             for what, e in _action_exprs(a):
@@ -181,10 +224,17 @@ class System:
                 target = u.var if isinstance(u, Assign) else u.array
                 if target not in {v.name for v in self.state}:
                     raise ValueError(f"system {self.name}, action {a.name}: updates {target!r}, not a state variable")
-        for inv in self.invariants:
+        for inv in self.invariants + self.proof_aids:
             unknown = free_vars(inv.formula) - known
             if unknown:
                 raise ValueError(f"system {self.name}, invariant {inv.name}: unknown names {sorted(unknown)}")
+        if self.run_bound is not None and free_vars(self.run_bound) - known:
+            raise ValueError(f"system {self.name}, run bound: unknown names "
+                             f"{sorted(free_vars(self.run_bound) - known)}")
+        ints = {v.name for v in self.state if v.sort == "int" and not v.size}
+        if self.scoped_counters is not None and set(self.scoped_counters) - ints:
+            raise ValueError(f"system {self.name}: scoped counters {sorted(set(self.scoped_counters) - ints)} are not "
+                             "integer state variables (sizes excluded)")
         for sp in self.step_properties:
             for aname, f in sp.per_action.items():
                 a = self.action(aname)

@@ -1,123 +1,99 @@
-"""Markdown tables generated from the spec: the actions (side, parameters and their exploration
-domains, guard, updates, fact-sheet section) and the properties (what each protects, the users
-it holds for, the proof obligations that prove it, the history switch known to break it).
+"""State tables for people: counterexamples to induction (``nlmmap prove``) and traces
+(``nlmmap bmc``, ``nlmmap replay``), both rendered here from the same cells.
 
-Pure text from the spec's data; :mod:`nlmmap.spec.docs` puts the tables in ``docs/generated``.
+What a cell shows comes from the system's declarations only (:class:`~nlmmap.spec.system.StateVar`
+metadata), never from variable names: an array indexed by a ring's frames (``index=``) is a list
+over ``[0, size)`` of that state; an array indexed by unbounded integers (packet ids, CPUs) shows
+the indices in play that are set, ``{1,2}`` or ``{0:7}``; values with names (``values=``, e.g.
+frame statuses) print by name; booleans print ``T``/``F`` inside lists and ``true``/``false``
+alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from .expr import Const, _lift, render
-from .scope import Analysis, analyse, param_domain_rules, with_status_names
-from .system import Action, Assign, Store, StoreRange, System
+from .system import System
 
-__all__ = ["md_table", "render_update", "actions_table", "invariants_table", "step_properties_table",
-           "obligations_of", "frame_edges_table"]
+__all__ = ["Column", "layout", "cell", "cti_table", "trace_table"]
 
 
-def md_table(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> str:
-    """A Markdown table (``|`` in cells escaped, newlines folded)."""
-    def cell(x: Any) -> str:
-        return str(x).replace("|", "\\|").replace("\n", " ")
+@dataclass(frozen=True)
+class Column:
+    """How one variable is shown: its sort, the size variable indexing it (arrays of a ring's
+    frames), and the names of its values."""
 
-    head = list(header)
-    out = ["| " + " | ".join(cell(h) for h in head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    out += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
-    return "\n".join(out) + "\n"
-
-
-def render_update(u: Any, system: System | Analysis) -> str:
-    """``x := e``, ``a[i] := e`` or ``a[k] := e for k in [lo, hi)``, with status names where a
-    status word is written (pass :func:`~nlmmap.spec.scope.analyse`'s result to reuse it)."""
-    an = system if isinstance(system, Analysis) else analyse(system)
-
-    def val(target: str, e: Any) -> str:
-        e = _lift(e)
-        if target in an.statuses and isinstance(e, Const) and not isinstance(e.value, bool) and e.value in an.names:
-            return an.names[e.value]
-        return render(with_status_names(e, an))
-
-    if isinstance(u, Assign):
-        return f"{u.var} := {val(u.var, u.value)}"
-    if isinstance(u, Store):
-        return f"{u.array}[{render(u.index)}] := {val(u.array, u.value)}"
-    if isinstance(u, StoreRange):
-        return f"{u.array}[{u.var}] := {val(u.array, u.body)} for {u.var} in [{render(u.lo)}, {render(u.hi)})"
-    raise TypeError(f"not an update: {u!r}")
+    name: str
+    sort: str
+    index: str | None = None
+    values: Mapping[int, str] = field(default_factory=dict)
 
 
-def _code(s: str) -> str:
-    return f"`{s}`" if s else ""
+def layout(system: System) -> dict[str, Column]:
+    """The column of every constant and state variable of ``system``, in declaration order."""
+    return {v.name: Column(v.name, v.sort, v.index, v.value_names) for v in system.constants + system.state}
 
 
-def actions_table(system: System) -> str:
-    """One row per action, in the spec's order."""
-    an = analyse(system)
-    rules = param_domain_rules(system)
+def _scalar(col: Column | None, v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if col is not None and isinstance(v, int) and v in col.values:
+        return col.values[v]
+    return str(v)
+
+
+def _item(col: Column | None, v: Any) -> str:
+    if isinstance(v, bool):
+        return "T" if v else "F"
+    return _scalar(col, v)
+
+
+def cell(col: Column | None, value: Any, state: Mapping[str, Any] | None = None) -> str:
+    """The text of ``value`` of variable ``col`` in ``state`` (which gives the ring size of an
+    array indexed by frames; without it every index given is shown)."""
+    if not isinstance(value, Mapping):
+        return _scalar(col, value)
+    keys = sorted(value)
+    if col is not None and col.index is not None:
+        size = (state or {}).get(col.index)
+        if isinstance(size, int) and not isinstance(size, bool):
+            keys = [k for k in keys if 0 <= k < size]
+        return "[" + " ".join(_item(col, value[k]) for k in keys) + "]"
+    keys = [k for k in keys if value[k] not in (False, 0)]
+    return "{" + ",".join(str(k) if value[k] is True else f"{k}:{_item(col, value[k])}" for k in keys) + "}"
+
+
+def _grid(header: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "") -> list[str]:
+    widths = [max(len(h), *(len(r[j]) for r in rows)) if rows else len(h) for j, h in enumerate(header)]
+    fmt = lambda r: (indent + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True))).rstrip()  # noqa: E731
+    return [fmt(header)] + [fmt(r) for r in rows]
+
+
+def cti_table(action: str, params: Mapping[str, Any], pre: Mapping[str, Any], post: Mapping[str, Any],
+              columns: Mapping[str, Column]) -> str:
+    """A counterexample to induction as a two-column table (pre, post); changed rows marked ``*``."""
+    args = ", ".join(f"{k}={_scalar(None, v)}" for k, v in params.items())
     rows = []
-    for a in system.actions:
-        params = "; ".join(f"`{p.name}`: {rules[a.name][p.name]}" for p in a.params)
-        ups = "<br>".join(_code(render_update(u, an)) for u in a.updates) or "(nothing changes)"
-        rows.append([f"`{a.name}`", a.actor, params, _code(render(with_status_names(a.guard, an))), ups, a.section,
-                     a.doc])
-    return md_table(["action", "side", "parameters (exploration domain)", "guard", "updates", "section", "what"], rows)
+    for n in pre:
+        a, b = cell(columns.get(n), pre[n], pre), cell(columns.get(n), post[n], post)
+        rows.append(["*" if a != b else " ", n, a, b])
+    lines = [f"    counterexample to induction: {action}({args})"]
+    lines += _grid([" ", "variable", "pre", "post"], rows, indent="    ")
+    return "\n".join(lines)
 
 
-def _class_actions(system: System, user: str) -> list[Action]:
-    """The actions present when proving a property for ``user`` (nlmmap prove's user classes:
-    ``any`` has the adversary, ``well-behaved`` every other action)."""
-    return [a for a in system.actions if user == "any" or a.actor != "adversary"]
-
-
-def obligations_of(system: System, name: str) -> list[str]:
-    """The obligation lines ``nlmmap prove`` discharges for property ``name`` of ``system``
-    (``init establishes X``, ``a preserves X``, ``a satisfies P``), in its order."""
-    for inv in system.invariants:
-        if inv.name == name:
-            return [f"init establishes {name}"] + [f"{a.name} preserves {name}"
-                                                   for a in _class_actions(system, inv.user)]
-    for sp in system.step_properties:
-        if sp.name == name:
-            return [f"{a} satisfies {name}" for a in sp.per_action]
-    raise KeyError(f"system {system.name} has no property {name!r}")
-
-
-def _broken_by(name: str, expected: Mapping[str, Iterable[str]]) -> str:
-    return ", ".join(f"`{sw}`" for sw, props in sorted(expected.items()) if name in props) or "none known"
-
-
-def invariants_table(system: System, expected: Mapping[str, Iterable[str]]) -> str:
-    """One row per invariant: what it protects, users, obligations, the switch that breaks it."""
+def trace_table(states: Sequence[Mapping[str, Any]], actions: Sequence[str], picks: Sequence[Mapping[str, Any]],
+                columns: Mapping[str, Column]) -> str:
+    """A trace as a step table: the action taken (with its parameters) and every variable whose
+    cell changes somewhere along the trace."""
+    names = [n for n in columns if states and n in states[0]]
+    changing = [n for n in names if len({json.dumps(cell(columns[n], st[n], st)) for st in states}) > 1]
     rows = []
-    for inv in system.invariants:
-        obl = obligations_of(system, inv.name)
-        kind = " (strengthening)" if inv.strengthening else ""
-        rows.append([f"`{inv.name}`{kind}", inv.protects, f'`user="{inv.user}"`',
-                     f"`{obl[0]}` and `... preserves {inv.name}` for each of its {len(obl) - 1} actions",
-                     _broken_by(inv.name, expected), inv.section])
-    return md_table(["invariant", "protects", "holds for", "proof obligations (nlmmap prove)", "broken by",
-                     "section"], rows)
-
-
-def step_properties_table(system: System, expected: Mapping[str, Iterable[str]]) -> str:
-    """One row per step property."""
-    rows = []
-    for sp in system.step_properties:
-        rows.append([f"`{sp.name}`", sp.protects, f'`user="{sp.user}"`',
-                     ", ".join(f"`{o}`" for o in obligations_of(system, sp.name)), _broken_by(sp.name, expected),
-                     sp.section])
-    return md_table(["step property", "protects", "holds for", "proof obligations (nlmmap prove)", "broken by",
-                     "section"], rows)
-
-
-def frame_edges_table(machine: Any) -> str:
-    """One row per edge of a frame status machine, sorted."""
-    rows = []
-    for u, v, k, d in sorted(machine.edges(keys=True, data=True), key=lambda e: (e[0], e[1], e[2])):
-        rows.append([d["ring"], u[1], v[1], f"`{k}`", d["actor"],
-                     "well-behaved" if d["user"] == "well-behaved" else "only after adversarial writes",
-                     d["section"]])
-    return md_table(["ring", "before", "after", "action", "side", "reachable", "section"], rows)
+    for i, (st, a, p) in enumerate(zip(states, actions, picks, strict=True)):
+        args = ", ".join(f"{k}={_scalar(None, v)}" for k, v in p.items())
+        rows.append([str(i), f"{a}({args})" if a != "init" else "init"]
+                    + [cell(columns[n], st[n], st) for n in changing])
+    return "\n".join(_grid(["step", "action", *changing], rows))

@@ -52,9 +52,14 @@ __all__ = [
 
 def z3_sort(sort: str) -> z3.SortRef:
     """The z3 sort of a spec sort name."""
-    return {"int": z3.IntSort(), "bool": z3.BoolSort(),
-            "int_array": z3.ArraySort(z3.IntSort(), z3.IntSort()),
-            "bool_array": z3.ArraySort(z3.IntSort(), z3.BoolSort())}[sort]
+    if sort not in _SORTS:
+        _SORTS[sort] = {"int": z3.IntSort, "bool": z3.BoolSort,
+                        "int_array": lambda: z3.ArraySort(z3.IntSort(), z3.IntSort()),
+                        "bool_array": lambda: z3.ArraySort(z3.IntSort(), z3.BoolSort())}[sort]()
+    return _SORTS[sort]
+
+
+_SORTS: dict[str, z3.SortRef] = {}
 
 
 def make_solver(*, timeout_ms: int, seed: int) -> z3.Solver:
@@ -66,8 +71,9 @@ def make_solver(*, timeout_ms: int, seed: int) -> z3.Solver:
 
 
 def size_vars(system: System) -> list[str]:
-    """The ring-size variables (``*frame_nr``): what a minimal counterexample makes small."""
-    return [v.name for v in system.constants + system.state if v.name.endswith("frame_nr")]
+    """The ring-size variables (declared ``StateVar(size=True)``): what a minimal counterexample
+    makes small and bounded model checking bounds."""
+    return [v.name for v in system.constants + system.state if v.size]
 
 
 @dataclass
@@ -112,12 +118,18 @@ class Encoder:
     index_scope: int | None = None
 
     def bounds(self) -> dict[str, int]:
-        """Upper bounds of the variables BMC bounds (ring sizes <= ``unroll_bound``, and the
-        ``scoped`` integer variables), as used to expand quantifiers into finite formulas."""
+        """Upper bounds of the variables a bounded search bounds (ring sizes <= ``unroll_bound``, and
+        the ``scoped`` integer variables), as used to expand quantifiers into finite formulas."""
         b = {**{n: self.unroll_bound for n in size_vars(self.system)}, **dict(self.scoped)}
         if self.index_scope is not None:
             b[SCOPE_INDEX] = self.index_scope
         return b
+
+    def fork(self) -> Encoder:
+        """A copy that shares what was encoded so far (count instances, side conditions, memo) and
+        adds to its own lists: encode the hypotheses once, then fork per obligation."""
+        return Encoder(self.system, self.count_mode, self.unroll_bound, list(self.counts), list(self.side),
+                       dict(self._memo), dict(self.scoped), self.index_scope)
 
     def reset(self) -> None:
         """Forget count instances and side conditions (start of a new obligation)."""
@@ -281,8 +293,8 @@ def expand_bounded(e: Expr, bounds: Mapping[str, int]) -> Expr:
             top = hi_bound(x.hi, bounds)
             if isinstance(x.lo, Const) and isinstance(x.hi, Const) and int(x.hi.value) - int(x.lo.value) > 64 \
                     and SCOPE_INDEX in bounds:
-                # a huge constant range (the queue's "every id" in init): within the scope every
-                # index read is below SCOPE_INDEX (parameters are bounded by it), so truncate
+                # a huge constant range (an init clearing every id): within the scope every index
+                # read is below SCOPE_INDEX (parameters are bounded by it), so truncate
                 top = min(int(x.hi.value), bounds[SCOPE_INDEX])
                 x = Quant(x.kind, x.var, x.lo, Const(top), x.body)
             if top is not None and isinstance(x.lo, Const) and top - int(x.lo.value) <= 64:
@@ -365,8 +377,8 @@ def _lift_int(x: Any) -> int:
 
 def _range_bound(enc: Encoder, action: Action, u: StoreRange) -> int | None:
     """BMC only: an upper bound of ``u``'s range when it can be unrolled into stores: ``[c, N)``
-    with ``N`` bounded (a ring size, a scoped counter, or the parameter that becomes a ring size,
-    like ``set_rx_ring``'s ``n``, which the next state's size bound limits)."""
+    with ``N`` bounded (a ring size, a scoped counter, or a parameter the action assigns to a ring
+    size, which the next state's size bound limits)."""
     from .expr import Var, _lift
 
     if enc.count_mode != "unrolled" or _lift_int(u.lo) < 0:
@@ -375,16 +387,17 @@ def _range_bound(enc: Encoder, action: Action, u: StoreRange) -> int | None:
     b = hi_bound(hi, enc.bounds())
     if b is not None:
         return b
-    if isinstance(hi, Var) and any(isinstance(x, Assign) and x.var.endswith("frame_nr") and isinstance(x.value, Var)
+    sizes = set(size_vars(enc.system))
+    if isinstance(hi, Var) and any(isinstance(x, Assign) and x.var in sizes and isinstance(x.value, Var)
                                    and x.value.name == hi.name for x in action.updates):
         return enc.unroll_bound
     return None
 
 
 def range_conditions(enc: Encoder, action: Action, pre: SymState, params: Mapping[str, Any]) -> list[Any]:
-    """BMC only: for ``StoreRange`` updates whose upper bound depends on a parameter (e.g.
-    ``verdict_batch``'s ``m + 1``), the condition that it stays within the scoped bound: the step
-    is only taken within the scope (a restriction of the search, never a spurious trace)."""
+    """BMC only: for ``StoreRange`` updates whose upper bound depends on a parameter (e.g. a batch
+    up to ``m + 1``), the condition that it stays within the scoped bound: the step is only taken
+    within the scope (a restriction of the search, never a spurious trace)."""
     from .expr import _lift
 
     out = []

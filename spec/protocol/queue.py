@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from ..abi import Status
 from ..expr import and_, cyclic_between, eq, forall, implies, ite, ne, not_, or_
 from ..system import Action, Assign, Invariant, Param, StateVar, StepProperty, Store, StoreRange, System
 from .names import RESERVED, UNUSED, VALID, V, nxt
 from .variants import LINUX_4_5, Variant
+
+#: Packet ids the queue service tracks: ``init`` clears the per-id state of every id below this
+#: (a bounded quantifier), so ids are in ``[1, ID_LIMIT)`` and the proofs cover runs that assign
+#: fewer than ``ID_LIMIT - 1`` ids (real ids are u32, far below).
+ID_LIMIT = 1 << 62
 
 
 def queue_system(variant: Variant = LINUX_4_5) -> System:
@@ -19,10 +25,10 @@ def queue_system(variant: Variant = LINUX_4_5) -> System:
     queued, seen, verdicted = V("queued"), V("seen"), V("verdicted")
     c, m = V("c"), V("m")
     state = (
-        StateVar("rx_frame_nr", "int", "frames of the RX ring"),
-        StateVar("rx_status", "int_array", "nm_status of each frame"),
+        StateVar("rx_frame_nr", "int", "frames of the RX ring", size=True),
+        StateVar("rx_status", "int_array", "nm_status of each frame", index="rx_frame_nr", values=Status),
         StateVar("rx_head", "int", "kernel cursor"),
-        StateVar("frame_id", "int_array", "packet id carried by each frame (0: none yet)"),
+        StateVar("frame_id", "int_array", "packet id carried by each frame (0: none yet)", index="rx_frame_nr"),
         StateVar("cpu_busy", "bool_array", "CPU c holds a claimed frame without an id yet"),
         StateVar("cpu_frame", "int_array", "the frame CPU c claimed"),
         StateVar("id_seq", "int", "last packet id assigned (++id_sequence under the queue lock)"),
@@ -33,7 +39,7 @@ def queue_system(variant: Variant = LINUX_4_5) -> System:
     )
     init = and_(qn >= 1, eq(qhead, 0), eq(id_seq, 0), eq(ucur, 0),
                 forall(0, qn, lambda kk: and_(eq(qst[kk], UNUSED), eq(fid[kk], 0)), "i"),
-                forall(0, 1 << 62, lambda kk: and_(not_(cpu_busy[kk]), not_(queued[kk]), not_(seen[kk]),
+                forall(0, ID_LIMIT, lambda kk: and_(not_(cpu_busy[kk]), not_(queued[kk]), not_(seen[kk]),
                                                     not_(verdicted[kk])), "q"))
     cpu = Param("c", 0, None, doc="kernel CPU")
     enqueue_updates = lambda f: (  # noqa: E731
@@ -62,7 +68,8 @@ def queue_system(variant: Variant = LINUX_4_5) -> System:
                (Store("seen", fid[ucur], True), Store("rx_status", ucur, UNUSED), Store("frame_id", ucur, 0),
                 Assign("user_cursor", nxt(ucur, qn))),
                "15", "The reader takes the VALID frame at its cursor (in ring order), reads the id, releases it."),
-        Action("verdict_batch", "user", (Param("m", 1, None),), and_(seen[m], queued[m], m <= id_seq),
+        Action("verdict_batch", "user", (Param("m", 1, id_seq + 1, doc="a packet id assigned so far"),),
+               and_(seen[m], queued[m]),
                (StoreRange("verdicted", "x", 1, m + 1, or_(verdicted[V("x")], queued[V("x")])),
                 StoreRange("queued", "x", 1, m + 1, False)),
                "12.2", "NFQNL_MSG_VERDICT_BATCH for id m: every queued id <= m gets the verdict."),
@@ -101,6 +108,18 @@ def queue_system(variant: Variant = LINUX_4_5) -> System:
                      "a batch verdict names a packet that is still queued (ENOENT otherwise)", "12.2",
                      user="well-behaved"),
     )
+    # Proof aid (nlmmap prove only: it quantifies over every packet id, a range the executable model
+    # cannot loop over): ids above id_seq were never queued, seen or verdicted. True initially by
+    # init's own quantifier over all ids, and no action writes above id_seq + 1.
+    unused_above = Invariant(
+        "QueueIdsAboveSeqUnused",
+        forall(id_seq + 1, ID_LIMIT, lambda x: and_(not_(seen[x]), not_(verdicted[x]), not_(queued[x])), "z"),
+        "ids not yet assigned carry no state", "12.2", user="well-behaved", strengthening=True)
     return System("queue", {"queue_alloc_outside_lock": variant.queue_alloc_outside_lock}, (), True, state,
-                  init, tuple(actions), invariants, steps, queue_system.__doc__ or "")
+                  init, tuple(actions), invariants, steps, queue_system.__doc__ or "",
+                  proof_aids=(unused_above,),
+                  # the proofs cover the runs that assign fewer than ID_LIMIT - 1 ids (prefix-closed)
+                  run_bound=id_seq < ID_LIMIT - 1,
+                  # id_seq starts at 0 and grows by one per enqueue: BMC bounds it by depth + 1
+                  scoped_counters=("id_seq",))
 

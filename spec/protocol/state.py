@@ -3,6 +3,7 @@ receive queue, error state, the TX walk, and the ghost bookkeeping the invariant
 
 from __future__ import annotations
 
+from ..abi import Status
 from ..expr import and_, eq, not_
 from ..system import StateVar
 from .names import (
@@ -33,14 +34,17 @@ from .names import (
 )
 
 SOCKET_STATE: tuple[StateVar, ...] = (
-        StateVar("rx_frame_nr", "int", "RX frames (0: no RX ring)"),
+        StateVar("rx_frame_nr", "int", "RX frames (0: no RX ring)", size=True),
     StateVar("rx_capacity", "int", "RX frame payload bytes: frame_size - 24"),
-    StateVar("rx_status", "int_array", "nm_status of each RX frame (any u32 the user writes)"),
+    StateVar("rx_status", "int_array", "nm_status of each RX frame (any u32 the user writes)",
+             index="rx_frame_nr", values=Status),
     StateVar("rx_head", "int", "kernel RX cursor (frame index)"),
     StateVar("rx_pending", "int", "in-flight ring skbs pointing into RX frames"),
-    StateVar("rx_owned", "int_array", "claims the kernel holds on each RX frame (RESERVED by alloc)", True),
-    StateVar("rx_held", "bool_array", "frame holds a kernel message the user has not taken", True),
-    StateVar("rx_seq", "int_array", "claim number of the frame's message (0: none)", True),
+    StateVar("rx_owned", "int_array", "claims the kernel holds on each RX frame (RESERVED by alloc)", True,
+             index="rx_frame_nr"),
+    StateVar("rx_held", "bool_array", "frame holds a kernel message the user has not taken", True,
+             index="rx_frame_nr"),
+    StateVar("rx_seq", "int_array", "claim number of the frame's message (0: none)", True, index="rx_frame_nr"),
     StateVar("claims", "int", "frames claimed so far (ring and COPY path)", True),
     StateVar("rq_len", "int", "messages in the socket receive queue"),
     StateVar("congested", "bool", "NETLINK_S_CONGESTED"),
@@ -54,11 +58,11 @@ SOCKET_STATE: tuple[StateVar, ...] = (
     StateVar("aborted", "int", "ring messages freed undelivered (empty VALID frame)", True),
     StateVar("purged", "int", "queued messages discarded by ring setup or close", True),
     StateVar("unsignalled_drops", "int", "drops with neither ENOBUFS raised nor NO_ENOBUFS", True),
-    StateVar("tx_frame_nr", "int", "TX frames (0: no TX ring)"),
+    StateVar("tx_frame_nr", "int", "TX frames (0: no TX ring)", size=True),
     StateVar("tx_capacity", "int", "TX frame payload bytes: frame_size - 24"),
-    StateVar("tx_status", "int_array", "nm_status of each TX frame"),
-    StateVar("tx_len", "int_array", "nm_len of each TX frame as the user wrote it"),
-    StateVar("tx_data", "int_array", "contents of each TX frame's payload area"),
+    StateVar("tx_status", "int_array", "nm_status of each TX frame", index="tx_frame_nr", values=Status),
+    StateVar("tx_len", "int_array", "nm_len of each TX frame as the user wrote it", index="tx_frame_nr"),
+    StateVar("tx_data", "int_array", "contents of each TX frame's payload area", index="tx_frame_nr"),
     StateVar("tx_head", "int", "kernel TX cursor"),
     StateVar("tx_pending", "int", "zero-copy TX skbs in flight (0 after 2015)"),
     StateVar("tx_phase", "int", "kernel TX walk: 0 idle, 1 copied/claimed, 2 validated, 3 acted", True),
