@@ -120,19 +120,8 @@ def relevant_vars(system: System, focus: Iterable[str] | None = None) -> tuple[s
 
 
 def ring_size_vars(system: System) -> tuple[str, ...]:
-    """Integer variables that are ring sizes: the upper bound of an index parameter
-    (``Param("j", 0, rx_frame_nr)``) or of a quantifier over an array."""
-    ints = {v.name for v in system.state + system.constants if v.sort == "int"}
-    found: set[str] = set()
-    for a in system.actions:
-        for p in a.params:
-            if isinstance(p.hi, Var) and p.hi.name in ints:
-                found.add(p.hi.name)
-    for e in _all_exprs(system):
-        for x in _walk(e):
-            if isinstance(x, (Quant, Count)) and isinstance(x.hi, Var) and x.hi.name in ints:
-                found.add(x.hi.name)
-    return tuple(v.name for v in system.constants + system.state if v.name in found)
+    """Integer variables that are ring sizes, as the system declares them (``StateVar(size=True)``)."""
+    return tuple(sorted(v.name for v in system.state + system.constants if v.size))
 
 
 def _all_exprs(system: System) -> Iterator[Expr]:
@@ -145,54 +134,29 @@ def _all_exprs(system: System) -> Iterator[Expr]:
 
 def _indexed_by(system: System) -> dict[str, str]:
     """Array -> the ring size variable its live indices are bounded by (``rx_status`` ->
-    ``rx_frame_nr``): an index parameter ranging below the size selects or stores it, or a
-    quantifier ranging below the size selects it at its bound variable."""
-    sizes = set(ring_size_vars(system))
-    arrays = {v.name for v in system.state if v.sort.endswith("array")}
-    out: dict[str, str] = {}
-    for a in system.actions:
-        idx = {p.name: p.hi.name for p in a.params if isinstance(p.hi, Var) and p.hi.name in sizes}
-        for u in a.updates:
-            if isinstance(u, Store) and isinstance(u.index, Var) and u.index.name in idx:
-                out.setdefault(u.array, idx[u.index.name])
-        for e in _guard_exprs(a) + [x for u in a.updates if isinstance(u, (Assign, Store)) for x in
-                                    ((u.value,) if isinstance(u, Assign) else (u.index, u.value))]:
-            for x in _walk(e):
-                if isinstance(x, Select) and isinstance(x.array, Var) and isinstance(x.index, Var) \
-                        and x.index.name in idx:
-                    out.setdefault(x.array.name, idx[x.index.name])
-    for e in _all_exprs(system):
-        for q in _walk(e):
-            if isinstance(q, (Quant, Count)) and isinstance(q.hi, Var) and q.hi.name in sizes:
-                for x in _walk(q.body):
-                    if isinstance(x, Select) and isinstance(x.array, Var) and isinstance(x.index, Var) \
-                            and x.index.name == q.var:
-                        out.setdefault(x.array.name, q.hi.name)
-    return {k: v for k, v in out.items() if k in arrays}
+    ``rx_frame_nr``), as the system declares it (``StateVar(index=...)``)."""
+    return {v.name: v.index for v in system.state if v.sort.endswith("array") and v.index is not None}
 
 
 def status_arrays(system: System) -> dict[str, str]:
-    """Status-word arrays and the ring each belongs to (``{"rx_status": "rx", "tx_status": "tx"}``).
-
-    A state variable's ``holds == "status"`` metadata decides when the spec carries it; otherwise
-    an integer array named ``<ring>_status``."""
+    """Status-word arrays and the ring each belongs to (``{"rx_status": "rx", "tx_status": "tx"}``):
+    the integer arrays declared with named ``values`` and indexed by a ring's frames
+    (``StateVar(index=..., values=...)``); the ring is named by the array's prefix."""
     out = {}
     for v in system.state:
-        holds = getattr(v, "holds", None)
-        if v.sort == "int_array" and (holds == "status" or (holds is None and v.name.endswith("_status"))):
-            out[v.name] = v.name[: -len("_status")] or v.name
+        if v.sort == "int_array" and v.index is not None and v.values is not None:
+            out[v.name] = v.name.rsplit("_", 1)[0] if "_" in v.name else v.name
     return out
 
 
 def status_names(system: System) -> dict[int, str]:
-    """The named status values of ``system`` (``{0: "UNUSED", ...}``): the spec's ``Status``
-    enumeration (its ABI), in value order."""
-    names = getattr(system, "status_names", None)
-    if names:
-        return dict(sorted(dict(names).items()))
-    from .abi import Status
-
-    return {int(s): s.name for s in Status}
+    """The named status values of ``system`` (``{0: "UNUSED", ...}``), in value order: the
+    ``values`` declared on its status arrays."""
+    names: dict[int, str] = {}
+    for v in system.state:
+        if v.name in status_arrays(system):
+            names.update(v.value_names)
+    return dict(sorted(names.items()))
 
 
 def _counters(system: System, relevant: set[str]) -> tuple[str, ...]:
