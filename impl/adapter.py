@@ -68,8 +68,8 @@ class ImplBackend:
 
     def hello(self) -> dict[str, Any]:
         # no probe connection: a connection would take a portid, and portids are compared
-        pid = self._proc.proc.pid if self._proc is not None else "external"
-        impl = f"nlmmap.impl (kernel side pid {pid}, Linux 4.5 rules, atomics {self.atomics})"
+        kernel_pid = self._proc.proc.pid if self._proc is not None else "external"
+        impl = f"nlmmap.impl (kernel side pid {kernel_pid}, Linux 4.5 rules, atomics {self.atomics})"
         return {"implementation": impl, "features": list(FEATURES), "page_size": self.page_size}
 
     def socket(self) -> tuple[int, int]:
