@@ -115,8 +115,7 @@ class RingSocket(RxReader):
         self._epoch = 0
         self._max_recvmsg_len = 0  # what the kernel side recorded (section 8)
         self._last_bufsize = -1
-        self._rel_lock = threading.Lock()  # a hand-back and its kick decision (reader.py)
-        self._rel_seq = 0
+        self._rel_seq = 0  # hand-backs begun (the wake-up handshake's count, reader.py)
         self._req: dict[str, RingRequest | None] = {"rx": None, "tx": None}
         self.layout: MappingLayout | None = None
         self.mm: mmap.mmap | None = None

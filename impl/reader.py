@@ -16,13 +16,13 @@ re-checks the frame and only then sleeps in ``poll()`` on the socket, which the 
 each expiry is counted in ``poll_timeouts``; it is a *lost wake-up* (``lost_wakeups``) only when
 the awaited frame is ready and, once the kernel has made the kick decision of every publish it
 began (``CTL_PUB_DECIDED >= CTL_PUB_BEGUN``), the flag is still unclaimed: a kernel that is merely
-late (a stall under load) is never counted.
+late (a stall under load) is never counted. (A kernel that claims the flag and then never sends
+the kick looks late, not lost: only the flag is shared.)
 """
 
 from __future__ import annotations
 
 import collections
-import contextlib
 import select
 import struct
 import time
@@ -67,18 +67,12 @@ def split_offsets(buf: Any, start: int, total: int) -> Iterator[tuple[int, int]]
         pos += nl.nlmsg_align(ln)
 
 
-class _Run:
-    """One run the core reader hands out: its messages as ``offsets`` into ``buf`` (lengths:
-    ``lengths``, or ``length`` each when None), the ``frames`` (offsets of their status words) to
-    hand back, ``counts`` (messages per frame; None: one per frame, or no frames at all). The
-    consumer sets ``done``, the frames it finished, before asking for the next run."""
-
-    __slots__ = ("buf", "offsets", "lengths", "length", "frames", "counts", "done")
-
-    def __init__(self, buf: Any, offsets: Sequence[int], lengths: list[int] | None, length: int,
-                 frames: list[int], counts: list[int] | None):
-        self.buf, self.offsets, self.lengths, self.length = buf, offsets, lengths, length
-        self.frames, self.counts, self.done = frames, counts, 0
+#: One run of the reader, a plain tuple (cheapest to build on the hot path):
+#: ``(buf, offsets, lengths, length, frames, counts)``: the run's messages as ``offsets`` into
+#: ``buf`` (lengths: ``lengths``, or ``length`` each when ``lengths`` is None), the ``frames``
+#: (offsets of their status words) to hand back, and ``counts`` (messages per frame; None: one
+#: per frame, or no frames at all).
+_Run = tuple
 
 
 class RxReader:
@@ -94,7 +88,6 @@ class RxReader:
     _rx_offs: list[int]
     _rx_uniform: bool
     _rx_full: bool
-    _rel_lock: Any
     _rel_seq: int
     rx_cursor: int
     spin: int
@@ -115,39 +108,43 @@ class RxReader:
         or when nothing arrives for ``timeout`` seconds. A frame is handed back once every
         message in it was handed out and its view released; stopping early hands back only the
         frames finished (the frame whose message was given last stays VALID: it is read again)."""
-        n = len(self._rx_offs) if self.mm is not None and self.layout and self.layout.rx else 0
+        n = len(self._rx_offs) if self.mm is not None and self.layout is not None and self.layout.rx else 0
         run_max = max(1, min(_RELEASE_BATCH, n // 4))
-        got = 0
-        with contextlib.closing(self._read_runs(run_max, timeout, limit, raise_enobufs)) as runs:
-            for run in runs:
-                buf, offs = run.buf, run.offsets
-                if run.lengths is None:  # one message of ``length`` bytes per frame
-                    ln = run.length
+        left = -1 if limit is None else limit  # messages still wanted (-1: no limit)
+        while left:
+            run = self._next_run(run_max, left, timeout, raise_enobufs)
+            if run is None:
+                return
+            buf, offs, lens, ln, frames, counts = run
+            j = 0  # frames finished (every view of their messages released)
+            try:
+                if lens is None:  # one message of ``ln`` bytes per frame
                     for o in offs:
                         view = buf[o:o + ln]
                         try:
                             yield view
                         finally:
                             view.release()
-                        run.done += 1
-                    got += len(offs)
-                    continue
-                lens, counts = run.lengths, run.counts
-                if counts is None:  # a datagram of a ring-less socket
-                    counts = [len(offs)]
-                m = 0
-                for c in counts:
-                    for o, ln in zip(offs[m:m + c], lens[m:m + c], strict=True):
-                        view = buf[o:o + ln]
-                        try:
-                            yield view
-                        finally:
-                            view.release()
-                    m += c
-                    got += c
-                    run.done += 1
-                    if limit is not None and got >= limit:
-                        return
+                        j += 1
+                    if left > 0:
+                        left -= j
+                else:
+                    m = 0
+                    for c in counts or (len(offs),):
+                        for o, ln in zip(offs[m:m + c], lens[m:m + c], strict=True):
+                            view = buf[o:o + ln]
+                            try:
+                                yield view
+                            finally:
+                                view.release()
+                        m += c
+                        j += 1
+                        if left > 0:
+                            left = max(0, left - c)
+                            if not left:
+                                break
+            finally:
+                self._finish_run(frames, j)
 
     def message_runs(self, *, timeout: float | None = None, limit: int | None = None,
                      raise_enobufs: bool = False, max_run: int = _RUN_MAX) -> Iterator[tuple[Any, Sequence[int]]]:
@@ -160,41 +157,43 @@ class RxReader:
         leaves the current run VALID (it is delivered again by the next read). A run is at most
         ``max_run`` frames and never wraps around the ring end. ``limit``/``timeout`` as in
         :meth:`messages` (a run may end past ``limit`` only with multi-message frames)."""
-        with contextlib.closing(self._read_runs(max_run, timeout, limit, raise_enobufs)) as runs:
-            for run in runs:
-                if run.offsets:
-                    yield run.buf, run.offsets
-                run.done = len(run.frames)
+        left = -1 if limit is None else limit
+        while left:
+            run = self._next_run(max_run, left, timeout, raise_enobufs)
+            if run is None:
+                return
+            buf, offs, _, _, frames, _ = run
+            done = 0
+            try:
+                if offs:
+                    yield buf, offs
+                done = len(frames)
+            finally:
+                self._finish_run(frames, done)
+            if left > 0:
+                left = max(0, left - len(offs))
 
     # ---- the one reader ---------------------------------------------------------------------------
-    def _read_runs(self, max_run: int, timeout: float | None, limit: int | None,
-                   raise_enobufs: bool) -> Iterator[_Run]:
-        """The core: runs of VALID frames, COPY frames with their message, datagrams of a
-        ring-less socket, in order; after each run, the frames the consumer finished are handed
-        back and the cursor moves past them (a consumer that stopped inside a run ends it)."""
-        left = -1 if limit is None else limit  # messages still wanted (-1: no limit)
+    def _next_run(self, max_run: int, left: int, timeout: float | None, raise_enobufs: bool) -> _Run | None:
+        """The next run from the reader's cursor: VALID frames (at most ``max_run``, and at most
+        ``left`` when ``left`` > 0), or a COPY frame with its queued message, or a datagram of a
+        ring-less socket; None when nothing arrived within ``timeout``. Waits, and reports a
+        pending ENOBUFS, as needed. The caller reads it, then calls :meth:`_finish_run`."""
         if self.mm is None or self.layout is None or self.layout.rx is None:
-            while left:
+            while True:
                 data = self._fetch_copy(timeout, raise_enobufs)
-                if data is None:
-                    return
-                if data is _RETRY:
-                    continue
-                dv = memoryview(data)
-                pairs = list(split_offsets(dv, 0, len(dv)))
-                if left > 0:
-                    left = max(0, left - len(pairs))
-                yield _Run(dv, [p[0] for p in pairs], [p[1] for p in pairs], 0, [], None)
-            return
-        mm = self.mm
+                if data is not _RETRY:
+                    break
+            if data is None:
+                return None
+            dv = memoryview(data)
+            pairs = list(split_offsets(dv, 0, len(dv)))
+            return dv, [p[0] for p in pairs], [p[1] for p in pairs], 0, [], None
         n = len(self._rx_offs)
-        cap = self.layout.rx.payload_capacity
-        fs = self.layout.rx.frame_size
-        head = _HEAD.unpack_from
+        max_run = min(max_run, n)
         hlen = NL_MMAP_HDRLEN
-        max_run = max(1, min(max_run, n))
-        i = self.rx_cursor
-        while left:
+        while True:
+            i = self.rx_cursor
             m = min(n - i, max_run)
             if 0 < left < m:
                 m = left
@@ -204,57 +203,53 @@ class RxReader:
                 base = frames[0]
                 ln = self._run_len(base, k)
                 if ln:  # one message of ``ln`` bytes per frame
-                    run = _Run(self._mv, range(base + hlen, base + hlen + k * fs, fs), None, ln, frames, None)
-                    used = k
+                    fs = self.layout.rx.frame_size
+                    return self._mv, range(base + hlen, base + hlen + k * fs, fs), None, ln, frames, None
+                return self._mixed_run(frames)
+            if state == VALID:  # published since the run's loads: take it with the next run
+                continue
+            if state != COPY:
+                if not self._rx_wait(cand[0], timeout, raise_enobufs):
+                    return None
+                continue
+            data = self._fetch_copy(timeout, raise_enobufs)
+            if data is None:  # nothing queued within the timeout
+                return None
+            if data is _RETRY:  # an ENOBUFS was reported (counted): look at the frame again
+                continue
+            dv = memoryview(data)
+            pairs = list(split_offsets(dv, 0, len(dv)))
+            return dv, [p[0] for p in pairs], [p[1] for p in pairs], 0, [cand[0]], [len(pairs)]
+
+    def _mixed_run(self, frames: list[int]) -> _Run:
+        """A run whose frames are not all one message of one length: each frame's ``nm_len``
+        checked against the frame, its messages split (none for an empty or bad frame)."""
+        mm, head, hlen = self.mm, _HEAD.unpack_from, NL_MMAP_HDRLEN
+        cap = self.layout.rx.payload_capacity
+        offs: list[int] = []
+        lens: list[int] = []
+        counts: list[int] = []
+        for o in frames:
+            ln, first = head(mm, o + 4)
+            c0 = len(offs)
+            if 0 < ln <= cap:
+                if first == ln >= _NLMSG_HDRLEN:
+                    offs.append(o + hlen)
+                    lens.append(ln)
                 else:
-                    offs: list[int] = []
-                    lens: list[int] = []
-                    counts: list[int] = []
-                    for o in frames:
-                        ln, first = head(mm, o + 4)
-                        c0 = len(offs)
-                        if 0 < ln <= cap:
-                            if first == ln >= _NLMSG_HDRLEN:
-                                offs.append(o + hlen)
-                                lens.append(ln)
-                            else:
-                                for a, b in split_offsets(mm, o + hlen, ln):
-                                    offs.append(a)
-                                    lens.append(b)
-                        counts.append(len(offs) - c0)
-                    run = _Run(self._mv, offs, lens, 0, frames, counts)
-                    used = len(offs)
-            else:
-                if state == VALID:  # published since the run's loads: take it with the next run
-                    continue
-                if state != COPY:
-                    if not self._rx_wait(cand[0], timeout, raise_enobufs):
-                        return
-                    continue
-                data = self._fetch_copy(timeout, raise_enobufs)
-                if data is None:  # nothing queued within the timeout
-                    return
-                if data is _RETRY:  # an ENOBUFS was reported (counted): look at the frame again
-                    continue
-                dv = memoryview(data)
-                pairs = list(split_offsets(dv, 0, len(dv)))
-                run = _Run(dv, [p[0] for p in pairs], [p[1] for p in pairs], 0, [cand[0]], [len(pairs)])
-                used = len(pairs)
-            if left > 0:
-                left = max(0, left - used)
-            try:
-                yield run
-            finally:
-                d = run.done
-                if d and run.frames:
-                    fr = run.frames
-                    self._give_back(fr[:d] if d < len(fr) else fr)
-                    i += d
-                    if i == n:
-                        i = 0
-                    self.rx_cursor = i
-            if run.done < len(run.frames):
-                return
+                    for a, b in split_offsets(mm, o + hlen, ln):
+                        offs.append(a)
+                        lens.append(b)
+            counts.append(len(offs) - c0)
+        return self._mv, offs, lens, 0, frames, counts
+
+    def _finish_run(self, frames: list[int], done: int) -> None:
+        """Hand back the first ``done`` of a run's ``frames`` (the consumer finished them) and move
+        the cursor past them."""
+        if done and frames:
+            self._give_back(frames[:done] if done < len(frames) else frames)
+            i = self.rx_cursor + min(done, len(frames))
+            self.rx_cursor = 0 if i == len(self._rx_offs) else i
 
     def _rx_run(self, i: int, m: int) -> tuple[list[int], int, int]:
         """The next run of VALID RX frames: ``(cand, k, first_status)``, ``cand`` the offsets of
@@ -302,31 +297,28 @@ class RxReader:
         """Release RX frames (all reads of them are finished) in ring order: release stores
         (issued by ``map``), the last one seq_cst so that all of them are ordered before the ONE
         load of the kernel's wait flag (the kernel is told only if it waits); counted for the
-        kernel's lost-wake-up rule (``CTL_REL_BEGUN`` before, ``CTL_REL_DECIDED`` after)."""
-        at = self.at
+        kernel's lost-wake-up rule (``CTL_REL_BEGUN`` before, ``CTL_REL_DECIDED`` after). One
+        thread at a time hands frames back (as one thread at a time reads them)."""
+        at, ctl = self.at, self.ctl
         k = len(done)
-        st = at.store32
-        with self._rel_lock:
-            self._rel_seq += 1
-            self.ctl.store64(wire.CTL_REL_BEGUN, self._rel_seq)
-            if k > 1:
-                _exhaust(map(st, done[:k - 1], repeat(UNUSED, k - 1), repeat(at.RELEASE, k - 1)))
-            st(done[k - 1], UNUSED, at.SEQ_CST)
-            self._kick_kernel()
+        st, st64, rel = at.store32, ctl.store64r, ctl.RELEASE
+        seq = self._rel_seq = self._rel_seq + 1
+        st64(wire.CTL_REL_BEGUN, seq, rel)
+        if k > 1:
+            _exhaust(map(st, done[:k - 1], repeat(UNUSED, k - 1), repeat(rel, k - 1)))
+        st(done[k - 1], UNUSED, at.SEQ_CST)
+        if ctl.load32(wire.CTL_K_WAIT, ctl.SEQ_CST) and ctl.exchange(wire.CTL_K_WAIT, 0):
+            self._note("released")
+        st64(wire.CTL_REL_DECIDED, seq, rel)
 
     def _released(self) -> None:
         """After status words were written by other means (``poke``): the kick decision."""
-        with self._rel_lock:
-            self._rel_seq += 1
-            self.ctl.store64(wire.CTL_REL_BEGUN, self._rel_seq)
-            self._kick_kernel()
-
-    def _kick_kernel(self) -> None:
-        """NOTE the kernel side if it waits for free frames, then count the decision."""
         ctl = self.ctl
+        seq = self._rel_seq = self._rel_seq + 1
+        ctl.store64(wire.CTL_REL_BEGUN, seq)
         if ctl.load_sc(wire.CTL_K_WAIT) and ctl.exchange(wire.CTL_K_WAIT, 0):
             self._note("released")
-        ctl.store64(wire.CTL_REL_DECIDED, self._rel_seq)
+        ctl.store64(wire.CTL_REL_DECIDED, seq)
 
     # ---- errors and COPY frames ---------------------------------------------------------------------
     def _err_pending(self) -> bool:

@@ -72,19 +72,24 @@ class SpecView:
     expressions and choices (``poll_in``, ``dump_space``, ``choose_alloc``, actions) are evaluated
     on it instead of being written again. Status words are read by acquire loads, when read."""
 
-    __slots__ = ("ks",)
+    __slots__ = ("ks", "_ring", "_statuses")
 
     def __init__(self, ks: Any):
         self.ks = ks
+        self._ring: Ring | None = None
+        self._statuses: Any = ()
 
     def __getitem__(self, name: str) -> Any:
-        ks, r = self.ks, self.ks.rx
+        r = self.ks.rx
         if name == "rx_frame_nr":
             return r.n if r is not None else 0
         if name == "rx_head":
             return r.head if r is not None else 0
         if name == "rx_status":
-            return _Statuses(ks.load_status, r.offs) if r is not None else ()
+            if r is not self._ring:  # the ring was (re)configured: bind its frames
+                self._ring, self._statuses = r, (_Statuses(self.ks.load_status, r.offs) if r is not None else ())
+            return self._statuses
+        ks = self.ks
         if name == "rx_capacity":
             return r.cap if r is not None else 0
         if name == "rq_len":
@@ -117,7 +122,11 @@ class RingsMixin(SockState):
 
     # ---- the spec on this socket --------------------------------------------------------------------
     def spec_view(self) -> SpecView:
-        return SpecView(self)
+        """This socket's :class:`SpecView` (one per socket: it reads the live state)."""
+        view = self.__dict__.get("_spec_view")
+        if view is None:
+            view = self._spec_view = SpecView(self)
+        return view
 
     def holds(self, e: Expr) -> bool:
         """A spec expression (a guard, ``dump_space()``, ``poll_in()``) on this socket now."""

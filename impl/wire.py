@@ -65,10 +65,11 @@ CTL_DROPS = 56       # u64, kernel-written: sk_drops
 # the other side's wait flag and kicked or not. A sleeper whose bounded sleep expired with its frame
 # ready waits until DECIDED >= BEGUN: if its flag is then still set, the wake-up was lost (a writer
 # decided not to kick); otherwise it was only late (a stall under load).
-CTL_PUB_BEGUN = 64     # kernel-written
-CTL_PUB_DECIDED = 72   # kernel-written
-CTL_REL_BEGUN = 80     # user-written
-CTL_REL_DECIDED = 88   # user-written
+# Each side's pair sits on a 64-byte cache line of its own (written on every run: no false sharing).
+CTL_PUB_BEGUN = 128    # kernel-written
+CTL_PUB_DECIDED = 136  # kernel-written
+CTL_REL_BEGUN = 192    # user-written
+CTL_REL_DECIDED = 200  # user-written
 
 
 def encode(kind: int, op: str | int = 0, args: dict[str, Any] | None = None, blob: bytes = b"") -> bytes:

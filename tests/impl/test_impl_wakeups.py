@@ -85,11 +85,15 @@ def test_a_kernel_that_never_kicks_is_counted(flaw):
 
 
 class _ForgetfulUser(RingSocket):
-    """A user that hands frames back but never NOTEs a waiting kernel (it still counts its
-    decisions, as a correct user does)."""
+    """A user that hands frames back but never looks at the kernel's wait flag, so never NOTEs
+    it (it still counts its hand-backs, as a correct user does)."""
 
-    def _kick_kernel(self) -> None:
-        self.ctl.store64(wire.CTL_REL_DECIDED, self._rel_seq)
+    def _give_back(self, done: list[int]) -> None:
+        seq = self._rel_seq = self._rel_seq + 1
+        self.ctl.store64(wire.CTL_REL_BEGUN, seq)
+        for off in done:
+            self.at.store_sc(off, Status.UNUSED)
+        self.ctl.store64(wire.CTL_REL_DECIDED, seq)
 
 
 @pytest.mark.parametrize("user, lost", [(RingSocket, 0), (_ForgetfulUser, 1)])
