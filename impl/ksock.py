@@ -81,7 +81,7 @@ class KSock(RingsMixin, SockoptMixin, FamilyInputMixin, TxWalkMixin, ServicesMix
 
     def op_released(self, args: dict, blob: bytes) -> dict:
         """NOTE from the user: frames were released while a producer waited."""
-        self.released.set()
+        self.wake_services(self.released)
         return {}
 
     def op_received(self, args: dict, blob: bytes) -> dict:

@@ -388,7 +388,7 @@ class RingsMixin(SockState):
         self.ctl.store_sc(wire.CTL_K_WAIT, 1)
         if ready():
             return not closing.is_set()
-        with self.service_waiting():
+        with self.service_waiting(self.released):
             while not closing.is_set():
                 if self.released.wait(self.cfg.wait_timeout):
                     break

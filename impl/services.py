@@ -33,6 +33,15 @@ from .sockstate import SockState
 
 __all__ = ["ServicesMixin"]
 
+
+class _Waiter:
+    """A service thread blocked on ``event`` (None: on something else, such as a full socket)."""
+
+    __slots__ = ("event", "woken")
+
+    def __init__(self, event: threading.Event | None):
+        self.event, self.woken = event, False
+
 _VERDICT_TYPES = frozenset({(nl.NFNL_SUBSYS_QUEUE << 8) | nl.NFQNL_MSG_VERDICT,
                             (nl.NFNL_SUBSYS_QUEUE << 8) | nl.NFQNL_MSG_VERDICT_BATCH})
 
@@ -100,7 +109,7 @@ class ServicesMixin(SockState):
             for i in hit:
                 del q[i]
             self.stats.queue_decided += len(hit)
-        self.verdicted.set()
+        self.wake_services(self.verdicted)
         return 0
 
     def queue_packet(self, payload_len: int, maxlen: int, wait: bool) -> bool:
@@ -126,7 +135,7 @@ class ServicesMixin(SockState):
             if need == "frames":
                 self.wait_space()
             else:
-                with self.service_waiting():
+                with self.service_waiting(self.verdicted):
                     if not self.verdicted.wait(self.cfg.wait_timeout) and not self.closing.is_set():
                         self.stats.wait_timeouts += 1
 
@@ -213,16 +222,35 @@ class ServicesMixin(SockState):
                 self.svc_cond.notify_all()
 
     @contextlib.contextmanager
-    def service_waiting(self) -> Iterator[None]:
-        """A service thread blocks (for frames, verdicts or queue room): not running meanwhile."""
+    def service_waiting(self, event: threading.Event | None = None) -> Iterator[None]:
+        """A service thread blocks (for frames, verdicts or queue room): not running meanwhile.
+        With ``event`` (what wakes it), :meth:`wake_services` counts it running again at once."""
+        w = _Waiter(event)
         with self.svc_cond:
-            self.svc_running -= 1
-            self.svc_cond.notify_all()
+            if event is not None and event.is_set():
+                w.woken = True  # woken already: it never stops running
+            else:
+                self.svc_running -= 1
+                self.svc_waiters.append(w)
+                self.svc_cond.notify_all()
         try:
             yield
         finally:
             with self.svc_cond:
+                if not w.woken:
+                    w.woken = True
+                    self.svc_waiters.remove(w)
+                    self.svc_running += 1
+
+    def wake_services(self, event: threading.Event) -> None:
+        """Set ``event``, counting the services that wait on it as running from now on (so that a
+        ``settle`` answered after this waits for them to wait again, or to finish)."""
+        with self.svc_cond:
+            for w in [w for w in self.svc_waiters if w.event is event]:
+                w.woken = True
+                self.svc_waiters.remove(w)
                 self.svc_running += 1
+            event.set()
 
     def op_settle(self, args: dict, blob: bytes) -> dict:
         """Answer once every service thread of this socket waits or has finished (ETIMEDOUT after

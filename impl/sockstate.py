@@ -67,7 +67,8 @@ class SockState:
     # provided by KSock (plumbing) and ServicesMixin
     send: Callable[..., bool]
     reply: Callable[..., None]
-    service_waiting: Callable[[], Any]
+    service_waiting: Callable[..., Any]
+    wake_services: Callable[[threading.Event], None]
 
     def __init__(self, server: Any, conn: socket.socket, portid: int):
         self.server = server
@@ -104,6 +105,7 @@ class SockState:
         self.threads: list[threading.Thread] = []
         self.svc_cond = threading.Condition()
         self.svc_running = 0  # service threads neither waiting nor finished
+        self.svc_waiters: list[Any] = []  # the waiting ones (services.py)
         self.dump: list[bytes] | None = None
         self.dump_seq = 0
         self.echo = False
