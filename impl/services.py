@@ -56,7 +56,6 @@ class ServicesMixin(SockState):
     publish: Any
     free_ring_skb: Any
     unicast_plain: Any
-    has_space: Any
     wait_space: Any
     stream: Any
 
@@ -112,26 +111,29 @@ class ServicesMixin(SockState):
         self.wake_services(self.verdicted)
         return 0
 
-    def queue_packet(self, payload_len: int, maxlen: int, wait: bool) -> bool:
-        """One packet to the queue; under the queue lock: claim a frame (or take the COPY path),
-        build the message, then refuse it if the queue is full, else assign the id, send and
-        enqueue. With ``wait``, waits for room first. False when ``wait`` finds the socket closing."""
+    def queue_packet(self, payload_len: int, size: int, maxlen: int, wait: bool) -> bool:
+        """One packet (its message ``size`` bytes) to the queue; under the queue lock: claim a frame
+        (or take the COPY path), build the message, then refuse it if the queue is full, else
+        assign the id, send and enqueue. With ``wait``, waits for room first (ring and queue).
+        False when the socket is going away."""
+        in_ring = self.ring_path(size)
         while True:
             if self.closing.is_set():
                 return False
             with self.queue_lock:
                 q = self.queue
                 assert q is not None
-                size = len(nl.build_queue_packet(0, bytes(payload_len), portid=self.portid))
-                in_ring = self.ring_path(size)
                 if wait and len(q) >= maxlen:
                     self.verdicted.clear()
                     need = "verdict"
-                elif wait and in_ring and not self.has_space():
-                    need = "frames"
                 else:
-                    self._queue_now(q, payload_len, maxlen, in_ring, size)
-                    return True
+                    j = self.alloc(size, overrun=not wait) if in_ring else None
+                    if j is not None or not in_ring:
+                        self._queue_now(q, payload_len, maxlen, j)
+                        return True
+                    if not wait:  # ring full: nfqnl_build_packet_message fails, the packet is lost
+                        return True
+                    need = "frames"
             if need == "frames":
                 self.wait_space()
             else:
@@ -139,14 +141,10 @@ class ServicesMixin(SockState):
                     if not self.verdicted.wait(self.cfg.wait_timeout) and not self.closing.is_set():
                         self.stats.wait_timeouts += 1
 
-    def _queue_now(self, q: collections.OrderedDict[int, int], payload_len: int, maxlen: int,
-                   in_ring: bool, size: int) -> None:
-        j = None
-        if in_ring:
-            j = self.alloc(size)
-            if j is None:  # ring full: nfqnl_build_packet_message fails, the packet is lost (an overrun)
-                return
-        if len(q) >= maxlen:  # the built message is freed: an empty VALID frame (6.4)
+    def _queue_now(self, q: collections.OrderedDict[int, int], payload_len: int, maxlen: int, j: int | None) -> None:
+        """The packet's message is built (in frame ``j``, or a plain skb when None): refused when
+        the queue is full (the ring skb freed: an empty VALID frame), else id, send, enqueue."""
+        if len(q) >= maxlen:
             self.stats.queue_dropped += 1
             if j is not None:
                 off = self.rx.offs[j]
@@ -164,10 +162,11 @@ class ServicesMixin(SockState):
         q[packet_id] = 1
         self.stats.queue_sent += 1
 
-    def _service_queue(self, count: int, size: int, maxlen: int, wait: bool) -> None:
+    def _service_queue(self, count: int, payload_len: int, maxlen: int, wait: bool) -> None:
+        size = len(nl.build_queue_packet(0, bytes(payload_len), portid=self.portid))  # one size for all
         try:
             for _ in range(count):
-                if not self.queue_packet(max(0, size), maxlen, wait):
+                if not self.queue_packet(payload_len, size, maxlen, wait):
                     return
         finally:
             self.stats.queue_done = True
