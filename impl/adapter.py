@@ -48,6 +48,7 @@ class ImplBackend:
     def __init__(self, kernel_path: str | None = None, *, atomics: str = "auto", kernel_args: list[str] | None = None,
                  page_size: int = 4096, socket_class: str | None = None):
         self._proc: KernelProcess | None = None
+        self.socket_class = socket_class
         if kernel_path is None:
             self._proc = KernelProcess(args=kernel_args, socket_class=socket_class)
             kernel_path = self._proc.path
@@ -69,7 +70,8 @@ class ImplBackend:
     def hello(self) -> dict[str, Any]:
         # no probe connection: a connection would take a portid, and portids are compared
         kernel_pid = self._proc.proc.pid if self._proc is not None else "external"
-        impl = f"nlmmap.impl (kernel side pid {kernel_pid}, Linux 4.5 rules, atomics {self.atomics})"
+        cls = f", socket class {self.socket_class}" if self.socket_class else ""
+        impl = f"nlmmap.impl (kernel side pid {kernel_pid}, Linux 4.5 rules, atomics {self.atomics}{cls})"
         return {"implementation": impl, "features": list(FEATURES), "page_size": self.page_size}
 
     def socket(self) -> tuple[int, int]:
