@@ -7,8 +7,14 @@ one already running (``--kernel PATH``), and plays the user with :class:`~nlmmap
 - shared memory mode: ``mmap`` answers ``/proc/<pid>/fd/<n>``, the memfd the kernel side handed
   over with SCM_RIGHTS, so the suite can map the very pages the kernel side writes; ``peek`` and
   ``poke`` also work (proxied through this process's own mapping);
-- ``sendmsg`` with ``pause_after_validate`` stops the kernel's TX walk after it validated its
-  private copy of the first frame; ``resume`` finishes it.
+- ``sendmsg`` with ``pause_after_validate`` stops the kernel's TX walk after it copied and
+  checked the first frame (its private copy); ``resume`` finishes it;
+- a blocking ``recvmsg`` (``dontwait`` false) waits at most :data:`RECVMSG_WAIT` = 1 s for a
+  message and then answers EAGAIN, as the real-kernel agent does (shared/tools/real-kernel):
+  nothing else runs while a sequential adapter waits.
+
+``--socket-class MODULE:CLASS`` starts the kernel side with another per-socket class (a subclass
+of :class:`nlmmap.impl.ksock.KSock`: how a known-bad kernel side is built, see :mod:`nlmmap.impl`).
 
 Usage::
 
@@ -28,19 +34,23 @@ from nlmmap.spec.errors import NetlinkError
 
 from .client import Paused as _ClientPaused
 from .client import RingSocket
-from .kernel import KernelProcess
+from .server import KernelProcess
 
-__all__ = ["ImplBackend", "main"]
+__all__ = ["ImplBackend", "main", "RECVMSG_WAIT"]
+
+#: Longest wait of a blocking recvmsg before it answers EAGAIN (the real-kernel agent's bound).
+RECVMSG_WAIT = 1.0
 
 
 class ImplBackend:
     """Adapter backend over a kernel-side process; each adapter socket is one RingSocket."""
 
     def __init__(self, kernel_path: str | None = None, *, atomics: str = "auto", kernel_args: list[str] | None = None,
-                 page_size: int = 4096):
+                 page_size: int = 4096, socket_class: str | None = None):
         self._proc: KernelProcess | None = None
+        self.socket_class = socket_class
         if kernel_path is None:
-            self._proc = KernelProcess(args=kernel_args)
+            self._proc = KernelProcess(args=kernel_args, socket_class=socket_class)
             kernel_path = self._proc.path
         self.path = kernel_path
         self.atomics = atomics
@@ -59,8 +69,9 @@ class ImplBackend:
 
     def hello(self) -> dict[str, Any]:
         # no probe connection: a connection would take a portid, and portids are compared
-        pid = self._proc.proc.pid if self._proc is not None else "external"
-        impl = f"nlmmap.impl (kernel side pid {pid}, Linux 4.5 rules, atomics {self.atomics})"
+        kernel_pid = self._proc.proc.pid if self._proc is not None else "external"
+        cls = f", socket class {self.socket_class}" if self.socket_class else ""
+        impl = f"nlmmap.impl (kernel side pid {kernel_pid}, Linux 4.5 rules, atomics {self.atomics}{cls})"
         return {"implementation": impl, "features": list(FEATURES), "page_size": self.page_size}
 
     def socket(self) -> tuple[int, int]:
@@ -124,7 +135,7 @@ class ImplBackend:
 
     def recvmsg(self, sock: int, bufsize: int, dontwait: bool) -> tuple[bytes, bool]:
         # a blocking recvmsg waits a bounded time: nothing else runs in a sequential adapter
-        return self._get(sock).recvmsg(bufsize, dontwait, timeout=None if dontwait else 2.0)
+        return self._get(sock).recvmsg(bufsize, dontwait, timeout=None if dontwait else RECVMSG_WAIT)
 
     def poll(self, sock: int) -> set[str]:
         return self._get(sock).poll()
@@ -150,14 +161,22 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m nlmmap.impl.adapter", description=__doc__.split("\n")[0])
     ap.add_argument("--kernel", metavar="PATH", help="use a kernel side already listening at PATH")
     ap.add_argument("--atomics", default="auto", help="atomics backend: auto, atomicshm, tso")
-    ap.add_argument("--flaw-tx-validate-in-place", action="store_true",
-                    help="start the kernel side with the historical TX TOCTOU flaw (for mutant tests)")
+    ap.add_argument("--socket-class", metavar="MODULE:CLASS",
+                    help="per-socket class of the kernel side it starts (a subclass of nlmmap.impl.ksock.KSock)")
     args = ap.parse_args(argv)
-    kargs = ["--flaw-tx-validate-in-place"] if args.flaw_tx_validate_in_place else []
+    if args.socket_class and args.kernel:
+        ap.error("--socket-class applies to the kernel side this adapter starts, not to --kernel PATH")
+    if args.socket_class:
+        from .server import load_socket_class
+
+        try:
+            load_socket_class(args.socket_class)  # fail early, with the reason, as a usage error
+        except ValueError as e:
+            ap.error(str(e))
 
     def make() -> ImplBackend:
         try:
-            return ImplBackend(args.kernel, atomics=args.atomics, kernel_args=kargs)
+            return ImplBackend(args.kernel, atomics=args.atomics, socket_class=args.socket_class)
         except (OSError, RuntimeError) as e:
             raise NetlinkError("EIO", f"cannot start the kernel side: {e}") from None
 

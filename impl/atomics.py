@@ -54,6 +54,9 @@ class Atomics(Protocol):
     def store32(self, off: int, value: int, order: int) -> None:
         """u32 store with ``order`` (one of this backend's RELEASE / SEQ_CST)."""
 
+    def store64r(self, off: int, value: int, order: int) -> None:
+        """u64 store with ``order`` (the raw form of :meth:`store64`, for hot paths)."""
+
     def load_acquire(self, off: int) -> int:
         """u32 load; later loads/stores are not moved before it."""
 
@@ -91,7 +94,7 @@ class _AtomicShm:
         self.ACQUIRE, self.RELEASE, self.SEQ_CST = acq, rel, sc = a.ACQUIRE, a.RELEASE, a.SEQ_CST
         ld, st, ld64, st64, xchg = v.load_u32, v.store_u32, v.load_u64, v.store_u64, v.exchange_u32
         # the raw operations: the extension's own methods (C, the order passed through)
-        self.load32, self.store32 = ld, st
+        self.load32, self.store32, self.store64r = ld, st, st64
         # bound closures: one Python call per operation on the hot path
         self.load_acquire = lambda off: ld(off, acq)
         self.store_release = lambda off, value: st(off, value, rel)
@@ -152,7 +155,12 @@ class _Tso:
             if order == 5:
                 fence()
 
-        self.load32, self.store32 = load32, store32
+        def store64r(off: int, value: int, order: int) -> None:
+            u64[off >> 3] = value
+            if order == 5:
+                fence()
+
+        self.load32, self.store32, self.store64r = load32, store32, store64r
         self.load_sc, self.store_sc, self.exchange = load_sc, store_sc, exchange
         self.load64 = lambda off: u64[off >> 3]
         self.store64 = lambda off, value: u64.__setitem__(off >> 3, value)

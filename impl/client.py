@@ -5,17 +5,16 @@ with the raw ``struct nl_mmap_req`` bytes, :meth:`~RingSocket.mmap`, frame acces
 (:meth:`~RingSocket.status`, :meth:`~RingSocket.header`, :meth:`~RingSocket.payload`, ...),
 :meth:`~RingSocket.poll`, :meth:`~RingSocket.sendmsg` (``None`` = the TX ring kick) and
 :meth:`~RingSocket.recvmsg` (the messages behind COPY frames). The **pythonic layer**
-(:meth:`~RingSocket.messages`, :meth:`~RingSocket.send`, :meth:`~RingSocket.flush`, the context
+(:meth:`~RingSocket.messages` and :meth:`~RingSocket.message_runs`, both on the one frame reader
+of :mod:`nlmmap.impl.reader`; :meth:`~RingSocket.send`, :meth:`~RingSocket.flush`, the context
 manager) follows the documented read and write loops (kernel-protocol.md 15): VALID frames are
 read in place, VALID frames of length 0 are released, COPY frames are paired with recvmsg, a
 pending ENOBUFS is counted; TX frames are filled in ring order and kicked in batches.
 
 Ordering: the status word is loaded with acquire semantics before the header and payload are
 read, and stored with release semantics after they are written (:mod:`nlmmap.impl.atomics`).
-Wake-ups: the reader spins briefly, then sets its wait flag (seq_cst) in the control page,
-re-checks the frame and only then sleeps in ``poll()`` on the socket; the kernel side kicks only
-when it sees the flag. A poll timeout is a defence, and it is counted (``poll_timeouts``): in a
-healthy run it stays 0.
+recvmsg reads this process's share of the receive queue; when the kernel must learn of it (a
+new ``max_recvmsg_len``, or a dump running) it is also a call to the kernel side (section 8).
 """
 
 from __future__ import annotations
@@ -24,16 +23,13 @@ import collections
 import contextlib
 import mmap
 import os
-import select
 import socket
 import struct
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from itertools import repeat, takewhile
 from typing import Any
 
-from nlmmap.spec import netlink as nl
+from nlmmap.spec import family
 from nlmmap.spec.abi import (
     NETLINK_RX_RING,
     NETLINK_TX_RING,
@@ -46,32 +42,38 @@ from nlmmap.spec.abi import (
     Status,
 )
 from nlmmap.spec.errors import NetlinkError
+from nlmmap.spec.expr import evaluate
+from nlmmap.spec.protocol import poll_in
 
 from . import wire
 from .atomics import Atomics, open_atomics
+from .reader import RxReader
 
 __all__ = ["RingSocket", "Paused"]
 
 UNUSED, RESERVED, VALID, COPY, SKIP = (int(s) for s in Status)
-_RETRY = object()  # see RingSocket._fetch_copy
 _U32 = struct.Struct("=I")
 _LEN = struct.Struct("=I")
-_HEAD = struct.Struct("=I16xI")  # nm_len (frame offset 4) and the first nlmsg_len (offset 24)
-_NLMSG_HDRLEN = nl.NLMSG_HDRLEN
-#: Most frames the reader holds before handing them back (fewer on small rings: n // 4).
-_RELEASE_BATCH = 16
-#: Most frames in one run of :meth:`RingSocket.message_runs`.
-_RUN_MAX = 64
-#: Runs a ``map()`` to its end at C speed (the stores of a hand-back).
-_drain = collections.deque(maxlen=0).extend
-_IS_VALID = VALID.__eq__
+_POLL_IN = poll_in()
+
+
+class _Loads:
+    """``rx_status[j]`` for the spec: an acquire load of frame j's status word."""
+
+    __slots__ = ("load", "offs")
+
+    def __init__(self, load: Any, offs: list[int]):
+        self.load, self.offs = load, offs
+
+    def __getitem__(self, j: int) -> int:
+        return self.load(self.offs[j])
 
 
 class Paused(int):
     """The token of a sendmsg paused after validation (``pause_after_validate``)."""
 
 
-class RingSocket:
+class RingSocket(RxReader):
     """One netlink socket of the kernel side listening at ``path``.
 
     Parameters
@@ -81,7 +83,8 @@ class RingSocket:
     atomics : str
         Atomics backend (``auto``, ``atomicshm``, ``tso``).
     poll_timeout : float
-        Bounded sleep of a waiting reader (a defence; each expiry is counted).
+        Bounded sleep of a waiting reader (a defence: each expiry is counted in
+        ``poll_timeouts``, a proven lost wake-up in ``lost_wakeups``).
     spin : int
         Status checks before a reader goes to sleep (~0.1 us each: a sleep costs a wake-up
         round trip far longer than the kernel side needs to publish the next run).
@@ -93,6 +96,8 @@ class RingSocket:
         self.poll_timeout = poll_timeout
         self.spin = spin
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        with contextlib.suppress(OSError):  # room for a call of MAX_DATAGRAM bytes
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 2 * wire.MAX_DATAGRAM)
         self.sock.connect(path)
         self._stash: collections.deque[tuple[int, bytes]] = collections.deque()
         self._lock = threading.RLock()
@@ -101,13 +106,16 @@ class RingSocket:
         if kind != wire.HELLO or len(fds) != 1:
             raise NetlinkError("EPROTO", "the kernel side did not greet with its control page")
         self.portid: int = hello["portid"]
-        self.kernel_pid: int = hello["pid"]
+        self.kernel_pid: int = hello["kernel_pid"]
         self.page_size: int = hello["page_size"]
         self._ctl_mm = mmap.mmap(fds[0], wire.CTL_SIZE)
         os.close(fds[0])
         self.ctl: Atomics = open_atomics(self._ctl_mm, atomics)
         self._consumed = 0
         self._epoch = 0
+        self._max_recvmsg_len = 0  # what the kernel side recorded (section 8)
+        self._last_bufsize = -1
+        self._rel_seq = 0  # hand-backs begun (the wake-up handshake's count, reader.py)
         self._req: dict[str, RingRequest | None] = {"rx": None, "tx": None}
         self.layout: MappingLayout | None = None
         self.mm: mmap.mmap | None = None
@@ -120,8 +128,8 @@ class RingSocket:
         self.rx_cursor = 0
         self.tx_cursor = 0
         self._tx_filled = 0
-        self.poll_timeouts = 0  # bounded sleeps that expired (lost wake-ups if the data was there)
-        self.lost_wakeups = 0  # expiries after which the awaited frame was ready
+        self.poll_timeouts = 0  # bounded sleeps that expired (a stall, or a lost wake-up)
+        self.lost_wakeups = 0  # expiries with the frame ready since before the sleep, flag unclaimed
         self.sleeps = 0  # times the reader went to sleep
         self.enobufs = 0  # ENOBUFS reported to the iterator (messages the kernel dropped)
         self.closed = False
@@ -131,8 +139,11 @@ class RingSocket:
         """One system call on the kernel side; DATA arriving meanwhile joins the receive queue."""
         if self.closed:
             raise NetlinkError("EBADF", "the socket is closed")
+        data = wire.encode(wire.REQ, op, args, blob)
+        if len(data) > wire.MAX_DATAGRAM:
+            raise NetlinkError("EMSGSIZE", f"{op}: {len(blob)} bytes exceed what the kernel side takes in one call")
         with self._lock:
-            self.sock.send(wire.encode(wire.REQ, op, args, blob))
+            self.sock.send(data)
             while True:
                 data, fds, _, _ = socket.recv_fds(self.sock, wire.MAX_DATAGRAM, 4)
                 if not data:
@@ -256,9 +267,10 @@ class RingSocket:
     def set_status(self, ring: str, index: int, value: int) -> None:
         """Store a status word (release: earlier writes of the frame are visible first)."""
         off = self.frame_offset(ring, index)
-        self.at.store_sc(off, value)  # type: ignore[union-attr]
-        if ring == "rx" and value in (UNUSED,):
-            self._released()
+        if ring == "rx" and value == UNUSED:
+            self._give_back([off])
+        else:
+            self.at.store_sc(off, value)  # type: ignore[union-attr]
 
     def header(self, ring: str, index: int) -> FrameHeader:
         """The frame header (read after an acquire load of the status)."""
@@ -287,13 +299,7 @@ class RingSocket:
 
     def release(self, index: int) -> None:
         """Hand RX frame ``index`` back to the kernel (UNUSED) and tell it if it waits."""
-        self.at.store_sc(self._rx_offs[index], UNUSED)  # type: ignore[union-attr]
-        self._released()
-
-    def _released(self) -> None:
-        ctl = self.ctl
-        if ctl.load_sc(wire.CTL_K_WAIT) and ctl.exchange(wire.CTL_K_WAIT, 0):
-            self._note("released")
+        self._give_back([self._rx_offs[index]])
 
     # ---- system calls ---------------------------------------------------------------------------
     def poll(self, timeout: float = 0.0) -> set[str]:
@@ -302,17 +308,18 @@ class RingSocket:
         res, _ = self._call("poll")
         mask = set(res["revents"])
         if "POLLIN" not in mask and timeout > 0:
-            self._sleep_until(lambda: self._rx_ready_any(), time.monotonic() + timeout)
+            self._sleep_until(self._pollin, time.monotonic() + timeout)
             res, _ = self._call("poll")
             mask = set(res["revents"])
         return mask
 
-    def _rx_ready_any(self) -> bool:
-        if self._rq_len() > 0:
-            return True
-        if self.at is None or self.layout is None or self.layout.rx is None:
-            return False
-        return any(self.at.load_acquire(o) == VALID for o in self._rx_offs)
+    def _pollin(self) -> bool:
+        """The spec's ``poll_in()`` as this process sees the socket (its frames, its queue)."""
+        rx = self.layout.rx if self.layout is not None and self.at is not None else None
+        load, offs = (self.at.load_acquire, self._rx_offs) if rx is not None else (None, [])
+        view = {"rx_frame_nr": rx.frame_nr if rx is not None else 0, "rq_len": self._rq_len(),
+                "rx_status": _Loads(load, offs)}
+        return bool(evaluate(_POLL_IN, view))
 
     def sendmsg(self, payload: bytes | None = None, to: str = "kernel", *,
                 pause_after_validate: bool = False) -> int:
@@ -367,8 +374,7 @@ class RingSocket:
             while data is None:
                 if deadline is not None and time.monotonic() >= deadline:
                     break
-                self._wait_socket(self.poll_timeout if deadline is None else
-                                  min(self.poll_timeout, max(0.0, deadline - time.monotonic())), counted=False)
+                self._wait_socket(None if deadline is None else max(0.0, deadline - time.monotonic()))
                 self._drain()
                 data = self._pop_data()
         if data is None:
@@ -376,8 +382,20 @@ class RingSocket:
             raise NetlinkError("EAGAIN", "no message queued")
         self._consumed += 1
         ctl.store64(wire.CTL_CONSUMED, self._consumed)
+        self._recorded(bufsize)
         self._rcv_wake()
         return data[:bufsize], len(data) > bufsize
+
+    def _recorded(self, bufsize: int) -> None:
+        """After a recvmsg took a message: tell the kernel side when it records a new
+        ``max_recvmsg_len`` or continues a running dump (both happen in the kernel's recvmsg)."""
+        if bufsize != self._last_bufsize:
+            self._last_bufsize = bufsize
+            grows = family.recvmsg_len_after(self._max_recvmsg_len, bufsize) != self._max_recvmsg_len
+        else:
+            grows = False
+        if grows or self.ctl.load_acquire(wire.CTL_DUMP_RUNNING):
+            self._max_recvmsg_len = self._call("recvmsg", {"bufsize": bufsize})[0]["max_recvmsg_len"]
 
     def deliver(self, payload: bytes, path: str = "copy", group: int = 0) -> str:
         """Test hook: have the kernel side send ``payload`` to this socket (``ring``: as a kernel
@@ -389,7 +407,8 @@ class RingSocket:
         return [bytes.fromhex(m) for m in self._call("received")[0]["messages"]]
 
     def service(self, name: str, **args: Any) -> None:
-        """Start or configure a kernel-side service (stream, echo, sink, dump, queue)."""
+        """Start or configure a kernel-side service (``stream``, ``echo``, ``sink``, ``queue``:
+        :mod:`nlmmap.impl.services`). Dumps are requested in-band (``family.dump_request``)."""
         a = dict(args)
         a["name"] = name
         self._call("service", a)
@@ -400,331 +419,14 @@ class RingSocket:
         res.pop("ok", None)
         return res
 
-    # ---- sleeping ---------------------------------------------------------------------------------
-    def _wait_socket(self, timeout: float, *, counted: bool = True) -> bool:
-        p = select.poll()
-        p.register(self.sock, select.POLLIN)
-        ev = p.poll(max(0, int(timeout * 1000)))
-        if not ev and counted:
-            self.poll_timeouts += 1
-        return bool(ev)
+    def settle(self) -> None:
+        """Return once every service of this socket waits (for frames or verdicts) or has
+        finished: a deterministic point to look at counters and frames (no sleeping)."""
+        self._call("settle")
 
-    def _sleep_until(self, ready: Any, deadline: float | None) -> bool:
-        """The reader's half of the wake-up handshake: spin, flag, re-check, sleep."""
-        for _ in range(self.spin):
-            if ready():
-                return True
-        ctl = self.ctl
-        while True:
-            ctl.store_sc(wire.CTL_RX_WAIT, 1)
-            if ready():
-                ctl.store_sc(wire.CTL_RX_WAIT, 0)
-                return True
-            left = self.poll_timeout if deadline is None else min(self.poll_timeout, deadline - time.monotonic())
-            if left <= 0:
-                ctl.store_sc(wire.CTL_RX_WAIT, 0)
-                return ready()
-            self.sleeps += 1
-            # only the defence timeout counts; the caller's own deadline is not a lost wake-up
-            woke = self._wait_socket(left, counted=left >= self.poll_timeout)
-            self._drain()
-            if ready():
-                if not woke:
-                    self.lost_wakeups += 1
-                return True
-
-    # ---- pythonic layer ---------------------------------------------------------------------------
-    def _fetch_copy(self, timeout: float | None, raise_enobufs: bool) -> Any:
-        """The queued message a COPY frame announces: its bytes; None if nothing arrived within
-        ``timeout``; ``_RETRY`` after a pending ENOBUFS was reported (and counted)."""
-        try:
-            data, _ = self.recvmsg(1 << 20, dontwait=False, timeout=timeout)
-        except NetlinkError as e:
-            if e.errno == "ENOBUFS":
-                self.enobufs += 1
-                if raise_enobufs:
-                    raise
-                return _RETRY
-            if e.errno == "EAGAIN":
-                return None
-            raise
-        return data
-
-    def messages(self, *, timeout: float | None = None, limit: int | None = None,
-                 raise_enobufs: bool = False) -> Iterator[memoryview]:
-        """Every received netlink message, in ring order, as a zero-copy memoryview valid until
-        the next step (the frame is released after the view). COPY frames are paired with
-        recvmsg, empty VALID frames released, ENOBUFS counted in ``enobufs`` (or raised). Stops
-        after ``limit`` messages or when nothing arrives for ``timeout`` seconds.
-
-        Frames are taken a run at a time (:meth:`_rx_run`: one acquire load per frame, all
-        before the run's headers are read) and handed back once every message of the run was
-        handed out and its view released; stopping early hands back only the frames finished
-        (the frame whose message was given last stays VALID: it is delivered again)."""
-        if self.mm is None or self.layout is None or self.layout.rx is None:
-            yield from self._messages_plain(timeout, limit, raise_enobufs)
-            return
-        mv, mm = self._mv, self.mm
-        assert mv is not None
-        n = len(self._rx_offs)
-        cap = self.layout.rx.payload_capacity
-        fs = self.layout.rx.frame_size
-        hlen = NL_MMAP_HDRLEN
-        head = _HEAD.unpack_from
-        run_max = max(1, min(_RELEASE_BATCH, n // 4))
-        left = -1 if limit is None else limit  # messages still wanted (-1: no limit)
-        i = self.rx_cursor
-        while left:
-            m = min(n - i, run_max)
-            if 0 < left < m:
-                m = left
-            cand, k, state = self._rx_run(i, m)
-            if k:
-                j = 0  # frames of the run finished (all their views released)
-                try:
-                    ln = self._run_len(cand[0], k)
-                    if ln:  # one message of ``ln`` bytes per frame
-                        if left > 0:
-                            left = max(0, left - k)
-                        base = cand[0] + hlen
-                        for o in range(base, base + k * fs, fs):
-                            view = mv[o:o + ln]
-                            try:
-                                yield view
-                            finally:
-                                view.release()
-                            j += 1
-                    else:
-                        for o in cand[:k]:
-                            if not left:  # the limit was reached at the end of a frame
-                                break
-                            ln, first = head(mm, o + 4)
-                            if 0 < ln <= cap:
-                                view = mv[o + hlen:o + hlen + ln]
-                                try:
-                                    if first == ln >= _NLMSG_HDRLEN:  # one message: the frame's data
-                                        left -= left > 0
-                                        yield view
-                                    else:
-                                        for msg in _split(view):
-                                            left -= left > 0
-                                            try:
-                                                yield msg
-                                            finally:
-                                                msg.release()
-                                finally:
-                                    view.release()
-                            j += 1
-                finally:
-                    # also when the caller stops early: the frames it finished go back
-                    if j:
-                        self._give_back(cand[:j] if j < len(cand) else cand)
-                        i = i + j
-                        if i == n:
-                            i = 0
-                    self.rx_cursor = i
-                continue
-            off = cand[0]
-            if state == VALID:  # published since the run's loads: take it with the next run
-                continue
-            if state == COPY:
-                data = self._fetch_copy(timeout, raise_enobufs)
-                if data is None:  # nothing queued within the timeout
-                    return
-                if data is _RETRY:  # an ENOBUFS was reported (counted): look at the frame again
-                    continue
-                for msg in _split(memoryview(data)):
-                    left -= left > 0
-                    yield msg
-                self._give_back([off])
-                i = 0 if i == n - 1 else i + 1
-                self.rx_cursor = i
-                continue
-            if not self._rx_wait(off, timeout, raise_enobufs):
-                return
-
-    def message_runs(self, *, timeout: float | None = None, limit: int | None = None,
-                     raise_enobufs: bool = False, max_run: int = _RUN_MAX) -> Iterator[tuple[Any, Sequence[int]]]:
-        """The frame-level fast path: ``(buf, offsets)`` per run of frames, in ring order.
-
-        ``offsets`` are the starts of the run's netlink messages in ``buf`` (for a run of VALID
-        frames, ``buf`` is a memoryview of the whole mapping; for a COPY frame, of the message
-        recvmsg returned). Every offset was checked like :meth:`messages` checks it: the
-        frame's ``nm_len`` within the frame, each ``nlmsg_len`` >= 16 and within ``nm_len``;
-        VALID frames of length 0 (or a bad ``nm_len``) give no message and are released.
-
-        Protocol: each frame's status word is loaded with ``acquire`` semantics (one load per
-        frame, all of a run's loads before any of its headers are read); a run is handed back
-        (release stores, the last seq_cst, then ONE load of the kernel's wait flag) only when
-        the caller asks for the next run, i.e. after it finished reading it. Stopping early
-        leaves the current run VALID: it is delivered again by the next read. A run is at most
-        ``max_run`` frames (and never wraps around the ring end). ``limit``/``timeout`` as in
-        :meth:`messages` (a run may end past ``limit`` only with multi-message frames).
-        """
-        if self.mm is None or self.layout is None or self.layout.rx is None:
-            for m in self._messages_plain(timeout, limit, raise_enobufs):
-                yield m, (0,)
-            return
-        mm, mv = self.mm, self._mv
-        n = len(self._rx_offs)
-        cap = self.layout.rx.payload_capacity
-        fs = self.layout.rx.frame_size
-        head = _HEAD.unpack_from
-        hlen = NL_MMAP_HDRLEN
-        max_run = max(1, min(max_run, n))
-        left = -1 if limit is None else limit  # messages still wanted (-1: no limit)
-        i = self.rx_cursor
-        while left:
-            m = min(n - i, max_run)
-            if 0 < left < m:
-                m = left
-            cand, k, state = self._rx_run(i, m)
-            if k:
-                run = cand[:k] if k < m else cand
-                base = run[0]
-                ln = self._run_len(base, k)
-                out: Sequence[int]
-                if ln:  # one message per frame
-                    out = range(base + hlen, base + hlen + k * fs, fs)
-                else:
-                    out = []
-                    for o in run:
-                        ln, first = head(mm, o + 4)
-                        if 0 < ln <= cap:
-                            if first == ln >= _NLMSG_HDRLEN:
-                                out.append(o + hlen)
-                            else:
-                                out.extend(_split_offsets(mm, o + hlen, ln))
-                if out:
-                    if left > 0:
-                        left = max(0, left - len(out))
-                    yield mv, out
-                # the caller asked for more: its reads of the run are finished
-                self._give_back(run)
-                i = i + k
-                if i == n:
-                    i = 0
-                self.rx_cursor = i
-                continue
-            off = cand[0]
-            if state == VALID:  # published since the run's loads: take it with the next run
-                continue
-            if state == COPY:
-                data = self._fetch_copy(timeout, raise_enobufs)
-                if data is None:  # nothing queued within the timeout
-                    return
-                if data is _RETRY:  # an ENOBUFS was reported (counted): look at the frame again
-                    continue
-                dv = memoryview(data)
-                mo = list(_split_offsets(dv, 0, len(dv)))
-                if left > 0:
-                    left = max(0, left - len(mo))
-                yield dv, mo
-                self._give_back([off])
-                i = 0 if i == n - 1 else i + 1
-                self.rx_cursor = i
-                continue
-            if not self._rx_wait(off, timeout, raise_enobufs):
-                return
-
-    def _rx_run(self, i: int, m: int) -> tuple[list[int], int, int]:
-        """The next run of VALID RX frames: ``(cand, k, first_status)``, ``cand`` the offsets of
-        the ``m`` frames from index ``i`` on (not past the ring end), ``k`` how many of them from
-        the first on are VALID. Every frame's status word has its own acquire load (issued by
-        ``map``: one C call each), all before the caller reads any header; a frame after one
-        not seen VALID is never taken. After a short run (the reader is at the producer's heels)
-        the loads stop at the first frame not VALID (``takewhile``), so that the reader does not
-        pull the cache lines of frames the producer is about to write."""
-        at = self.at
-        assert at is not None
-        cand = self._rx_offs[i:i + m]
-        if self._rx_full:
-            sts = list(map(at.load32, cand, repeat(at.ACQUIRE, m)))
-            if sts.count(VALID) == m:
-                return cand, m, VALID
-            k = 0
-            while sts[k] == VALID:
-                k += 1
-            self._rx_full = False
-            return cand, k, sts[0]
-        k = len(list(takewhile(_IS_VALID, map(at.load32, cand, repeat(at.ACQUIRE, m)))))
-        self._rx_full = k == m
-        # the first status again for the caller (k == 0: COPY or wait; a VALID seen now is
-        # taken by the caller's next run)
-        return cand, k, VALID if k else at.load32(cand[0], at.ACQUIRE)
-
-    def _run_len(self, base: int, k: int) -> int:
-        """For ``k`` VALID frames from offset ``base`` at the ring's one stride: the message
-        length if every frame holds exactly one message of that length (``nm_len`` ==
-        first ``nlmsg_len``, 16 <= it <= the frame's capacity), else 0. Two strided reads of
-        the header words (after the run's acquire loads) instead of one unpack per frame."""
-        u32 = self._u32
-        if not self._rx_uniform or u32 is None:
-            return 0
-        step = self.layout.rx.frame_size >> 2  # type: ignore[union-attr]
-        w = (base + 4) >> 2
-        lens = u32[w:w + k * step:step].tolist()
-        ln = lens[0]
-        if (_NLMSG_HDRLEN <= ln <= self.layout.rx.payload_capacity  # type: ignore[union-attr]
-                and lens.count(ln) == k and lens == u32[w + 5:w + 5 + k * step:step].tolist()):
-            return ln
-        return 0
-
-    def _rx_wait(self, off: int, timeout: float | None, raise_enobufs: bool) -> bool:
-        """The frame at the cursor is neither VALID nor COPY: report a pending ENOBUFS, else
-        sleep until it is (wake-up handshake). False when ``timeout`` passed first."""
-        if self._err_pending():
-            self._take_err()
-            self.enobufs += 1
-            if raise_enobufs:
-                raise NetlinkError("ENOBUFS", "messages were lost (ring overrun)")
-            return True
-        at = self.at
-        assert at is not None
-        ld, acq = at.load32, at.ACQUIRE
-        deadline = None if timeout is None else time.monotonic() + timeout
-        return self._sleep_until(lambda: ld(off, acq) in (VALID, COPY), deadline)
-
-    def _give_back(self, done: list[int]) -> None:
-        """Release RX frames (all reads of them are finished) in ring order: release stores
-        (issued by ``map``), the last one seq_cst so that all of them are ordered before the ONE
-        load of the kernel's wait flag (the kernel is told only if it waits for space)."""
-        at = self.at
-        assert at is not None
-        k = len(done)
-        st = at.store32
-        if k > 1:
-            _drain(map(st, done[:k - 1], repeat(UNUSED, k - 1), repeat(at.RELEASE, k - 1)))
-        st(done[k - 1], UNUSED, at.SEQ_CST)
-        ctl = self.ctl
-        if ctl.load_sc(wire.CTL_K_WAIT) and ctl.exchange(wire.CTL_K_WAIT, 0):
-            self._note("released")
-
-    def _err_pending(self) -> bool:
-        return self.ctl.load_acquire(wire.CTL_ERR_RAISED) != self.ctl.load_acquire(wire.CTL_ERR_TAKEN)
-
-    def _take_err(self) -> None:
-        self.ctl.store_sc(wire.CTL_ERR_TAKEN, self.ctl.load_acquire(wire.CTL_ERR_RAISED))
-        self._rcv_wake()
-
-    def _messages_plain(self, timeout: float | None, limit: int | None, raise_enobufs: bool) -> Iterator[memoryview]:
-        """Without an RX ring: every datagram of the receive queue, split into messages."""
-        got = 0
-        while limit is None or got < limit:
-            try:
-                data, _ = self.recvmsg(1 << 20, dontwait=False, timeout=timeout)
-            except NetlinkError as e:
-                if e.errno == "ENOBUFS":
-                    self.enobufs += 1
-                    if raise_enobufs:
-                        raise
-                    continue
-                if e.errno == "EAGAIN":
-                    return
-                raise
-            for m in _split(memoryview(data)):
-                yield m
-                got += 1
+    def retired(self, portid: int) -> dict[str, Any]:
+        """The kernel side's final counters of socket ``portid``, once it has reclaimed it."""
+        return self._call("retired", {"portid": int(portid)})[0]["record"]
 
     def recv_plain_into(self, buf: bytearray) -> memoryview:
         """Fast path of a plain (ring-less) socket: one recv() of the next datagram into ``buf``;
@@ -736,12 +438,14 @@ class RingSocket:
                 buf[8:8 + len(data)] = data
                 self._consumed += 1
                 self.ctl.store64(wire.CTL_CONSUMED, self._consumed)
+                self._recorded(len(buf))
                 return mv[8:8 + len(data)]
         while True:
             n = self.sock.recv_into(buf)
             if n and buf[0] == wire.DATA:
                 self._consumed += 1
                 self.ctl.store64(wire.CTL_CONSUMED, self._consumed)
+                self._recorded(len(buf))
                 return mv[8:n]
             if n == 0:
                 raise NetlinkError("ECONNRESET", "the kernel side went away")
@@ -792,32 +496,3 @@ class RingSocket:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _split_offsets(buf: Any, start: int, total: int) -> Iterator[int]:
-    """Offsets of the netlink messages in ``buf[start:start + total]`` (as :func:`_split`)."""
-    pos = 0
-    unpack = _LEN.unpack_from
-    while total - pos >= nl.NLMSG_HDRLEN:
-        ln = unpack(buf, start + pos)[0]
-        if ln < nl.NLMSG_HDRLEN or ln > total - pos:
-            return
-        yield start + pos
-        pos += nl.nlmsg_align(ln)
-
-
-def _split(view: memoryview) -> Iterator[memoryview]:
-    """The netlink messages of a buffer (4-aligned, stop at a bad header); one message: itself."""
-    total = len(view)
-    if total >= nl.NLMSG_HDRLEN:
-        first = _LEN.unpack_from(view, 0)[0]
-        if first == total:
-            yield view
-            return
-    pos = 0
-    while total - pos >= nl.NLMSG_HDRLEN:
-        ln = _LEN.unpack_from(view, pos)[0]
-        if ln < nl.NLMSG_HDRLEN or ln > total - pos:
-            return
-        yield view[pos:pos + ln]
-        pos += nl.nlmsg_align(ln)

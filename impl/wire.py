@@ -7,7 +7,9 @@ json | blob``:
 
 - user -> kernel: ``REQ`` (a system call: setsockopt, mmap, sendmsg, poll, ...; exactly one
   ``REPLY`` answers it, in order) and ``NOTE`` (no answer: "I released RX frames and you asked
-  to be told", sent only when the kernel set its wait flag).
+  to be told", sent only when the kernel set its wait flag). A ``recvmsg`` the user performs on
+  its own receive queue is a ``REQ`` too when the kernel must learn of it (section 8: it records
+  ``max_recvmsg_len`` and continues a running dump).
 - kernel -> user: ``REPLY``, ``DATA`` (a message for the socket's receive queue: what recvmsg
   returns; the Unix socket's buffer *is* the receive queue), ``WAKE`` (sent only when the user
   set its wait flag: makes its ``poll()`` on the socket return).
@@ -21,6 +23,7 @@ from __future__ import annotations
 import functools
 import json
 import struct
+import time
 import zlib
 from typing import Any
 
@@ -30,14 +33,15 @@ from nlmmap.spec.errors import NetlinkError
 __all__ = [
     "REQ", "NOTE", "REPLY", "DATA", "WAKE", "HELLO", "OPS", "encode", "decode", "MAX_DATAGRAM",
     "CTL_SIZE", "CTL_RX_WAIT", "CTL_K_WAIT", "CTL_ERR_RAISED", "CTL_ERR_TAKEN", "CTL_WAKE_EPOCH", "CTL_GEN",
-    "CTL_PUSHED", "CTL_PURGED", "CTL_CONSUMED", "CTL_DROPS", "CTL_CLOSING",
-    "SEQ_TYPE", "SeqWriter", "build_seq_message", "check_seq_message", "error_reply",
+    "CTL_PUSHED", "CTL_PURGED", "CTL_CONSUMED", "CTL_DROPS", "CTL_CLOSING", "CTL_DUMP_RUNNING",
+    "CTL_PUB_BEGUN", "CTL_PUB_DECIDED", "CTL_REL_BEGUN", "CTL_REL_DECIDED", "wait_decided",
+    "SEQ_TYPE", "SeqWriter", "build_seq_message", "check_seq_message", "error_reply", "int_arg",
 ]
 
 REQ, NOTE, REPLY, DATA, WAKE, HELLO = 1, 2, 3, 4, 5, 6
 #: Request op codes (u8) <-> names.
 OPS = ("setsockopt", "mmap", "munmap", "sendmsg", "resume", "poll", "deliver", "received", "service",
-       "stats", "close", "released")
+       "stats", "close", "released", "recvmsg", "settle", "retired")
 _OP_CODE = {name: i for i, name in enumerate(OPS)}
 _HDR = struct.Struct("=BBH")
 MAX_DATAGRAM = 1 << 20  # largest datagram either side sends (messages are bounded by sndbuf below)
@@ -51,10 +55,21 @@ CTL_ERR_TAKEN = 12   # user-written count of ENOBUFS reported by recvmsg (pendin
 CTL_WAKE_EPOCH = 16  # user-written: bumped when recvmsg ends with an empty queue (rcv_wake)
 CTL_GEN = 20         # kernel-written: receive-queue generation (bumped when a ring set purges it)
 CTL_CLOSING = 24     # kernel-written: 1 when the kernel side is going away
+CTL_DUMP_RUNNING = 28  # kernel-written: 1 while a dump is registered (recvmsg must tell the kernel)
 CTL_PUSHED = 32      # u64, kernel-written: messages queued for recvmsg
 CTL_PURGED = 40      # u64, kernel-written: queued messages purged by a ring change
 CTL_CONSUMED = 48    # u64, user-written: messages recvmsg returned
 CTL_DROPS = 56       # u64, kernel-written: sk_drops
+# u64 counters of the wake-up handshake, one pair per direction: BEGUN is stored before a change of
+# status words (publishes by the kernel, hand-backs by the user), DECIDED after the writer loaded
+# the other side's wait flag and kicked or not. A sleeper whose bounded sleep expired with its frame
+# ready waits until DECIDED >= BEGUN: if its flag is then still set, the wake-up was lost (a writer
+# decided not to kick); otherwise it was only late (a stall under load).
+# Each side's pair sits on a 64-byte cache line of its own (written on every run: no false sharing).
+CTL_PUB_BEGUN = 128    # kernel-written
+CTL_PUB_DECIDED = 136  # kernel-written
+CTL_REL_BEGUN = 192    # user-written
+CTL_REL_DECIDED = 200  # user-written
 
 
 def encode(kind: int, op: str | int = 0, args: dict[str, Any] | None = None, blob: bytes = b"") -> bytes:
@@ -82,6 +97,27 @@ def decode(data: bytes) -> tuple[int, str, dict[str, Any], bytes]:
             raise NetlinkError("EINVAL", "datagram arguments must be a JSON object")
     op = OPS[code] if code < len(OPS) else f"op{code}"
     return kind, op, args, bytes(data[_HDR.size + jl:])
+
+
+def wait_decided(ctl: Any, begun: int, decided: int, *, alive: Any, bound: float = 60.0) -> bool:
+    """After an expired sleep found the awaited frame ready: wait until the other side has made the
+    kick decision of every change it had begun (``ctl[decided] >= ctl[begun]``; it has no I/O left
+    but one send). False if it did not within ``bound`` seconds, or ``alive()`` turned false."""
+    target = ctl.load64(begun)
+    deadline = time.monotonic() + bound
+    while ctl.load64(decided) < target:
+        if not alive() or time.monotonic() > deadline:
+            return False
+        time.sleep(0.0002)
+    return True
+
+
+def int_arg(args: dict[str, Any], name: str, default: int | None = None) -> int:
+    """A non-negative integer argument of a call; ``EINVAL`` naming it otherwise."""
+    v = args.get(name, default)
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise NetlinkError("EINVAL", f"argument {name!r} must be a non-negative integer, got {v!r}")
+    return v
 
 
 def error_reply(e: NetlinkError) -> dict[str, Any]:

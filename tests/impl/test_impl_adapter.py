@@ -8,7 +8,6 @@ import mmap
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -18,8 +17,8 @@ from nlmmap.spec.adapter import FEATURES, PROTOCOL
 
 
 class Adapter:
-    def __init__(self) -> None:
-        self.p = subprocess.Popen([sys.executable, "-m", "nlmmap.impl.adapter"], stdin=subprocess.PIPE,
+    def __init__(self, *args: str) -> None:
+        self.p = subprocess.Popen([sys.executable, "-m", "nlmmap.impl.adapter", *args], stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, text=True)
         self.n = 0
 
@@ -127,12 +126,65 @@ def test_every_op(adapter):
     assert a.p.wait(10) == 0
 
 
-REPLAY = Path(__file__).resolve().parents[3] / "shared" / "tools" / "replay-transcript"
+def test_blocking_recvmsg_answers_eagain_after_its_bound(adapter):
+    """``dontwait: false`` on an empty queue: EAGAIN after at most 1 s, as the real-kernel agent."""
+    sock = adapter.ok("socket")["sock"]
+    assert adapter("recvmsg", sock=sock, bufsize=64, dontwait=False)["errno"] == "EAGAIN"
+    msg = nl.build_message(0x20, 0, 1, 0, b"abcd")
+    assert adapter.ok("deliver", sock=sock, payload=msg.hex(), path="copy")["outcome"] == "copy"
+    assert adapter.ok("recvmsg", sock=sock, bufsize=64, dontwait=False)["payload"] == msg.hex()
 
 
-@pytest.mark.skipif(not REPLAY.exists(), reason=f"the real-kernel replay tool is not at {REPLAY}")
-def test_replays_the_real_kernel_transcript():
-    r = subprocess.run([sys.executable, str(REPLAY), "--", sys.executable, "-m", "nlmmap.impl.adapter"],
+def test_group_range_is_the_familys(adapter):
+    """Groups 1..FAMILY_GROUPS (32) for membership options and deliveries; 0 and 33 are EINVAL."""
+    from nlmmap.spec.family import FAMILY_GROUPS
+
+    sock = adapter.ok("socket")["sock"]
+    for g, ok in ((0, False), (1, True), (FAMILY_GROUPS, True), (FAMILY_GROUPS + 1, False)):
+        ans = adapter("setsockopt", sock=sock, option="NETLINK_ADD_MEMBERSHIP", optval=g.to_bytes(4, "little").hex())
+        assert ans["ok"] is ok and (ok or ans["errno"] == "EINVAL"), (g, ans)
+    msg = nl.build_message(0x20, 0, 1, 0, b"abcd").hex()
+    assert adapter.ok("deliver", sock=sock, payload=msg, path="copy", group=FAMILY_GROUPS)["outcome"] == "copy"
+    assert adapter("deliver", sock=sock, payload=msg, path="copy", group=FAMILY_GROUPS + 1)["errno"] == "EINVAL"
+
+
+def test_socket_class_option_names_a_bad_class_as_a_usage_error():
+    r = subprocess.run([sys.executable, "-m", "nlmmap.impl.adapter", "--socket-class", "nlmmap.impl.wire:SeqWriter"],
+                       input="", capture_output=True, text=True)
+    assert r.returncode == 2 and "not a subclass" in r.stderr
+
+
+def test_socket_class_option_runs_a_mutant(flaw):
+    """``--socket-class`` starts the kernel side with a subclass: a kernel that acts on the frame's
+    bytes after the pause echoes the rewrite (the correct one, the original: test_every_op)."""
+    a = Adapter("--socket-class", flaw("ValidateInPlace"))
+    try:
+        sock = a.ok("socket")["sock"]
+        geo = RingRequest(4096, 1, 1024, 4).pack().hex()
+        a.ok("setsockopt", sock=sock, option="NETLINK_RX_RING", optval=geo)
+        a.ok("setsockopt", sock=sock, option="NETLINK_TX_RING", optval=geo)
+        a.ok("mmap", sock=sock, length=8192)
+        body = nl.build_message(0x30, 0, 2, 0, b"x" * 8)
+        a.ok("poke", sock=sock, offset=4096 + 24, data=body.hex())
+        a.ok("poke", sock=sock, offset=4096 + 4, data=len(body).to_bytes(4, "little").hex())
+        a.ok("poke", sock=sock, offset=4096, data="02000000")
+        token = a.ok("sendmsg", sock=sock, payload=None, to="peer", pause_after_validate=True)["paused"]
+        a.ok("poke", sock=sock, offset=4096 + 24, data=(b"y" * len(body)).hex())
+        assert a.ok("resume", token=token)["bytes"] == len(body)
+        assert a.ok("received", sock=sock)["messages"] == [(b"y" * len(body)).hex()]
+        a.ok("bye")
+    finally:
+        if a.p.poll() is None:
+            a.p.kill()
+        a.p.wait()
+
+
+def test_replays_the_real_kernel_transcript(shared_file):
+    """Every recorded real-kernel case agrees; a skipped case fails the test too."""
+    replay = shared_file("tools/replay-transcript")
+    r = subprocess.run([sys.executable, str(replay), "--", sys.executable, "-m", "nlmmap.impl.adapter"],
                        capture_output=True, text=True, timeout=240)
+    last = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
     assert r.returncode == 0, r.stdout[-3000:]
-    assert "DISAGREE" not in r.stdout
+    agree, total = last.split()[1].split("/")
+    assert agree == total and "(0 skipped)" in last, last

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import random
 import struct
-import time
 
 import pytest
 
@@ -38,20 +37,14 @@ def test_seq_writer_writes_the_bytes_of_build_seq_message(size):
         assert bytes(fr[24:24 + len(m)]) == m
 
 
-def _wait(pred, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.005)
-
-
 def test_stopping_early_hands_back_finished_frames_only(kernel):
     with RingSocket(kernel.path) as s:
         s.set_rings(rx=RingRequest(4096, 4, 512, 32))
         s.mmap()
         s.service("stream", count=10, size=64)
-        _wait(lambda: s.stats()["stream_sent"] == 10)
-        for k, m in enumerate(s.messages(timeout=5)):
+        s.settle()  # all 10 published (the ring has 32 frames)
+        assert s.stats()["stream_sent"] == 10
+        for k, m in enumerate(s.messages()):
             assert wire.check_seq_message(m) == k
             if k == 4:
                 break
@@ -59,7 +52,7 @@ def test_stopping_early_hands_back_finished_frames_only(kernel):
         assert st[:4] == [Status.UNUSED] * 4  # read and handed back
         assert st[4:] == [Status.VALID] * 6  # the one being read when it stopped, and the rest
         assert s.rx_cursor == 4
-        assert [wire.check_seq_message(m) for m in s.messages(limit=6, timeout=5)] == list(range(4, 10))
+        assert [wire.check_seq_message(m) for m in s.messages(limit=6)] == list(range(4, 10))
         assert all(s.status("rx", i) == Status.UNUSED for i in range(32))
 
 
@@ -73,16 +66,18 @@ def test_run_stops_at_a_frame_it_did_not_see_unused(kernel):
         s.mm[off + 4:off + 200] = b"\xee" * 196
         s.set_status("rx", 3, Status.RESERVED)
         s.service("stream", count=6, size=64)
-        _wait(lambda: s.stats()["stream_sent"] == 3)
-        time.sleep(0.05)
-        assert s.stats()["stream_sent"] == 3  # waits at frame 3 (no drop, no overwrite)
+        s.settle()  # the producer waits: it saw frame 3 RESERVED
+        assert s.stats()["stream_sent"] == 3  # no drop, no overwrite
         assert s.mm[off + 4:off + 200] == b"\xee" * 196
-        assert [wire.check_seq_message(m) for m in s.messages(limit=3, timeout=5)] == [0, 1, 2]
-        assert s.mm[off + 4:off + 200] == b"\xee" * 196
+        assert [wire.check_seq_message(m) for m in s.messages(limit=3)] == [0, 1, 2]
+        s.settle()
+        assert s.stats()["stream_sent"] == 3 and s.mm[off + 4:off + 200] == b"\xee" * 196
         s.set_status("rx", 3, Status.UNUSED)  # tells the waiting kernel side
-        assert [wire.check_seq_message(m) for m in s.messages(limit=3, timeout=5)] == [3, 4, 5]
+        assert [wire.check_seq_message(m) for m in s.messages(limit=3)] == [3, 4, 5]
+        s.settle()
         st = s.stats()
-        assert st["stream_sent"] == 6 and st["drops"] == 0 and s.poll_timeouts == 0
+        assert st["stream_sent"] == 6 and st["drops"] == 0
+        assert st["lost_wakeups"] == 0 and s.lost_wakeups == 0
 
 
 @pytest.mark.parametrize("size", [0, 64, 157, 1500])
@@ -111,12 +106,13 @@ def test_message_runs_delivers_every_message_once_in_order(kernel):
         s.mmap()
         s.service("stream", count=n, size=100)
         seqs = []
-        for buf, offs in s.message_runs(limit=n, timeout=10, max_run=16):
+        for buf, offs in s.message_runs(limit=n, max_run=16):
             assert len(offs) <= 16
             seqs.extend(wire.check_seq_message(buf[o:o + wire.SeqWriter(100).size]) for o in offs)
         assert seqs == list(range(n))
+        s.settle()
         st = s.stats()
-        assert st["drops"] == 0 and st["kernel_wait_timeouts"] == 0 and s.poll_timeouts == 0
+        assert st["drops"] == 0 and st["lost_wakeups"] == 0 and s.lost_wakeups == 0
         assert all(s.status("rx", i) == Status.UNUSED for i in range(64))
 
 
@@ -130,7 +126,8 @@ def test_message_runs_mixed_frames_and_early_stop(kernel):
         for payload in (two, wire.build_seq_message(2, 64)):
             assert s.deliver(payload, path="ring") == "frame"
         s.service("stream", count=2, size=64, start=3)  # frames 2, 3
-        _wait(lambda: s.stats()["stream_sent"] == 2)
+        s.settle()
+        assert s.stats()["stream_sent"] == 2
         big = wire.build_seq_message(5, 600)  # too big for a frame: the COPY path, frame 4
         assert s.deliver(big, path="ring") == "copy"
         off = s.frame_offset("rx", 5)  # an empty VALID frame, then one with nm_len past its end
@@ -140,17 +137,16 @@ def test_message_runs_mixed_frames_and_early_stop(kernel):
         struct.pack_into("=I", s.mm, off + 4, 10_000)
         s.set_status("rx", 6, Status.VALID)
         got = []
-        runs = s.message_runs(timeout=5)
+        runs = s.message_runs()
         buf, offs = next(runs)
         got += [wire.check_seq_message(buf[o:o + 64]) for o in offs]
         assert got == [0, 1, 2, 3, 4]
         runs.close()  # stopped before asking for more: the run stays VALID
         assert s.status("rx", 0) == Status.VALID and s.rx_cursor == 0
         seen = []
-        for buf, offs in s.message_runs(timeout=0.5):
+        for buf, offs in s.message_runs(timeout=0):  # what is there now (all published above)
             for o in offs:
                 ln = struct.unpack_from("=I", buf, o)[0]
                 seen.append(wire.check_seq_message(buf[o:o + ln]))
         assert seen == [0, 1, 2, 3, 4, 5]
         assert all(s.status("rx", i) == Status.UNUSED for i in range(16))
-        assert s.poll_timeouts == 0

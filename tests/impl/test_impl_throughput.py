@@ -2,8 +2,10 @@
 
 The kernel side runs in its own process (``python -m nlmmap.impl.kernel``); this process is the
 user. Every message carries a sequence number and a CRC-32 (``nlmmap.impl.wire``), so a lost,
-duplicated, reordered or torn message fails the run. Poll timeouts (the bounded defence of the
-wake-up handshake) must stay at 0 on both sides: a timeout would be a lost wake-up.
+duplicated, reordered or torn message fails the run. No wake-up may be lost on either side: a
+bounded sleep that expired counts as lost only if the awaited frame was ready, and the sleeper's
+flag unclaimed, since before the sleep began (a stall under load is no lost wake-up). Readers
+wait without a deadline (``timeout=None``): nothing here depends on how fast the machine is.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ def kernel():
 
 def _read_in_order(s: RingSocket, n: int, start: int = 0) -> int:
     expected = start
-    for m in s.messages(limit=n, timeout=30):
+    for m in s.messages(limit=n):
         seq = wire.check_seq_message(m)  # length, type and checksum
         assert seq == expected, f"message {seq} arrived where {expected} was due"
         expected += 1
@@ -39,10 +41,10 @@ def test_million_messages_through_rx_ring_and_100k_through_tx_ring(kernel):
         n = 1_000_000
         s.service("stream", count=n, size=64)
         assert _read_in_order(s, n) == n
+        s.settle()  # the producer has finished (it may still be setting stream_done when we read the last)
         st = s.stats()
         assert st["stream_done"] and st["stream_sent"] == n
-        assert st["drops"] == 0 and st["kernel_wait_timeouts"] == 0
-        assert s.poll_timeouts == 0 and s.lost_wakeups == 0
+        assert st["drops"] == 0 and st["lost_wakeups"] == 0 and s.lost_wakeups == 0
         with pytest.raises(NetlinkError) as e:  # nothing extra (no duplicate) is queued
             s.recvmsg()
         assert e.value.errno == "EAGAIN"
@@ -67,9 +69,10 @@ def test_mixed_ring_and_copy_path_messages_stay_in_order(kernel):
         n = 20_000
         s.service("stream", count=n, size=100, big_every=10, big_size=3000)
         assert _read_in_order(s, n) == n
+        s.settle()
         st = s.stats()
         assert st["copy_queued"] == n // 10 and st["drops"] == 0
-        assert s.poll_timeouts == 0
+        assert st["lost_wakeups"] == 0 and s.lost_wakeups == 0
 
 
 def test_copy_baseline_without_rings(kernel):
@@ -85,7 +88,7 @@ def test_ring_read_fails_on_a_corrupted_message(kernel):
         s.set_rings(rx=RingRequest(4096, 1, 512, 8))
         s.mmap()
         s.service("stream", count=1, size=64)
-        for m in s.messages(limit=1, timeout=10):
+        for m in s.messages(limit=1):
             raw = bytearray(m)
             raw[40] ^= 0xFF
             with pytest.raises(NetlinkError, match="checksum"):

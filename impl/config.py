@@ -1,0 +1,33 @@
+"""Parameters of the kernel side (one frozen record, passed to every socket)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nlmmap.spec import netlink as nl
+from nlmmap.spec.abi import DEFAULT_PAGE_SIZE
+
+__all__ = ["KernelConfig"]
+
+
+@dataclass(frozen=True)
+class KernelConfig:
+    """Parameters of the kernel side.
+
+    ``wait_timeout`` bounds a producer's sleep while it waits for free frames (a defence against a
+    lost wake-up, counted in ``wait_timeouts``; a wake-up it proves lost is ``lost_wakeups``);
+    ``wait_spin`` is how many free-frame checks (``has_space``, the spec's ``choose_alloc``: about
+    1.5 us each) a waiting producer makes before it sets its flag and sleeps (a sleep costs a NOTE
+    round trip and a thread wake-up, far longer than a reader's run). ``settle_timeout`` bounds the ``settle`` and
+    ``retired`` calls (an answer of ETIMEDOUT, never a hang).
+    """
+
+    page_size: int = DEFAULT_PAGE_SIZE
+    atomics: str = "auto"  # atomics backend (nlmmap.impl.atomics)
+    wait_timeout: float = 1.0
+    wait_spin: int = 64
+    send_timeout: float = 10.0  # a user that does not read its socket for this long loses messages
+    memory_limit: int = 64 << 20  # bytes per ring (else ENOMEM)
+    sndbuf: int = nl.DEFAULT_SNDBUF  # plain sends longer than sndbuf - 32 fail with EMSGSIZE
+    peer_pid: int = 4242  # nm_pid of messages from the user-space peer
+    settle_timeout: float = 60.0
