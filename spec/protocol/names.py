@@ -26,21 +26,29 @@ from .variants import LINUX_4_5, Variant
 
 UNUSED, RESERVED, VALID, COPY, SKIP = (int(s) for s in Status)
 TX_IDLE, TX_COPIED, TX_VALIDATED, TX_ACTED = 0, 1, 2, 3
+#: What the last TX kick told the user about the frame at the kernel's TX head (``tx_outcome``):
+#: nothing known (a kick is running, or the user wrote that frame since), the walk ran to a frame
+#: that is not VALID (sendmsg returned >= 0), or EINVAL for an oversize frame left VALID.
+TX_NO_OUTCOME, TX_DRAINED, TX_EINVAL = 0, 1, 2
 
 # --- names ---------------------------------------------------------------------------------------
 V = var
 rx_n, rx_cap, rx_head, rx_pending = V("rx_frame_nr"), V("rx_capacity"), V("rx_head"), V("rx_pending")
 rx_status, rx_owned, rx_held, rx_seq = V("rx_status"), V("rx_owned"), V("rx_held"), V("rx_seq")
+rx_len, rx_group, rx_cred = V("rx_len"), V("rx_group"), V("rx_cred")
+rx_mlen, rx_mgroup, rx_queued = V("rx_mlen"), V("rx_mgroup"), V("rx_queued")
 claims = V("claims")
 rq_len, congested, sk_err, no_enobufs, drops = V("rq_len"), V("congested"), V("sk_err"), V("no_enobufs"), V("drops")
-mapped = V("mapped")
+raised, reported, told, ack_owed = V("enobufs_raised"), V("enobufs_reported"), V("enobufs_told"), V("ack_enobufs")
+mapped, file_refs, dump_running = V("mapped"), V("file_refs"), V("dump_running")
 sent, in_ring, consumed, aborted, purged = (V(n) for n in ("sent", "in_ring", "consumed", "aborted", "purged"))
-unsignalled = V("unsignalled_drops")
 tx_n, tx_cap, tx_head, tx_pending = V("tx_frame_nr"), V("tx_capacity"), V("tx_head"), V("tx_pending")
 tx_status, tx_len, tx_data = V("tx_status"), V("tx_len"), V("tx_data")
 tx_phase, tx_cur, tx_private, tx_plen = V("tx_phase"), V("tx_cur"), V("tx_private"), V("tx_plen")
-tx_validated, tx_vlen = V("tx_validated"), V("tx_vlen")
+tx_validated, tx_vlen, tx_inplace = V("tx_validated"), V("tx_vlen"), V("tx_inplace")
+tx_ucur, tx_outcome = V("tx_user_cursor"), V("tx_outcome")
 j, i, k, size, v, n, cap, ln, data, on = (V(x) for x in ("j", "i", "k", "size", "v", "n", "cap", "len", "data", "on"))
+grp, rin, rerr = V("group"), V("pollin"), V("pollerr")
 
 rx_on = rx_n >= 1
 tx_on = tx_n >= 1
@@ -73,13 +81,18 @@ OVERRUN_CONGESTED = ite(no_enobufs, congested, True)
 OVERRUN_SK_ERR = ite(or_(no_enobufs, congested), sk_err, True)
 
 
+#: An overrun that begins an ENOBUFS episode (6.5): NO_ENOBUFS is off and the socket was not
+#: CONGESTED. The ghost account of raises counts these (written apart from the sk_err update).
+EPISODE_STARTS = and_(not_(no_enobufs), not_(congested))
+
+
 def _overrun() -> tuple:
     """``netlink_overrun`` (6.5): unless NO_ENOBUFS, set CONGESTED and, if it was clear, sk_err =
-    ENOBUFS; always count the drop (``sk_drops``, which is also the ghost account's "dropped")."""
-    new_cong, new_err = OVERRUN_CONGESTED, OVERRUN_SK_ERR
-    return (Assign("congested", new_cong), Assign("sk_err", new_err), Assign("drops", drops + 1),
-            Assign("sent", sent + 1),
-            Assign("unsignalled_drops", unsignalled + ite(or_(no_enobufs, new_cong, new_err), 0, 1)))
+    ENOBUFS; always count the drop (``sk_drops``, which is also the ghost account's "dropped").
+    Ghosts: an episode that begins raises one ENOBUFS the user has not been told of yet."""
+    return (Assign("congested", OVERRUN_CONGESTED), Assign("sk_err", OVERRUN_SK_ERR), Assign("drops", drops + 1),
+            Assign("sent", sent + 1), Assign("enobufs_raised", raised + ite(EPISODE_STARTS, 1, 0)),
+            Assign("enobufs_told", and_(told, not_(EPISODE_STARTS))))
 
 
 def _rcv_wake(queue_after: Expr) -> Assign:
@@ -99,19 +112,49 @@ def _take(idx: Expr) -> tuple:
 
 def _claim(idx: Expr, status: int, ring_message: bool) -> tuple:
     """Kernel claims frame ``idx`` at its cursor: status, head past it, claim order; for a ring
-    message the kernel keeps it (owned) until publish. A message still held in the frame (the
-    user released a frame the kernel had claimed) is the user's loss: counted as consumed."""
+    message the kernel keeps it (owned) until publish, and its credentials are not written yet. A
+    COPY frame gets its header at once (nm_len, nm_group, credentials: the queued skb's, 6.3) and
+    its message joins the receive queue. A message still held in the frame (the user released a
+    frame the kernel had claimed) is the user's loss: counted as consumed."""
     old = ite(rx_held[idx], 1, 0)
     ups: tuple = (Store("rx_status", idx, status), Assign("rx_head", nxt(idx, rx_n)),
                   Assign("claims", claims + 1), Store("rx_seq", idx, claims + 1), Assign("sent", sent + 1))
     if ring_message:
         ups += (Store("rx_owned", idx, rx_owned[idx] + 1), Assign("rx_pending", rx_pending + 1),
-                Store("rx_held", idx, True), Assign("in_ring", in_ring + 1 - old),
+                Store("rx_held", idx, True), Store("rx_cred", idx, False), Assign("in_ring", in_ring + 1 - old),
                 Assign("consumed", consumed + old))
     else:
         ups += (Store("rx_held", idx, False), Assign("in_ring", in_ring - old), Assign("consumed", consumed + old),
-                Assign("rq_len", rq_len + 1))
+                Assign("rq_len", rq_len + 1), Store("rx_queued", idx, True),
+                Store("rx_len", idx, ln), Store("rx_group", idx, grp), Store("rx_cred", idx, True),
+                Store("rx_mlen", idx, ln), Store("rx_mgroup", idx, grp))
     return ups
+
+
+def ring_pos(x: Expr) -> Expr:
+    """How far frame ``x`` lies ahead of the kernel's RX cursor (0 at the cursor): the order in
+    which the cursor reaches frames, which is the order of the claims still in the ring (12.2)."""
+    return ite(rx_head <= x, x - rx_head, x - rx_head + rx_n)
+
+
+def oldest_queued(idx: Expr) -> Expr:
+    """Frame ``idx``'s message is the head of the receive queue: it is queued, and no queued COPY
+    frame lies nearer the cursor (the queue is FIFO and COPY frames are claimed in ring order)."""
+    return and_(0 <= idx, rx_queued[idx],
+                forall(0, rx_n, lambda kk: implies(rx_queued[kk], ring_pos(idx) <= ring_pos(kk)), "q"))
+
+
+def choose_queue_head(state: Any) -> dict[str, Any]:
+    """The COPY frame whose message recvmsg dequeues (:func:`oldest_queued`), or -1 when no queued
+    message has a frame (no RX ring)."""
+    nr, head, queued = state["rx_frame_nr"], state["rx_head"], state["rx_queued"]
+    best = None
+    for step in range(nr):
+        idx = (head + step) % nr
+        if queued[idx]:
+            best = idx
+            break
+    return {"j": -1 if best is None else best}
 
 
 def choose_alloc(state: Any) -> dict[str, Any] | None:
@@ -153,6 +196,16 @@ def poll_err() -> Expr:
     return sk_err
 
 
+def choose_poll(variant: Variant) -> Any:
+    """The mask the kernel computes in poll (:func:`poll_in`, :func:`poll_err`), as the poll
+    action's parameters."""
+    from ..expr import evaluate
+
+    pin, perr = poll_in(variant), poll_err()
+    return lambda state: {"pollin": bool(evaluate(pin, state.__getitem__)),
+                          "pollerr": bool(evaluate(perr, state.__getitem__))}
+
+
 def dump_space() -> Expr:
     """``netlink_dump_space`` (section 10): the head frame UNUSED and frame ``n`` UNUSED, where
     ``n = head + frame_max div 2`` minus frame_max (not frame_nr) if past the end."""
@@ -170,9 +223,25 @@ OVERRUN_ACTIONS = ("alloc_full", "alloc_all_skip", "copy_full", "copy_congested_
 #: The RX frame an action works on, and a message's size in bytes (shared action parameters).
 FRAME = Param("j", 0, rx_n, doc="RX frame index")
 SIZE = Param("size", 0, None, doc="message bytes")
+#: The bytes of a message and its multicast group number, as a header carries them (u32 fields).
+LEN = Param("len", 0, 1 << 32, doc="nm_len: message bytes")
+GROUP = Param("group", 0, 1 << 32, doc="nm_group: destination group number (0: unicast)")
+#: The user's writes into the mapping need a mapping (section 4): no VMA, no store.
+MAPPED = mapped >= 1
 
 
 def kernel_tx_read(variant: Variant) -> tuple[Expr, Expr]:
-    """What the kernel's TX walk reads after claiming a frame: its private copy (2015 on), or the
-    shared frame itself (3.10 zero-copy), as (message, length)."""
-    return (tx_data[tx_cur], tx_len[tx_cur]) if variant.tx_zero_copy else (tx_private, tx_plen)
+    """What the kernel's TX walk reads after claiming a frame: its private copy (2015 on), or, for
+    a frame taken zero-copy (3.10: ``tx_inplace``), the shared frame itself, as (message, length)."""
+    if variant.tx_zero_copy:
+        return ite(tx_inplace, tx_data[tx_cur], tx_private), ite(tx_inplace, tx_len[tx_cur], tx_plen)
+    return tx_private, tx_plen
+
+
+def zero_copy_exclusive() -> Expr:
+    """The 3.10 zero-copy eligibility test (11.3, 12.1), run before the walk: not (file count > 2 or
+    mapped > 1), where the file count is the user's descriptor, one reference per mapping (a VMA
+    holds its file) and the other references (``file_refs``: dup, fork, SCM_RIGHTS). A writer that
+    shares the one mapping without a file reference of its own (a CLONE_VM thread, ptrace,
+    process_vm_writev) passes it."""
+    return and_(1 + mapped + file_refs <= 2, mapped <= 1)

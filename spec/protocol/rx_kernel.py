@@ -1,13 +1,16 @@
-"""The RX ring, kernel half (section 6): allocation at the cursor, publish, abort, the COPY path,
-overruns and congestion, and netlink_ack's allocation failure."""
+"""The RX ring, kernel half (section 6, 10): allocation at the cursor, publish (the header, then
+VALID), abort (an empty VALID frame), the COPY path, overruns and congestion, netlink_ack's
+allocation failure, and a dump's start and end."""
 
 from __future__ import annotations
 
 from ..expr import and_, eq, forall, ite, ne, not_
-from ..system import Action, Assign, Store
+from ..system import Action, Assign, Param, Store
 from .names import (
     COPY,
     FRAME,
+    GROUP,
+    LEN,
     RESERVED,
     SIZE,
     SKIP,
@@ -19,9 +22,12 @@ from .names import (
     aborted,
     alloc_chooser,
     congested,
+    dump_running,
     fits_frame,
     in_ring,
     j,
+    ln,
+    raised,
     rq_len,
     rx_cap,
     rx_head,
@@ -30,7 +36,6 @@ from .names import (
     rx_on,
     rx_owned,
     rx_pending,
-    rx_seq,
     rx_status,
     sent,
     size,
@@ -59,22 +64,27 @@ def rx_kernel_actions(variant: Variant) -> list[Action]:
                    and_(fits_frame(size), forall(0, rx_n, lambda kk: eq(rx_status[kk], SKIP), "s")),
                    _overrun(),
                    "9", "Every frame is SKIP: the cursor comes back to its start and allocation fails."),)),
-        Action("publish", "kernel", (FRAME,), rx_owned[j] >= 1,
-               (Store("rx_status", j, VALID), Store("rx_owned", j, rx_owned[j] - 1),
+        Action("publish", "kernel", (FRAME, Param("len", 0, rx_cap + 1, doc="nm_len: the message's bytes")),
+               rx_owned[j] >= 1,
+               (Store("rx_len", j, ln), Store("rx_group", j, 0), Store("rx_cred", j, True),
+                Store("rx_mlen", j, ln), Store("rx_mgroup", j, 0),
+                Store("rx_status", j, VALID), Store("rx_owned", j, rx_owned[j] - 1),
                 Assign("rx_pending", rx_pending - 1)),
-               "6.2", "netlink_queue_mmaped_skb: write the header, then VALID; pending -= 1."),
+               "6.2", "netlink_queue_mmaped_skb: write the header (nm_len, nm_group 0: a ring message is "
+                      "unicast, the kernel's credentials), then VALID; pending -= 1."),
         Action("abort", "kernel", (FRAME,), rx_owned[j] >= 1,
-               (Store("rx_status", j, VALID), Store("rx_owned", j, rx_owned[j] - 1),
+               (Store("rx_len", j, 0), Store("rx_status", j, VALID), Store("rx_owned", j, rx_owned[j] - 1),
                 Assign("rx_pending", rx_pending - 1),
                 Store("rx_held", j, and_(rx_held[j], rx_owned[j] >= 2)),
-                Store("rx_seq", j, ite(rx_owned[j] >= 2, rx_seq[j], 0)),
                 Assign("in_ring", in_ring - ite(and_(rx_held[j], eq(rx_owned[j], 1)), 1, 0)),
                 Assign("aborted", aborted + ite(and_(rx_held[j], eq(rx_owned[j], 1)), 1, 0))),
-               "6.4", "A ring skb freed undelivered: nm_len = 0, then VALID (an empty frame)."),
-        Action("copy_claim", "kernel", (), and_(rx_on, eq(rx_status[rx_head], UNUSED)),
+               "6.4", "A ring skb freed undelivered: nm_len = 0, then VALID (an empty frame the user "
+                      "releases; the other header fields keep their stale values)."),
+        Action("copy_claim", "kernel", (LEN, GROUP), and_(rx_on, eq(rx_status[rx_head], UNUSED)),
                _claim(rx_head, COPY, False),
                "6.3", "COPY path (after admission: see copy_refused; dumps skip it): the frame at the "
-                      "cursor (no SKIP stepping) becomes COPY, the message goes to the receive queue."),
+                      "cursor (no SKIP stepping) becomes COPY with the message's header, the message goes "
+                      "to the receive queue."),
         Action("copy_full", "kernel", (), and_(rx_on, ne(rx_status[rx_head], UNUSED)),
                _overrun(),
                "6.3", "COPY path with the cursor frame not UNUSED (SKIP included): dropped, overrun."),
@@ -86,7 +96,13 @@ def rx_kernel_actions(variant: Variant) -> list[Action]:
         Action("queue_plain", "kernel", (), not_(rx_on),
                (Assign("rq_len", rq_len + 1), Assign("sent", sent + 1)),
                "6.3", "Without an RX ring a plain message is queued for recvmsg."),
-        Action("ack_alloc_failed", "kernel", (), True, (Assign("sk_err", True),),
+        Action("ack_alloc_failed", "kernel", (), True,
+               (Assign("sk_err", True), Assign("enobufs_raised", raised + 1), Assign("ack_enobufs", True)),
                "6.5", "netlink_ack could not allocate its reply: sk_err = ENOBUFS regardless of "
                       "NETLINK_NO_ENOBUFS."),
+        Action("dump_begin", "kernel", (), not_(dump_running), (Assign("dump_running", True),),
+               "10", "__netlink_dump_start: a dump request starts a dump (one at a time: EBUSY while "
+                     "one runs); its batches are ring or COPY messages.", refusal="EBUSY"),
+        Action("dump_end", "kernel", (), True, (Assign("dump_running", False),),
+               "10", "The dump's last batch (NLMSG_DONE) was sent."),
     ]

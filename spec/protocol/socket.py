@@ -7,7 +7,7 @@ from .properties import socket_invariants, socket_step_properties
 from .ring_setup import setup_actions
 from .rx_kernel import rx_kernel_actions
 from .rx_user import rx_user_actions
-from .state import SOCKET_INIT, SOCKET_STATE
+from .state import socket_init, socket_state
 from .tx import tx_actions
 from .variants import LINUX_4_5, Variant
 
@@ -18,5 +18,5 @@ def socket_system(variant: Variant = LINUX_4_5) -> System:
                + tx_actions(variant))
     from . import __doc__ as doc
 
-    return System("socket", variant.as_dict(), (), True, SOCKET_STATE, SOCKET_INIT, tuple(actions),
+    return System("socket", variant.as_dict(), (), True, socket_state(variant), socket_init(variant), tuple(actions),
                   socket_invariants(variant), socket_step_properties(variant), doc or "")
