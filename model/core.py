@@ -90,11 +90,13 @@ class ModelConfig:
 
 @dataclass
 class Msg:
-    """A message in a socket's receive queue, with the credentials its COPY frame shows."""
+    """A message in a socket's receive queue, with the credentials its COPY frame shows and that
+    frame (None: queued without an RX ring)."""
 
     data: bytes
     pid: int = 0
     group: int = 0
+    frame: int | None = None
 
 
 @dataclass
@@ -243,10 +245,10 @@ class SocketCore:
         return select_action(self.system, self.view, candidates, event, optional=optional, accept=accept, what=what)
 
     def take(self, candidates: Iterable[str], *, optional: bool = False, what: str = "event",
-             **event: Any) -> Action | None:
-        """Select the one enabled candidate and take it; returns the action taken (None only
-        when ``optional`` and none is enabled)."""
-        sel = self.select(candidates, optional=optional, what=what, **event)
+             accept: Callable[[Action, dict[str, Any]], bool] | None = None, **event: Any) -> Action | None:
+        """Select the one enabled candidate (``accept`` filters them further) and take it; returns
+        the action taken (None only when ``optional`` and none is enabled)."""
+        sel = self.select(candidates, optional=optional, accept=accept, what=what, **event)
         if sel is None:
             return None
         self.step(sel[0].name, **sel[1])
@@ -312,6 +314,12 @@ class SocketCore:
         v = self.view.values
         if len(self.rq) != v["rq_len"]:
             raise ModelInvariantError(f"receive queue holds {len(self.rq)} messages, spec says {v['rq_len']}")
+        if self.rx is not None and not self.adversarial:
+            nr, head, queued = self.rx.geom.frame_nr, v["rx_head"], v["rx_queued"]
+            spec_order = [f for f in ((head + d) % nr for d in range(nr)) if queued[f]]
+            if [m.frame for m in self.rq] != spec_order:
+                raise ModelInvariantError(f"receive queue's COPY frames {[m.frame for m in self.rq]}, the spec's "
+                                          f"queued frames in ring order {spec_order}")
         for ring, key in ((self.rx, "rx_frame_nr"), (self.tx, "tx_frame_nr")):
             if (ring.geom.frame_nr if ring else 0) != v[key]:
                 raise ModelInvariantError(f"spec says {key} = {v[key]}, the model's ring disagrees")

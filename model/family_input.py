@@ -47,8 +47,9 @@ class FamilyInput(RxPaths):
 
     def dump_start(self, hdr: nl.NlMsgHdr, count: int, size: int) -> int:
         """``__netlink_dump_start``: EBUSY if one runs; else the first batch now. Returns 0 or -errno."""
-        if self.dump is not None:
-            return -errno_code("EBUSY")
+        if not self.enabled("dump_begin"):
+            return -errno_code(self.system.action("dump_begin").refusal or "EBUSY")
+        self.step("dump_begin")
         self.dump = family.dump_messages(hdr, self.portid, count, size)
         self.dump_seq = hdr.seq
         return self.dump_continue()
@@ -81,4 +82,5 @@ class FamilyInput(RxPaths):
             self.sendskb_plain(Msg(body))  # dumps bypass the receive-buffer admission
         if finished:
             self.dump = None
+            self.step("dump_end")
         return 0

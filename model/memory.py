@@ -4,8 +4,10 @@ A :class:`Ring` is one configured ring's geometry and its bytes, laid out per th
 (:mod:`nlmmap.spec.abi`), so the model's memory compares byte for byte with any implementation's
 shared memory. A :class:`SpecView` is the concrete state the spec's actions run on
 (:class:`nlmmap.spec.system.ConcreteState`): the spec arrays the kernel ABI puts in memory
-(``rx_status[j]``, ``tx_status[j]``, ``tx_len[j]``, ``tx_data[j]``) are read from and written to
-the frames' bytes, every other spec variable lives in a plain dict. A :class:`SpecState` is the
+(``rx_status[j]``, ``rx_len[j]``, ``rx_group[j]``, ``tx_status[j]``, ``tx_len[j]``, ``tx_data[j]``)
+are read from and written to the frames' bytes (the status word, the u32 header fields at +4 and
++8, the payload area at +24), every other spec variable (the ghosts the invariants need) lives in a
+plain dict. A :class:`SpecState` is the
 read-only, name-checked face of that state for callers and tests (``sock.spec_state["rx_head"]``).
 """
 
@@ -26,7 +28,8 @@ _U32 = struct.Struct("=I")
 STATUS_ARRAYS = {"rx_status": "rx", "tx_status": "tx"}
 #: Spec arrays kept in frame bytes: array name -> (ring, u32 field offset, or None for the payload area).
 _BYTE_ARRAYS: dict[str, tuple[str, int | None]] = {
-    "rx_status": ("rx", 0), "tx_status": ("tx", 0), "tx_len": ("tx", 4), "tx_data": ("tx", None)}
+    "rx_status": ("rx", 0), "rx_len": ("rx", 4), "rx_group": ("rx", 8),
+    "tx_status": ("tx", 0), "tx_len": ("tx", 4), "tx_data": ("tx", None)}
 
 
 def ring_of(name: str) -> str:

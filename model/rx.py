@@ -11,8 +11,9 @@ Each kernel event names its candidate spec actions and takes the one the spec's 
   receive queue, a drop, or the plain queue without an RX ring;
 * recvmsg (:data:`RECVMSG`): the pending ENOBUFS, the next queued message, or EAGAIN.
 
-What the transition system abstracts (header fields, payload bytes, the queue's contents) is
-written here, around the action the spec selected.
+The spec writes nm_status, nm_len and nm_group (bound to the frame bytes); what it abstracts (the
+credential words, payload bytes, the queue's contents) is written here, around the action the
+spec selected.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ import struct
 from nlmmap.spec import family
 from nlmmap.spec.abi import NL_MMAP_HDRLEN, as_bytes
 from nlmmap.spec.errors import NetlinkError
-from nlmmap.spec.protocol import dump_space, fits_frame, poll_err, poll_in
+from nlmmap.spec.expr import and_
+from nlmmap.spec.protocol import dump_space, fits_frame
+from nlmmap.spec.protocol.names import dump_running
 
-from .core import Delivery, Msg, SocketCore
+from .core import Delivery, ModelInvariantError, Msg, SocketCore
 
 __all__ = ["RxPaths", "RING_ALLOC", "SENDSKB", "RECVMSG", "ACK_LOST"]
 
@@ -59,37 +62,38 @@ class RxPaths(SocketCore):
         self.step(a.name, **params)
         return params["j"] if a.name == "alloc" else None
 
-    def _write_header(self, i: int, length: int, group: int, pid: int) -> None:
+    def _write_credentials(self, i: int, pid: int) -> None:
+        """nm_pid, nm_uid, nm_gid (section 13.2): the sender's pid; uid and gid of root (0)."""
         o = self.rx.off(i)  # type: ignore[union-attr]
-        struct.pack_into("=5I", self.rx.mem, o + 4, length, group, pid, 0, 0)  # type: ignore[union-attr]
+        struct.pack_into("=3I", self.rx.mem, o + 12, pid, 0, 0)  # type: ignore[union-attr]
 
-    def ring_publish(self, j: int, data: bytes, *, group: int = 0, pid: int = 0, data_offset: int = 0,
-                     nm_len: int | None = None) -> None:
-        """Fill the claimed frame ``j``: payload at +24 (+ ``data_offset``), header, then VALID."""
+    def ring_publish(self, j: int, data: bytes, *, data_offset: int = 0, nm_len: int | None = None) -> None:
+        """Fill the claimed frame ``j``: payload at +24 (+ ``data_offset``), the kernel's credentials,
+        then the spec's publish (nm_len, nm_group 0, then VALID)."""
         ring = self.rx
         o = ring.off(j)  # type: ignore[union-attr]
         start = o + NL_MMAP_HDRLEN + data_offset
         ring.mem[start:start + len(data)] = data  # type: ignore[union-attr]
-        self._write_header(j, len(data) if nm_len is None else nm_len, group, pid)
-        self.step("publish", j=j)
+        self._write_credentials(j, 0)
+        self.step("publish", j=j, len=len(data) if nm_len is None else nm_len)
 
     def ring_abort(self, j: int) -> None:
-        """Free the claimed frame undelivered: nm_len 0, then VALID (section 6.4)."""
-        _U32.pack_into(self.rx.mem, self.rx.off(j) + 4, 0)  # type: ignore[union-attr]
+        """Free the claimed frame undelivered: the spec's abort (nm_len 0, then VALID; section 6.4)."""
         self.step("abort", j=j)
 
     # ---- plain skbs (6.3, 6.5) ----------------------------------------------------------------
     def sendskb_plain(self, msg: Msg) -> Delivery:
         """``__netlink_sendskb`` of a plain skb (after admission): COPY frame + queue, or the
         plain queue without an RX ring; a non-UNUSED cursor frame drops it (section 6.3)."""
-        a, params = self.select(SENDSKB, what="__netlink_sendskb")  # type: ignore[misc]
+        a, params = self.select(SENDSKB, what="__netlink_sendskb", len=len(msg.data),  # type: ignore[misc]
+                                group=msg.group)
         if a.name == "copy_full":
             self.step(a.name, **params)
             return Delivery("dropped")
         frame = None
         if a.name == "copy_claim":
-            frame = self.view["rx_head"]
-            self._write_header(frame, len(msg.data), msg.group, msg.pid)
+            frame = msg.frame = self.view["rx_head"]
+            self._write_credentials(frame, msg.pid)
         self.rq.append(msg)
         self.step(a.name, **params)
         return Delivery("copy", frame)
@@ -147,6 +151,9 @@ class RxPaths(SocketCore):
             raise NetlinkError("EINVAL", f"bufsize must be a non-negative integer, got {bufsize!r}")
         a, params = self.select(RECVMSG, what="recvmsg")  # type: ignore[misc]
         msg = self.rq.pop(0) if a.name == "recvmsg" else None
+        if msg is not None and not self.adversarial and msg.frame != (None if params["j"] < 0 else params["j"]):
+            raise ModelInvariantError(f"recvmsg dequeued the message of COPY frame {msg.frame}, the spec's queue "
+                                      f"head is frame {params['j']}")
         self.step(a.name, **params)
         if a.errno:
             blocked = not dontwait and a.name == "recvmsg_empty"
@@ -158,16 +165,19 @@ class RxPaths(SocketCore):
         return msg.data[:bufsize], len(msg.data) > bufsize
 
     def poll(self) -> set[str]:
-        """poll() mask (section 7): continue a dump while there is space, rcv_wake, then POLLIN /
-        POLLOUT / POLLERR."""
+        """poll() mask (section 7): continue a dump while there is space, then the spec's poll
+        (rcv_wake; POLLIN and POLLERR as the kernel computes them are the action's results);
+        POLLOUT is always set (datagram_poll)."""
         self._alive()
-        while self.dump is not None and self.holds(dump_space()):  # type: ignore[attr-defined]
+        running_with_space = and_(dump_running, dump_space())
+        while self.holds(running_with_space):
             if self.dump_continue():  # type: ignore[attr-defined]
                 break
-        self.step("poll")
+        a, params = self.select(("poll",), what="poll")  # type: ignore[misc]
+        self.step(a.name, **params)
         mask = {"POLLOUT"}
-        if self.holds(poll_in(self.config.variant)):
+        if params["pollin"]:
             mask.add("POLLIN")
-        if self.holds(poll_err()):
+        if params["pollerr"]:
             mask.add("POLLERR")
         return mask

@@ -1,9 +1,10 @@
 """sendmsg (section 11): a plain send, or a TX ring kick walking the VALID frames.
 
-The walk takes, frame by frame, the one enabled action of :data:`TX_NEXT` (reject an oversize
-``nm_len``: the call's errno; or claim the frame: copy and release it, or, 3.10 zero-copy, keep it
-RESERVED); none enabled means the frame at the cursor is not VALID and the walk ends. Then
-``tx_validate``, ``tx_act`` and (zero-copy) ``tx_release``; what the kernel acts on is the spec's
+The walk takes, frame by frame, the one enabled action of :data:`TX_NEXT`: reject an oversize
+``nm_len`` (the call's errno), claim the frame (copy and release it, or, 3.10 zero-copy for the
+kernel as destination when the eligibility test passes, keep it RESERVED), or end at a frame that
+is not VALID (``tx_done``). After a claim: ``tx_validate``, ``tx_act`` and (zero-copy)
+``tx_release``; what the kernel acts on is the spec's
 :func:`~nlmmap.spec.protocol.names.kernel_tx_read` of the variant, evaluated.
 """
 
@@ -21,7 +22,7 @@ from .core import SocketCore
 __all__ = ["TxWalk", "TX_NEXT", "TX_DONE"]
 
 #: The next step of the TX walk at the cursor (11.2, 11.3).
-TX_NEXT = ("tx_reject", "tx_copy", "tx_claim")
+TX_NEXT = ("tx_reject", "tx_copy", "tx_claim", "tx_done")
 #: What ends one frame's processing after the family acted on it (11.3: only zero-copy has one).
 TX_DONE = ("tx_release",)
 DESTINATIONS = ("kernel", "peer")
@@ -63,8 +64,12 @@ class TxWalk(SocketCore):
         message, length = kernel_tx_read(self.config.variant)
         total, paused = 0, False
         while True:
-            a = self.take(TX_NEXT, optional=True, what="TX walk")
-            if a is None:
+            # 3.10 builds the skb over the frame only for the kernel as destination (11.3)
+            in_place = to == "kernel" and "tx_claim" in {x.name for x in self.system.actions} \
+                and self.enabled("tx_claim")
+            skipped = "tx_copy" if in_place else "tx_claim"
+            a = self.take(TX_NEXT, what="TX walk", accept=lambda act, _p, skipped=skipped: act.name != skipped)
+            if a.name == "tx_done":
                 break  # the frame at the cursor is not VALID: the walk is over
             if a.errno:
                 raise NetlinkError(a.errno, f"TX frame {self.view['tx_head']}: {a.doc}")

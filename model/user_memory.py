@@ -4,8 +4,9 @@ The user reads and writes the mapping at any time, any bytes. A write of a statu
 TX, of a frame's ``nm_len`` or payload) is a spec action: the user action whose effect on that
 word is the write, when one is enabled (``release_frame``, ``skip_frame``, ``fill_tx_frame``);
 otherwise the adversary's ``write_status`` / ``write_tx``, and from then on the model checks only
-the invariants that hold whatever the user writes. Every other byte (header fields the kernel
-does not read back, block gaps) is plain memory.
+the invariants that hold whatever the user writes. A change of an RX frame's ``nm_len`` or
+``nm_group`` (the kernel's header) is the adversary's ``write_rx_header``. Every other byte (the
+credential words, payloads, block gaps) is plain memory.
 """
 
 from __future__ import annotations
@@ -86,7 +87,11 @@ class UserMemory(SocketCore):
             w = o - base
             if name == "rx":
                 old_status, new_status = ring.status(i), _U32.unpack_from(new, w)[0]
-                ring.mem[o + 4:o + geom.frame_size] = new[w + 4:w + geom.frame_size]
+                ring.mem[o + 12:o + geom.frame_size] = new[w + 12:w + geom.frame_size]
+                head = struct.unpack_from("=2I", new, w + 4)
+                if head != struct.unpack_from("=2I", ring.mem, o + 4):  # nm_len or nm_group changed
+                    self.adversarial = True
+                    self.step("write_rx_header", j=i, len=head[0], group=head[1])
                 if o < end and roff < o + 4:  # the status word was written
                     self._rx_status_write(i, old_status, new_status)
             else:
@@ -120,6 +125,9 @@ class UserMemory(SocketCore):
         if sel is not None:
             self.step(sel[0].name, **sel[1])
             return
-        if not any(self.enabled(name, **event) for name in TX_FRAME_WRITES):
-            self.adversarial = True  # the user wrote a frame that is not its own (the kernel's)
+        if not (status == self.view.status("tx", i) == Status.UNUSED
+                and any(self.enabled(name, **event) for name in TX_FRAME_WRITES)):
+            # a well-behaved user only prepares the next frame it fills (still UNUSED); anything
+            # else writes a frame that is not its own (the kernel's) or out of ring order
+            self.adversarial = True
         self.step("write_tx", v=status, **event)

@@ -531,15 +531,34 @@ def test_s12_1_copy_then_validate_ignores_writes_after_validation():
 
 
 def test_s12_1_zero_copy_variant_acts_on_rewritten_bytes():
-    s = sock(variant=Variant(tx_zero_copy=True), check_invariants="never")
-    fill_tx(s, 0, b"GOOD" * 4)
-    steps = s.sendmsg_steps(None, "peer", pause_after_validate=True)
+    """3.10 builds the skb over the frame for the kernel as destination when the one mapping is the
+    only one and the file is not shared; a thread writing through that mapping after validation
+    changes what the family acts on (its ACK echoes the rewritten header)."""
+    s = sock(variant=Variant(tx_zero_copy=True))
+    good, evil = (build_message(0x1, NLM_F_REQUEST | NLM_F_ACK, seq, 0) for seq in (1, 2))
+    fill_tx(s, 0, good)
+    steps = s.sendmsg_steps(None, "kernel", pause_after_validate=True)
     next(steps)
-    assert s.statuses("tx")[0] == R
-    s.poke(s.layout.frame_offset("tx", 0) + 24, b"EVIL" * 4)
+    assert s.statuses("tx")[0] == R  # zero-copy: the frame is the skb
+    s.poke(s.layout.frame_offset("tx", 0) + 24, evil)
     for _ in steps:
         pass
-    assert s.received() == [b"EVIL" * 4] and s.statuses("tx")[0] == U
+    assert s.statuses("tx")[0] == U and s.header("rx", 0).len == 36
+    assert struct.unpack_from("=I", s.peek(24 + 8, 4))[0] == 2  # the ACK answers the rewritten request
+    assert "TxActsOnValidated" in {p for p, _, _ in s.violations}  # the model records the historical flaw
+
+
+def test_s12_1_zero_copy_only_when_exclusive():
+    """The 3.10 eligibility test: a second mapping (or a peer destination) means a copy."""
+    s = sock(variant=Variant(tx_zero_copy=True))
+    s.mmap(s.layout.size)  # two mappings: mapped > 1
+    fill_tx(s, 0, build_message(0x1, NLM_F_REQUEST, 1, 0))
+    steps = s.sendmsg_steps(None, "kernel", pause_after_validate=True)
+    next(steps)
+    assert s.statuses("tx")[0] == U  # copied and released, not RESERVED
+    for _ in steps:
+        pass
+    assert not s.violations
 
 
 # ---- section 20: ACKs ---------------------------------------------------------------------------------

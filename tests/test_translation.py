@@ -141,8 +141,9 @@ def test_model_steps_satisfy_and_determine_the_z3_transition(ops):
         assert solver.check(z3.Not(z3.And(*goal))) == z3.unsat, f"{action}{params}: z3 allows another post"
 
 
-PARAM_DOMAIN = {"j": range(4), "size": (0, 500, 1001), "v": (0, 1, 2, 3, 4, 77), "len": (0, 16, 3000),
-                "data": (1000,), "on": (False, True), "n": (1, 2), "cap": (0, 1000)}
+PARAM_DOMAIN = {"j": range(-1, 4), "size": (0, 500, 1001), "v": (0, 1, 2, 3, 4, 77), "len": (0, 16, 3000),
+                "data": (1000,), "on": (False, True), "n": (1, 2), "cap": (0, 1000), "group": (0, 5),
+                "pollin": (False, True), "pollerr": (False, True)}
 
 
 @settings(max_examples=8, deadline=None)

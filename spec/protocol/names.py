@@ -41,12 +41,13 @@ claims = V("claims")
 rq_len, congested, sk_err, no_enobufs, drops = V("rq_len"), V("congested"), V("sk_err"), V("no_enobufs"), V("drops")
 raised, reported, told, ack_owed = V("enobufs_raised"), V("enobufs_reported"), V("enobufs_told"), V("ack_enobufs")
 mapped, file_refs, dump_running = V("mapped"), V("file_refs"), V("dump_running")
+drained = V("queue_drained")
 sent, in_ring, consumed, aborted, purged = (V(n) for n in ("sent", "in_ring", "consumed", "aborted", "purged"))
 tx_n, tx_cap, tx_head, tx_pending = V("tx_frame_nr"), V("tx_capacity"), V("tx_head"), V("tx_pending")
 tx_status, tx_len, tx_data = V("tx_status"), V("tx_len"), V("tx_data")
 tx_phase, tx_cur, tx_private, tx_plen = V("tx_phase"), V("tx_cur"), V("tx_private"), V("tx_plen")
 tx_validated, tx_vlen, tx_inplace = V("tx_validated"), V("tx_vlen"), V("tx_inplace")
-tx_ucur, tx_outcome = V("tx_user_cursor"), V("tx_outcome")
+tx_ucur, tx_outcome, tx_unacted = V("tx_user_cursor"), V("tx_outcome"), V("tx_unacted")
 j, i, k, size, v, n, cap, ln, data, on = (V(x) for x in ("j", "i", "k", "size", "v", "n", "cap", "len", "data", "on"))
 grp, rin, rerr = V("group"), V("pollin"), V("pollerr")
 
@@ -92,20 +93,27 @@ def _overrun() -> tuple:
     Ghosts: an episode that begins raises one ENOBUFS the user has not been told of yet."""
     return (Assign("congested", OVERRUN_CONGESTED), Assign("sk_err", OVERRUN_SK_ERR), Assign("drops", drops + 1),
             Assign("sent", sent + 1), Assign("enobufs_raised", raised + ite(EPISODE_STARTS, 1, 0)),
-            Assign("enobufs_told", and_(told, not_(EPISODE_STARTS))))
+            Assign("enobufs_told", and_(told, not_(EPISODE_STARTS))), Assign("queue_drained", False))
 
 
-def _rcv_wake(queue_after: Expr) -> Assign:
-    """``netlink_rcv_wake``: CONGESTED clears when the receive queue is empty."""
-    return Assign("congested", and_(congested, queue_after >= 1))
+def _rcv_wake(queue_after: Expr, when: Expr | bool = True) -> tuple:
+    """``netlink_rcv_wake`` (run ``when``): CONGESTED clears when the receive queue is empty. Ghost:
+    whether it found the queue empty (so the socket is no longer CONGESTED until the next overrun)."""
+    from ..expr import _lift
+
+    empty = and_(_lift(when), eq(queue_after, 0))
+    return (Assign("congested", and_(congested, not_(empty))), Assign("queue_drained", or_(drained, empty)))
 
 
-def _take(idx: Expr) -> tuple:
-    """The user writes frame ``idx``'s status: a kernel message in it counts as taken
-    (consumed), unless the kernel still holds a claim on the frame."""
-    taken = and_(rx_held[idx], eq(rx_owned[idx], 0))
-    return (Store("rx_held", idx, and_(rx_held[idx], not_(eq(rx_owned[idx], 0)))),
-            Store("rx_seq", idx, ite(eq(rx_owned[idx], 0), 0, rx_seq[idx])),
+def _take(idx: Expr, changes: Expr | bool = True) -> tuple:
+    """The user writes frame ``idx``'s status (a handoff when it ``changes`` the word): a kernel
+    message in it counts as taken (consumed), unless the kernel still holds a claim on the frame."""
+    from ..expr import _lift
+
+    mine = and_(_lift(changes), eq(rx_owned[idx], 0))
+    taken = and_(rx_held[idx], mine)
+    return (Store("rx_held", idx, and_(rx_held[idx], not_(mine))),
+            Store("rx_seq", idx, ite(mine, 0, rx_seq[idx])),
             Assign("consumed", consumed + ite(taken, 1, 0)),
             Assign("in_ring", in_ring - ite(taken, 1, 0)))
 

@@ -31,6 +31,7 @@ from .names import (
     claims,
     congested,
     consumed,
+    drained,
     drops,
     dump_running,
     file_refs,
@@ -78,6 +79,7 @@ from .names import (
     tx_phase,
     tx_status,
     tx_ucur,
+    tx_unacted,
     tx_validated,
     tx_vlen,
     zero_copy_exclusive,
@@ -119,6 +121,9 @@ def socket_invariants(variant: Variant) -> tuple[Invariant, ...]:
                   reported + ite(sk_err, 1, 0) <= raised,
                   "recvmsg reports each ENOBUFS once and clears it; it is raised once per episode of "
                   "overruns (and once per lost ACK), never while NETLINK_NO_ENOBUFS is set", "6.5, 8, 19"),
+        Invariant("CongestionEndsWhenDrained", implies(drained, not_(congested)),
+                  "once recvmsg or poll finds the receive queue empty the socket is no longer CONGESTED "
+                  "(netlink_rcv_wake), until the next overrun", "6.5, 7, 8"),
         Invariant("NoEnobufsSilences", implies(no_enobufs, not_(congested)),
                   "with NETLINK_NO_ENOBUFS an overrun neither congests the socket nor raises ENOBUFS", "6.5, 19"),
         Invariant("PendingMatchesReserved",
@@ -174,6 +179,10 @@ def socket_invariants(variant: Variant) -> tuple[Invariant, ...]:
         Invariant("TxWalkFollowsHead",
                   implies(ne(tx_phase, TX_IDLE), and_(0 <= tx_cur, tx_cur < tx_n, eq(tx_head, nxt(tx_cur, tx_n)))),
                   "the TX head moves past each frame the walk takes, one frame at a time", "2.3, 11.2"),
+        Invariant("TxActsOnEveryFrameTaken",
+                  eq(tx_unacted, ite(in_set(tx_phase, (TX_COPIED, TX_VALIDATED)), 1, 0)),
+                  "every frame the walk takes is validated and acted on before the next one (no message "
+                  "the kernel consumed is lost)", "11.2, 12.1"),
         Invariant("TxProgress",
                   implies(tx_on, and_(implies(eq(tx_outcome, TX_DRAINED), ne(tx_status[tx_head], VALID)),
                                       implies(eq(tx_outcome, TX_EINVAL),

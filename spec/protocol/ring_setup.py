@@ -44,7 +44,8 @@ def setup_actions(variant: Variant) -> list[Action]:
                 StoreRange("rx_status", "r", 0, n, UNUSED), StoreRange("rx_len", "r", 0, n, 0),
                 StoreRange("rx_group", "r", 0, n, 0), StoreRange("rx_owned", "r", 0, n, 0),
                 StoreRange("rx_held", "r", 0, n, False), StoreRange("rx_seq", "r", 0, n, 0),
-                StoreRange("rx_queued", "r", 0, n, False)) + _purge()
+                StoreRange("rx_cred", "r", 0, n, False), StoreRange("rx_mlen", "r", 0, n, 0),
+                StoreRange("rx_mgroup", "r", 0, n, 0), StoreRange("rx_queued", "r", 0, n, False)) + _purge()
                + (Assign("in_ring", 0), Assign("consumed", consumed + in_ring)),
                "3.1", "setsockopt(NETLINK_RX_RING) creates a zeroed ring, purging the receive queue; "
                "only while unmapped, with nothing pending and no ring yet.", refusal="EBUSY"),

@@ -3,7 +3,7 @@ writing any value into any status word or header field."""
 
 from __future__ import annotations
 
-from ..expr import and_, eq, exists, implies, in_set, not_, or_
+from ..expr import and_, eq, exists, implies, in_set, ne, not_, or_
 from ..system import Action, Assign, Param, Store
 from .names import (
     COPY,
@@ -17,7 +17,6 @@ from .names import (
     _take,
     choose_poll,
     choose_queue_head,
-    congested,
     consumed,
     dump_running,
     dump_space,
@@ -47,20 +46,20 @@ def rx_user_actions(variant: Variant) -> list[Action]:
     return [
         Action("recvmsg", "user", (Param("j", -1, rx_n, doc="the COPY frame of the message (-1: none)"),),
                and_(not_(sk_err), rq_len >= 1, or_(oldest_queued(j), no_frame)),
-               (Assign("rq_len", rq_len - 1), Assign("consumed", consumed + 1), Store("rx_queued", j, False),
-                _rcv_wake(rq_len - 1)),
+               (Assign("rq_len", rq_len - 1), Assign("consumed", consumed + 1), Store("rx_queued", j, False))
+               + _rcv_wake(rq_len - 1),
                "8", "recvmsg dequeues the message at the head of the receive queue (the one of the queued "
                     "COPY frame nearest the cursor); it never touches a frame.",
                choose=choose_queue_head),
         Action("recvmsg_error", "user", (), sk_err,
                (Assign("sk_err", False), Assign("enobufs_reported", reported + 1), Assign("enobufs_told", True),
-                Assign("ack_enobufs", False), _rcv_wake(rq_len)),
+                Assign("ack_enobufs", False)) + _rcv_wake(rq_len),
                "8", "recvmsg returns the pending ENOBUFS once.", errno="ENOBUFS"),
-        Action("recvmsg_empty", "user", (), and_(not_(sk_err), eq(rq_len, 0)), (_rcv_wake(rq_len),),
+        Action("recvmsg_empty", "user", (), and_(not_(sk_err), eq(rq_len, 0)), _rcv_wake(rq_len),
                "8", "recvmsg on an empty queue: EAGAIN (and CONGESTED clears).", errno="EAGAIN"),
         Action("poll", "user", (Param("pollin", sort="bool"), Param("pollerr", sort="bool")),
                and_(eq(rin, poll_in(variant)), eq(rerr, poll_err()), implies(dump_running, not_(dump_space()))),
-               (Assign("congested", and_(congested, or_(rq_len >= 1, not_(rx_on)))),),
+               _rcv_wake(rq_len, rx_on),
                "7", "poll: continue a dump while dump_space (it returns only when the dump cannot go on), "
                     "rcv_wake (CONGESTED clears if the queue is empty), then the mask: POLLIN, POLLERR.",
                choose=choose_poll(variant)),
@@ -73,8 +72,9 @@ def rx_user_actions(variant: Variant) -> list[Action]:
                (Store("rx_status", j, SKIP),) + _take(j),
                "9", "The user keeps a frame for later (SKIP); allocation steps over it."),
         Action("write_status", "adversary", (Param("j", 0, rx_n), Param("v", 0, 1 << 32)), MAPPED,
-               (Store("rx_status", j, v),) + _take(j),
-               "5", "Any thread of the user writes any value into an RX status word, at any time."),
+               (Store("rx_status", j, v),) + _take(j, ne(v, rx_status[j])),
+               "5", "Any thread of the user writes any value into an RX status word, at any time (the same "
+                    "value again hands nothing over)."),
         Action("write_rx_header", "adversary", (Param("j", 0, rx_n), LEN, GROUP), MAPPED,
                (Store("rx_len", j, ln), Store("rx_group", j, grp)),
                "5", "Any thread of the user writes any nm_len and nm_group into an RX frame header."),

@@ -14,6 +14,7 @@ from .names import (
     claims,
     congested,
     consumed,
+    drained,
     drops,
     dump_running,
     file_refs,
@@ -39,6 +40,7 @@ from .names import (
     tx_pending,
     tx_phase,
     tx_ucur,
+    tx_unacted,
 )
 from .variants import Variant
 
@@ -76,6 +78,7 @@ SOCKET_STATE: tuple[StateVar, ...] = (
     StateVar("enobufs_reported", "int", "ENOBUFS returned by recvmsg", True),
     StateVar("enobufs_told", "bool", "recvmsg has reported the ENOBUFS of the current episode", True),
     StateVar("ack_enobufs", "bool", "an ACK was lost and its ENOBUFS not yet reported", True),
+    StateVar("queue_drained", "bool", "rcv_wake found the receive queue empty since the last overrun", True),
     StateVar("dump_running", "bool", "a dump is in progress (cb_running)"),
     StateVar("mapped", "int", "live VMAs of the socket (both rings)"),
     StateVar("sent", "int", "messages the kernel sent to this socket", True),
@@ -93,6 +96,7 @@ SOCKET_STATE: tuple[StateVar, ...] = (
     StateVar("tx_user_cursor", "int", "the next TX frame a well-behaved user fills (in ring order, 11.2)", True),
     StateVar("tx_outcome", "int", "what the last kick told of the frame at the TX head: none, drained "
              "(returned >= 0) or EINVAL", True, values=_OUTCOMES),
+    StateVar("tx_unacted", "int", "frames the walk took whose message the family has not acted on yet", True),
     StateVar("tx_phase", "int", "kernel TX walk: 0 idle, 1 copied/claimed, 2 validated, 3 acted", True),
     StateVar("tx_cur", "int", "TX frame the walk is on", True),
     StateVar("tx_private", "int", "the kernel's private copy of the message", True),
@@ -121,6 +125,7 @@ SOCKET_INIT = and_(
     eq(raised, 0), eq(reported, 0), not_(told), not_(ack_owed), not_(dump_running),
     eq(mapped, 0), eq(sent, 0), eq(in_ring, 0), eq(consumed, 0), eq(aborted, 0),
     eq(purged, 0), eq(tx_phase, TX_IDLE), eq(tx_cur, 0), eq(tx_ucur, 0), eq(tx_outcome, TX_NO_OUTCOME),
+    eq(tx_unacted, 0), not_(drained),
     rx_cap >= 0, tx_cap >= 0,
 )
 

@@ -41,6 +41,7 @@ from .names import (
     tx_phase,
     tx_status,
     tx_ucur,
+    tx_unacted,
     v,
     zero_copy_exclusive,
 )
@@ -76,7 +77,7 @@ def tx_actions(variant: Variant) -> list[Action]:
                   (Assign("tx_private", tx_data[tx_head]), Assign("tx_plen", tx_len[tx_head]),
                    Store("tx_status", tx_head, UNUSED), Assign("tx_cur", tx_head),
                    Assign("tx_head", nxt(tx_head, tx_n)), Assign("tx_phase", TX_COPIED),
-                   Assign("tx_outcome", TX_NO_OUTCOME))
+                   Assign("tx_outcome", TX_NO_OUTCOME), Assign("tx_unacted", tx_unacted + 1))
                   + ((Assign("tx_inplace", False),) if variant.tx_zero_copy else ()),
                   "11.2", "Read nm_len once, copy the message to private memory, release the frame "
                           "(UNUSED), advance.")
@@ -86,7 +87,8 @@ def tx_actions(variant: Variant) -> list[Action]:
             Action("tx_claim", "kernel", (), and_(at_head, tx_len[tx_head] <= tx_cap, zero_copy_exclusive()),
                    (Store("tx_status", tx_head, RESERVED), Assign("tx_pending", tx_pending + 1),
                     Assign("tx_cur", tx_head), Assign("tx_head", nxt(tx_head, tx_n)), Assign("tx_phase", TX_COPIED),
-                    Assign("tx_inplace", True), Assign("tx_outcome", TX_NO_OUTCOME)),
+                    Assign("tx_inplace", True), Assign("tx_outcome", TX_NO_OUTCOME),
+                    Assign("tx_unacted", tx_unacted + 1)),
                    "11.3", "3.10 zero-copy, for the kernel as destination when the eligibility test passes "
                            "(one mapping, the file not shared): the skb's data is the shared frame; it is "
                            "RESERVED in place."),
@@ -97,7 +99,8 @@ def tx_actions(variant: Variant) -> list[Action]:
                (Assign("tx_validated", src), Assign("tx_vlen", srclen), Assign("tx_phase", TX_VALIDATED)),
                "12.1", "The receiving family validates the message (lengths, attributes)."),
         Action("tx_act", "kernel", (), eq(tx_phase, TX_VALIDATED),
-               (Assign("tx_phase", ite(tx_inplace, TX_ACTED, TX_IDLE) if variant.tx_zero_copy else TX_IDLE),),
+               (Assign("tx_phase", ite(tx_inplace, TX_ACTED, TX_IDLE) if variant.tx_zero_copy else TX_IDLE),
+                Assign("tx_unacted", tx_unacted - 1)),
                "12.1", "The family acts on the message it validated."),
     ]
     if variant.tx_zero_copy:
