@@ -23,6 +23,7 @@ from .names import (
     TX_DRAINED,
     TX_EINVAL,
     TX_IDLE,
+    TX_NO_OUTCOME,
     TX_VALIDATED,
     UNUSED,
     VALID,
@@ -71,6 +72,7 @@ from .names import (
     tx_cap,
     tx_cur,
     tx_head,
+    tx_inplace,
     tx_len,
     tx_n,
     tx_on,
@@ -174,8 +176,11 @@ def socket_invariants(variant: Variant) -> tuple[Invariant, ...]:
         Invariant("HeaderWithinFrame",
                   implies(in_set(tx_phase, (TX_COPIED, TX_VALIDATED)), and_(0 <= srclen, srclen <= tx_cap)),
                   "the kernel never uses more bytes than a frame holds (nm_len read once)", "11.2"),
-        Invariant("TxNeverPending", eq(tx_pending, 0) if not variant.tx_zero_copy else True,
-                  "after 2015 no kernel skb aliases a TX frame", "17.8"),
+        Invariant("TxNeverPending", eq(tx_pending, 0) if not variant.tx_zero_copy else and_(
+                      eq(tx_pending, ite(and_(ne(tx_phase, TX_IDLE), tx_inplace), 1, 0)),
+                      implies(eq(tx_phase, TX_ACTED), tx_inplace)),
+                  "after 2015 no kernel skb aliases a TX frame (3.10: only the frame the walk took zero-copy, "
+                  "until its skb is freed)", "11.3, 17.8"),
         Invariant("TxWalkFollowsHead",
                   implies(ne(tx_phase, TX_IDLE), and_(0 <= tx_cur, tx_cur < tx_n, eq(tx_head, nxt(tx_cur, tx_n)))),
                   "the TX head moves past each frame the walk takes, one frame at a time", "2.3, 11.2"),
@@ -184,7 +189,8 @@ def socket_invariants(variant: Variant) -> tuple[Invariant, ...]:
                   "every frame the walk takes is validated and acted on before the next one (no message "
                   "the kernel consumed is lost)", "11.2, 12.1"),
         Invariant("TxProgress",
-                  implies(tx_on, and_(implies(eq(tx_outcome, TX_DRAINED), ne(tx_status[tx_head], VALID)),
+                  implies(tx_on, and_(implies(ne(tx_phase, TX_IDLE), eq(tx_outcome, TX_NO_OUTCOME)),
+                                      implies(eq(tx_outcome, TX_DRAINED), ne(tx_status[tx_head], VALID)),
                                       implies(eq(tx_outcome, TX_EINVAL),
                                               and_(eq(tx_status[tx_head], VALID), tx_cap < tx_len[tx_head])))),
                   "when sendmsg returns, the frame under the TX head is not VALID (every VALID frame was "
@@ -193,7 +199,7 @@ def socket_invariants(variant: Variant) -> tuple[Invariant, ...]:
         Invariant("TxRingIsFillOrder",
                   forall(0, tx_n, lambda kk: and_(
                       or_(in_set(tx_status[kk], (UNUSED, VALID)),
-                          *((and_(eq(kk, tx_cur), eq(tx_status[kk], RESERVED), ne(tx_phase, TX_IDLE)),)
+                          *((and_(eq(kk, tx_cur), eq(tx_status[kk], RESERVED), ne(tx_phase, TX_IDLE), tx_inplace),)
                             if variant.tx_zero_copy else ())),
                       implies(ne(tx_ucur, tx_head), eq(tx_valid(kk), cyclic_between(kk, tx_head, tx_ucur))),
                       implies(eq(tx_ucur, tx_head), eq(tx_valid(kk), tx_valid(tx_head))),
@@ -203,6 +209,10 @@ def socket_invariants(variant: Variant) -> tuple[Invariant, ...]:
                   "order, and skips none", "11.2, 15, 17.9", user="well-behaved"),
         # Strengthening invariants (nlmmap prove): true of every reachable state, added so that the
         # invariants above are inductive (each is itself proved inductive).
+        *((Invariant("ZeroCopyFrameStaysReserved",
+                     implies(and_(ne(tx_phase, TX_IDLE), tx_inplace), eq(tx_status[tx_cur], RESERVED)),
+                     "the frame a 3.10 walk took zero-copy stays RESERVED until its skb is freed", "11.3",
+                     user="well-behaved", strengthening=True),) if variant.tx_zero_copy else ()),
         Invariant("TypeOk",
                   and_(rx_n >= 0, tx_n >= 0, rx_cap >= 0, tx_cap >= 0, rq_len >= 0, mapped >= 0, claims >= 0,
                        reported >= 0, *((file_refs >= 0,) if variant.tx_zero_copy else ()),
@@ -256,7 +266,7 @@ def socket_step_properties(variant: Variant) -> tuple[StepProperty, ...]:
         StepProperty("ReconfigureOnlyWhenIdle", {
             "set_rx_ring": and_(eq(mapped, 0), eq(rx_n, 0)),
             "teardown_rx_ring": and_(eq(mapped, 0), eq(rx_pending, 0)),
-            "set_tx_ring": and_(eq(mapped, 0), eq(tx_n, 0), eq(tx_phase, TX_IDLE)),
+            "set_tx_ring": and_(eq(mapped, 0), eq(tx_n, 0)),
             "teardown_tx_ring": and_(eq(mapped, 0), eq(tx_phase, TX_IDLE),
                                      *((eq(tx_pending, 0),) if variant.tx_zero_copy else ()))},
                      "a ring changes only while unmapped with nothing in flight, and is created only where "

@@ -57,7 +57,7 @@ def setup_actions(variant: Variant) -> list[Action]:
                   StoreRange("rx_queued", "r", 0, rx_n, False)),
                "3.1", "An all-zero request tears the ring down (and still purges the queue).", refusal="EBUSY"),
         Action("set_tx_ring", "user", (Param("n", 1, None), Param("cap", 0, None)),
-               and_(eq(mapped, 0), eq(tx_n, 0), eq(tx_phase, TX_IDLE)),  # nothing is pending without a ring
+               and_(eq(mapped, 0), eq(tx_n, 0)),  # nothing is pending (no walk) without a ring
                (Assign("tx_frame_nr", n), Assign("tx_capacity", cap), Assign("tx_head", 0),
                 StoreRange("tx_status", "r", 0, n, UNUSED), StoreRange("tx_len", "r", 0, n, 0),
                 StoreRange("tx_data", "r", 0, n, 0), Assign("tx_user_cursor", 0),

@@ -68,7 +68,7 @@ def tx_actions(variant: Variant) -> list[Action]:
                (Assign("tx_outcome", TX_EINVAL),),
                "11.2", "nm_len > frame_size - 24: sendmsg returns EINVAL, the frame stays VALID and "
                        "the cursor stays on it.", errno="EINVAL"),
-        Action("tx_done", "kernel", (), and_(tx_on, eq(tx_phase, TX_IDLE), ne(tx_status[tx_head], VALID)),
+        Action("tx_done", "kernel", (), and_(eq(tx_phase, TX_IDLE), ne(tx_status[tx_head], VALID)),
                (Assign("tx_outcome", TX_DRAINED),),
                "11.2", "The frame at the cursor is not VALID: the walk ends and sendmsg returns the bytes "
                        "sent (0 if none)."),
