@@ -37,10 +37,11 @@ rx_n, rx_cap, rx_head, rx_pending = V("rx_frame_nr"), V("rx_capacity"), V("rx_he
 rx_status, rx_owned, rx_held, rx_seq = V("rx_status"), V("rx_owned"), V("rx_held"), V("rx_seq")
 rx_len, rx_group, rx_cred = V("rx_len"), V("rx_group"), V("rx_cred")
 rx_mlen, rx_mgroup, rx_queued = V("rx_mlen"), V("rx_mgroup"), V("rx_queued")
+orphans = V("rq_orphans")
 claims = V("claims")
 rq_len, congested, sk_err, no_enobufs, drops = V("rq_len"), V("congested"), V("sk_err"), V("no_enobufs"), V("drops")
 raised, reported, told, ack_owed = V("enobufs_raised"), V("enobufs_reported"), V("enobufs_told"), V("ack_enobufs")
-mapped, file_refs, dump_running = V("mapped"), V("file_refs"), V("dump_running")
+mapped, file_shared, dump_running = V("mapped"), V("file_shared"), V("dump_running")
 drained = V("queue_drained")
 sent, in_ring, consumed, aborted, purged = (V(n) for n in ("sent", "in_ring", "consumed", "aborted", "purged"))
 tx_n, tx_cap, tx_head, tx_pending = V("tx_frame_nr"), V("tx_capacity"), V("tx_head"), V("tx_pending")
@@ -112,7 +113,12 @@ def _take(idx: Expr, changes: Expr | bool = True) -> tuple:
 
     mine = and_(_lift(changes), eq(rx_owned[idx], 0))
     taken = and_(rx_held[idx], mine)
-    return (Store("rx_held", idx, and_(rx_held[idx], not_(mine))),
+    # a COPY frame handed back before recvmsg returned its message: the message stays queued,
+    # without a frame (the user's pairing of frames and messages is off from then on)
+    orphaned = and_(_lift(changes), rx_queued[idx])
+    return (Store("rx_queued", idx, and_(rx_queued[idx], not_(orphaned))),
+            Assign("rq_orphans", orphans + ite(orphaned, 1, 0)),
+            Store("rx_held", idx, and_(rx_held[idx], not_(mine))),
             Store("rx_seq", idx, ite(mine, 0, rx_seq[idx])),
             Assign("consumed", consumed + ite(taken, 1, 0)),
             Assign("in_ring", in_ring - ite(taken, 1, 0)))
@@ -154,7 +160,8 @@ def oldest_queued(idx: Expr) -> Expr:
 
 def choose_queue_head(state: Any) -> dict[str, Any]:
     """The COPY frame whose message recvmsg dequeues (:func:`oldest_queued`), or -1 when no queued
-    message has a frame (no RX ring)."""
+    message has a frame (no RX ring). A kernel side that knows its queue's head has no frame (the
+    user released it early) passes -1 itself."""
     nr, head, queued = state["rx_frame_nr"], state["rx_head"], state["rx_queued"]
     best = None
     for step in range(nr):
@@ -249,7 +256,7 @@ def kernel_tx_read(variant: Variant) -> tuple[Expr, Expr]:
 def zero_copy_exclusive() -> Expr:
     """The 3.10 zero-copy eligibility test (11.3, 12.1), run before the walk: not (file count > 2 or
     mapped > 1), where the file count is the user's descriptor, one reference per mapping (a VMA
-    holds its file) and the other references (``file_refs``: dup, fork, SCM_RIGHTS). A writer that
-    shares the one mapping without a file reference of its own (a CLONE_VM thread, ptrace,
+    holds its file) and one for other holders (``file_shared``: dup, fork, SCM_RIGHTS). A writer
+    that shares the one mapping without a file reference of its own (a CLONE_VM thread, ptrace,
     process_vm_writev) passes it."""
-    return and_(1 + mapped + file_refs <= 2, mapped <= 1)
+    return and_(1 + mapped + ite(file_shared, 1, 0) <= 2, mapped <= 1)

@@ -12,7 +12,6 @@ from .names import (
     cap,
     congested,
     consumed,
-    file_refs,
     in_ring,
     mapped,
     n,
@@ -32,7 +31,7 @@ from .variants import Variant
 
 def _purge() -> tuple:
     """Section 3.1 step 6: the receive queue is purged (its messages are lost, counted as purged)."""
-    return (Assign("rq_len", 0), Assign("purged", purged + rq_len))
+    return (Assign("rq_len", 0), Assign("purged", purged + rq_len), Assign("rq_orphans", 0))
 
 
 def setup_actions(variant: Variant) -> list[Action]:
@@ -77,9 +76,9 @@ def setup_actions(variant: Variant) -> list[Action]:
     ]
     if variant.tx_zero_copy:
         actions += [
-            Action("share_file", "user", (), True, (Assign("file_refs", file_refs + 1),),
-                   "11.3", "dup(), fork() or SCM_RIGHTS: another reference to the socket file."),
-            Action("unshare_file", "user", (), file_refs >= 1, (Assign("file_refs", file_refs - 1),),
-                   "11.3", "close() of another reference to the socket file.", refusal="EBADF"),
+            Action("share_file", "user", (), True, (Assign("file_shared", True),),
+                   "11.3", "dup(), fork() or SCM_RIGHTS: another holder of the socket file."),
+            Action("unshare_file", "user", (), True, (Assign("file_shared", False),),
+                   "11.3", "The other holders close the socket file."),
         ]
     return actions

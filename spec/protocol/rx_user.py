@@ -3,7 +3,7 @@ writing any value into any status word or header field."""
 
 from __future__ import annotations
 
-from ..expr import and_, eq, exists, implies, in_set, ne, not_, or_
+from ..expr import and_, eq, exists, implies, in_set, ite, ne, not_, or_
 from ..system import Action, Assign, Param, Store
 from .names import (
     COPY,
@@ -24,6 +24,7 @@ from .names import (
     j,
     ln,
     oldest_queued,
+    orphans,
     poll_err,
     poll_in,
     reported,
@@ -42,11 +43,13 @@ from .variants import Variant
 
 def rx_user_actions(variant: Variant) -> list[Action]:
     """The user's RX actions (the adversary's write_status and write_rx_header included)."""
-    no_frame = and_(eq(j, -1), not_(exists(0, rx_n, lambda kk: rx_queued[kk], "n")))
+    # the queue's head has no COPY frame: no RX ring, or its frame was handed back before recvmsg
+    no_frame = and_(eq(j, -1), or_(orphans >= 1, not_(exists(0, rx_n, lambda kk: rx_queued[kk], "n"))))
     return [
         Action("recvmsg", "user", (Param("j", -1, rx_n, doc="the COPY frame of the message (-1: none)"),),
                and_(not_(sk_err), rq_len >= 1, or_(oldest_queued(j), no_frame)),
-               (Assign("rq_len", rq_len - 1), Assign("consumed", consumed + 1), Store("rx_queued", j, False))
+               (Assign("rq_len", rq_len - 1), Assign("consumed", consumed + 1), Store("rx_queued", j, False),
+                Assign("rq_orphans", orphans - ite(and_(eq(j, -1), orphans >= 1), 1, 0)))
                + _rcv_wake(rq_len - 1),
                "8", "recvmsg dequeues the message at the head of the receive queue (the one of the queued "
                     "COPY frame nearest the cursor); it never touches a frame.",
@@ -64,9 +67,9 @@ def rx_user_actions(variant: Variant) -> list[Action]:
                     "rcv_wake (CONGESTED clears if the queue is empty), then the mask: POLLIN, POLLERR.",
                choose=choose_poll(variant)),
         Action("release_frame", "user", (Param("j", 0, rx_n),),
-               and_(MAPPED, in_set(rx_status[j], (VALID, COPY, SKIP)), not_(rx_queued[j])),
+               and_(MAPPED, in_set(rx_status[j], (VALID, COPY, SKIP))),
                (Store("rx_status", j, UNUSED),) + _take(j),
-               "5", "The user hands a frame it read back to the kernel (UNUSED); a COPY frame after "
+               "5", "The user hands a frame it read back to the kernel (UNUSED); a COPY frame normally after "
                     "recvmsg has returned its message."),
         Action("skip_frame", "user", (Param("j", 0, rx_n),), and_(MAPPED, eq(rx_status[j], VALID)),
                (Store("rx_status", j, SKIP),) + _take(j),

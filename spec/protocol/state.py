@@ -17,10 +17,11 @@ from .names import (
     drained,
     drops,
     dump_running,
-    file_refs,
+    file_shared,
     in_ring,
     mapped,
     no_enobufs,
+    orphans,
     purged,
     raised,
     reported,
@@ -67,6 +68,7 @@ SOCKET_STATE: tuple[StateVar, ...] = (
     StateVar("rx_mgroup", "int_array", "destination group of that message", True, index="rx_frame_nr"),
     StateVar("rx_queued", "bool_array", "COPY frame whose message is still in the receive queue", True,
              index="rx_frame_nr"),
+    StateVar("rq_orphans", "int", "queued messages whose COPY frame the user handed back before recvmsg", True),
     StateVar("claims", "int", "frames claimed so far (ring and COPY path)", True),
     StateVar("rq_len", "int", "messages in the socket receive queue"),
     StateVar("congested", "bool", "NETLINK_S_CONGESTED"),
@@ -107,8 +109,8 @@ SOCKET_STATE: tuple[StateVar, ...] = (
 
 #: State only the 3.10 zero-copy TX path has (``tx_zero_copy``, 11.3).
 ZERO_COPY_STATE: tuple[StateVar, ...] = (
-    StateVar("file_refs", "int", "references to the socket file besides the user's descriptor and the mappings "
-             "(dup, fork, SCM_RIGHTS)"),
+    StateVar("file_shared", "bool", "the socket file has holders besides the user's descriptor and the "
+             "mappings (dup, fork, SCM_RIGHTS)"),
     StateVar("tx_inplace", "bool", "the walk took the current frame zero-copy (the skb is the shared frame)", True),
 )
 
@@ -121,7 +123,7 @@ def socket_state(variant: Variant) -> tuple[StateVar, ...]:
 #: Linux at socket creation: no ring, nothing queued, no error, no dump; all counters zero.
 SOCKET_INIT = and_(
     eq(rx_n, 0), eq(tx_n, 0), eq(rx_head, 0), eq(tx_head, 0), eq(rx_pending, 0), eq(tx_pending, 0),
-    eq(claims, 0), eq(rq_len, 0), not_(congested), not_(sk_err), not_(no_enobufs), eq(drops, 0),
+    eq(claims, 0), eq(rq_len, 0), eq(orphans, 0), not_(congested), not_(sk_err), not_(no_enobufs), eq(drops, 0),
     eq(raised, 0), eq(reported, 0), not_(told), not_(ack_owed), not_(dump_running),
     eq(mapped, 0), eq(sent, 0), eq(in_ring, 0), eq(consumed, 0), eq(aborted, 0),
     eq(purged, 0), eq(tx_phase, TX_IDLE), eq(tx_cur, 0), eq(tx_ucur, 0), eq(tx_outcome, TX_NO_OUTCOME),
@@ -132,4 +134,4 @@ SOCKET_INIT = and_(
 
 def socket_init(variant: Variant):
     """The initial condition under ``variant`` (zero-copy: the file is not shared yet)."""
-    return and_(SOCKET_INIT, eq(file_refs, 0)) if variant.tx_zero_copy else SOCKET_INIT
+    return and_(SOCKET_INIT, not_(file_shared)) if variant.tx_zero_copy else SOCKET_INIT
