@@ -97,26 +97,24 @@ def _overrun() -> tuple:
             Assign("enobufs_told", and_(told, not_(EPISODE_STARTS))), Assign("queue_drained", False))
 
 
-def _rcv_wake(queue_after: Expr, when: Expr | bool = True) -> tuple:
-    """``netlink_rcv_wake`` (run ``when``): CONGESTED clears when the receive queue is empty. Ghost:
-    whether it found the queue empty (so the socket is no longer CONGESTED until the next overrun)."""
-    from ..expr import _lift
-
-    empty = and_(_lift(when), eq(queue_after, 0))
+def _rcv_wake(queue_after: Expr, when: Expr | None = None) -> tuple:
+    """``netlink_rcv_wake`` (run ``when``, default always): CONGESTED clears when the receive queue
+    is empty. Ghost: whether it found the queue empty (so the socket is no longer CONGESTED until the
+    next overrun)."""
+    empty = eq(queue_after, 0) if when is None else and_(when, eq(queue_after, 0))
     return (Assign("congested", and_(congested, not_(empty))), Assign("queue_drained", or_(drained, empty)))
 
 
-def _take(idx: Expr, changes: Expr | bool = True) -> tuple:
-    """The user writes frame ``idx``'s status (a handoff when it ``changes`` the word): a kernel
-    message in it counts as taken (consumed), unless the kernel still holds a claim on the frame."""
-    from ..expr import _lift
-
-    mine = and_(_lift(changes), eq(rx_owned[idx], 0))
+def _take(idx: Expr, changes: Expr | None = None) -> tuple:
+    """The user writes frame ``idx``'s status (a handoff when it ``changes`` the word, default
+    always): a kernel message in it counts as taken (consumed), unless the kernel still holds a
+    claim on the frame."""
+    mine = eq(rx_owned[idx], 0) if changes is None else and_(changes, eq(rx_owned[idx], 0))
     taken = and_(rx_held[idx], mine)
     # a COPY frame handed back before recvmsg returned its message: the message stays queued,
     # without a frame (the user's pairing of frames and messages is off from then on)
-    orphaned = and_(_lift(changes), rx_queued[idx])
-    return (Store("rx_queued", idx, and_(rx_queued[idx], not_(orphaned))),
+    orphaned = rx_queued[idx] if changes is None else and_(changes, rx_queued[idx])
+    return (Store("rx_queued", idx, False if changes is None else and_(rx_queued[idx], not_(changes))),
             Assign("rq_orphans", orphans + ite(orphaned, 1, 0)),
             Store("rx_held", idx, and_(rx_held[idx], not_(mine))),
             Store("rx_seq", idx, ite(mine, 0, rx_seq[idx])),
