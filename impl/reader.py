@@ -11,13 +11,14 @@ paired with the next queued message (recvmsg). Frames are handed back (release s
 seq_cst, then ONE load of the kernel's wait flag) only after the consumer finished reading them.
 
 Sleeping: the reader spins briefly, then sets its wait flag (seq_cst) in the control page,
-re-checks the frame and only then sleeps in ``poll()`` on the socket, which the kernel side kicks
-(WAKE) when it publishes and sees the flag. The sleep is bounded (``poll_timeout``, a defence):
-each expiry is counted in ``poll_timeouts``; it is a *lost wake-up* (``lost_wakeups``) only when
-the awaited frame is ready and, once the kernel has made the kick decision of every publish it
-began (``CTL_PUB_DECIDED >= CTL_PUB_BEGUN``), the flag is still unclaimed: a kernel that is merely
-late (a stall under load) is never counted. (A kernel that claims the flag and then never sends
-the kick looks late, not lost: only the flag is shared.)
+re-checks the frame (seq_cst loads: the handshake is a Dekker pattern) and only then sleeps in
+``poll()`` on the socket, which the kernel side kicks (WAKE) when it publishes and sees the flag.
+The sleep is bounded (``poll_timeout``, a defence): each expiry is counted in ``poll_timeouts``;
+it is a *lost wake-up* (``lost_wakeups``) only when the awaited frame is ready and, once the
+kernel has made the kick decision of every publish it began (``CTL_PUB_DECIDED >=
+CTL_PUB_BEGUN``), the flag is still unclaimed: a kernel that is merely late (a stall under load)
+is never counted. (A kernel that claims the flag and then never sends the kick looks late, not
+lost: only the flag is shared.)
 """
 
 from __future__ import annotations
@@ -355,9 +356,10 @@ class RxReader:
             if raise_enobufs:
                 raise NetlinkError("ENOBUFS", "messages were lost (ring overrun)")
             return True
-        ld, acq = self.at.load32, self.at.ACQUIRE
+        ld, acq, sc = self.at.load32, self.at.ACQUIRE, self.at.SEQ_CST
         deadline = None if timeout is None else time.monotonic() + timeout
-        return self._sleep_until(lambda: ld(off, acq) in (VALID, COPY), deadline)
+        return self._sleep_until(lambda: ld(off, acq) in (VALID, COPY), deadline,
+                                 lambda: ld(off, sc) in (VALID, COPY))
 
     def _kernel_alive(self) -> bool:
         """The kernel side's end of the connection is still open."""
@@ -371,25 +373,27 @@ class RxReader:
         p.register(self.sock, select.POLLIN)
         return bool(p.poll(None if timeout is None else max(0, int(timeout * 1000))))
 
-    def _sleep_until(self, ready: Callable[[], bool], deadline: float | None) -> bool:
-        """The reader's half of the wake-up handshake: spin, flag, re-check, then sleep in bounded
-        slices until a kick (a datagram on the socket) with the flag set. A slice that expires
-        with the frame ready ends the wait and is judged (lost or late); one that expires with
-        nothing ready sleeps on, the flag still set. False if ``deadline`` passed first."""
+    def _sleep_until(self, ready: Callable[[], bool], deadline: float | None, recheck: Callable[[], bool]) -> bool:
+        """The reader's half of the wake-up handshake: spin (``ready``: acquire loads), flag, re-check
+        (``recheck``: the same test by seq_cst loads, which C11 orders after the seq_cst flag store;
+        an acquire load may be satisfied before it, e.g. LDAPR, and lose the wake-up), then sleep in
+        bounded slices until a kick (a datagram on the socket) with the flag set. A slice that
+        expires with the frame ready ends the wait and is judged (lost or late); one that expires
+        with nothing ready sleeps on, the flag still set. False if ``deadline`` passed first."""
         for _ in range(self.spin):
             if ready():
                 return True
         ctl = self.ctl
         ctl.store_sc(wire.CTL_RX_WAIT, 1)
         while True:
-            if ready():
+            if recheck():
                 ctl.store_sc(wire.CTL_RX_WAIT, 0)
                 return True
             defence = self.poll_timeout
             left = defence if deadline is None else min(defence, deadline - time.monotonic())
             if left <= 0:
                 ctl.store_sc(wire.CTL_RX_WAIT, 0)
-                return ready()
+                return recheck()
             self.sleeps += 1
             if self._wait_socket(left):
                 self._drain()
@@ -399,7 +403,7 @@ class RxReader:
                 continue
             if left >= defence:  # only the defence counts; the caller's own deadline is no stall
                 self.poll_timeouts += 1
-            if ready():
+            if recheck():
                 # lost iff, once the kernel decided about every publish it began, the flag is unclaimed
                 decided = wire.wait_decided(ctl, wire.CTL_PUB_BEGUN, wire.CTL_PUB_DECIDED, alive=self._kernel_alive)
                 if not decided or ctl.load_sc(wire.CTL_RX_WAIT):
