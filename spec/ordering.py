@@ -470,10 +470,23 @@ class OrderingReport:
     def counterexamples(self) -> list[OrderingResult]:
         return [r for r in self.results if r.execution is not None and r.kind == "handoff"]
 
+    @property
+    def counts(self) -> dict[str, int]:
+        """How many checks have each verdict, by its text."""
+        return {v.text: sum(r.verdict is v for r in self.results) for v in Verdict}
+
+    def summary(self) -> str:
+        """The closing line, e.g. ``nlmmap prove --ordering: 154 checks (77 calibration, 77 handoff, 14
+        counterexamples as expected): 154 ok, 0 FAILED, 0 unknown in 0.61 s -> ok``."""
+        c, kinds = self.counts, [r.kind for r in self.results]
+        cex = sum(r.verdict is Verdict.OK and r.outcome == "counterexample" for r in self.results)
+        return (f"nlmmap prove --ordering: {len(self.results)} checks ({kinds.count('calibration')} calibration, "
+                f"{kinds.count('handoff')} handoff, {cex} counterexamples as expected): {c['ok']} ok, "
+                f"{c['FAILED']} FAILED, {c['unknown']} unknown in {self.total_ms / 1e3:.2f} s -> {self.verdict.text}")
+
     def as_dict(self) -> dict[str, Any]:
-        counts = {v.text: sum(r.verdict is v for r in self.results) for v in Verdict}
         return {"tool": "nlmmap prove --ordering", "z3": self.z3_version, "seed": self.seed,
-                "timeout_ms": self.timeout_ms, "verdict": self.verdict.text, "counts": counts,
+                "timeout_ms": self.timeout_ms, "verdict": self.verdict.text, "counts": self.counts,
                 "total_ms": round(self.total_ms, 1), "results": [r.as_dict() for r in self.results]}
 
 

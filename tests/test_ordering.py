@@ -5,8 +5,10 @@ shapes they are named after; the implementation code the proofs cite exists."""
 
 from __future__ import annotations
 
+import copy
 import importlib
 import inspect
+import io
 import json
 import re
 import shutil
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from nlmmap.cli import main
 from nlmmap.spec.execgraph import execution_dot, format_execution
 from nlmmap.spec.litmus import CALIBRATION, UnsupportedOp, compile_program, load, store
 from nlmmap.spec.memory_model import ARMV8, MODELS, SC, X86_TSO, Exec, Program, R, Term, W, check
@@ -431,6 +434,62 @@ def test_a_moved_or_renamed_function_breaks_its_cite():
     assert re.search("not after the previous cite", cite_problems(
         (("impl/rings.py:RingsMixin.publish", "self.store_status(o, VALID)"),
          ("impl/rings.py:RingsMixin.publish", "self.write_rx_header(o, len(data), group, pid)")))[0])
+
+
+# --- the CLI ---------------------------------------------------------------------------------------
+def _manifest_sizes() -> tuple[int, int]:
+    m = expected_results()
+    calib = sum(len(v) for k, v in m["calibration"].items() if not k.startswith("#"))
+    handoff = sum(1 for d in m["obligations"].values() for t in d if not t.startswith("#"))
+    return calib, handoff
+
+
+def _flipped(cid: str, target: str) -> dict:
+    m = copy.deepcopy(expected_results())
+    d = m["obligations"][cid]
+    d[target] = {"proved": "counterexample", "counterexample": "proved"}[d[target]]
+    return m
+
+
+def test_cli_prove_ordering_json_gives_the_verdict_and_counts():
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["prove", "--ordering", "--json"], out, err) == 0
+    doc = json.loads(out.getvalue())
+    calib, handoff = _manifest_sizes()
+    assert doc["verdict"] == "ok" and doc["counts"] == {"ok": calib + handoff, "FAILED": 0, "unknown": 0}
+    assert sum(r["kind"] == "handoff" for r in doc["results"]) == handoff
+    text = err.getvalue()
+    assert text.count("\n[ordering] ") + text.startswith("[ordering] ") == calib + handoff
+    assert f"nlmmap prove --ordering: {calib + handoff} checks" in text and text.rstrip().endswith("-> ok")
+    assert text.count("  cycle: ") == sum(r["outcome"] == "counterexample" for r in doc["results"])  # every graph
+    assert main(["prove", "--ordering", "--only", "X"], io.StringIO(), io.StringIO()) == 2
+
+
+def test_cli_prove_fails_when_an_expected_ordering_result_is_flipped(monkeypatch):
+    """On a flipped copy of the manifest: --ordering exits 1 with one FAILED line and its graph; the
+    default prove (its own proofs all ok) ends with the ordering section and exits 1 too."""
+    import nlmmap.spec.ordering as ordering
+
+    cid, target = "tx_reuse/kernel-3.10+impl-send", "aarch64"  # a counterexample, now expected proved
+    monkeypatch.setattr(ordering, "expected_results", lambda: _flipped(cid, target))
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["prove", "--ordering", "--json"], out, err) == 1
+    doc = json.loads(out.getvalue())
+    assert doc["verdict"] == "FAILED" and doc["counts"]["FAILED"] == 1
+    failed = [line for line in err.getvalue().splitlines() if "FAILED" in line and line.startswith("[ordering]")]
+    assert len(failed) == 1 and f": {cid} on {target} ... FAILED (counterexample, expected proved) (" in failed[0]
+
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["prove", "--json"], out, err) == 1
+    doc = json.loads(out.getvalue())
+    assert doc["verdict"] == "ok" and doc["obligations"]  # the transition-system proofs
+    assert doc["ordering"]["verdict"] == "FAILED" and doc["ordering"]["counts"]["FAILED"] == 1
+    text = err.getvalue()
+    graphs = [line.split(" under ")[0] for line in text.splitlines() if " under " in line and ": exists " in line]
+    assert sorted(graphs) == sorted([cid] + [name for name, _t in HEADLINE_COUNTEREXAMPLES])  # FAILED + headline
+    monkeypatch.undo()
+    assert main(["prove", "--only", "BatchVerdictSound"], io.StringIO(), err := io.StringIO()) == 0
+    assert "[ordering]" not in err.getvalue()  # --only: no ordering section
 
 
 # --- bad input -------------------------------------------------------------------------------------
