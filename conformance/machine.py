@@ -40,7 +40,7 @@ _U32 = struct.Struct("=I")
 RULE_FEATURES: dict[str, tuple[str, ...]] = {
     "open_socket": (), "set_ring": (), "mmap_rings": (), "munmap_rings": ("op:munmap",),
     "deliver_ring": ("deliver_ring",), "deliver_copy": ("deliver_copy",), "deliver_group": ("deliver_copy", "multicast"),
-    "release_frame": ("rx_ring",), "skip_frame": ("rx_ring", "skip"), "recvmsg": (), "fill_tx": ("tx_ring",),
+    "release_frame": ("rx_ring",), "read_ring": ("rx_ring",), "skip_frame": ("rx_ring", "skip"), "recvmsg": (), "fill_tx": ("tx_ring",),
     "kick": (), "send": (), "received": (), "poll": (), "set_no_enobufs": ("no_enobufs",), "set_option": (),
     "close_socket": (), "scribble": (), "pause_and_rewrite": ("tx_ring", "pause_after_validate"),
 }
@@ -56,6 +56,7 @@ class RunContext:
         self.rule_counts: dict[str, int] = {}
         self.last_failure: tuple[BaseException, list[str]] | None = None
         self.targets: dict[str, float] = {}
+        self.first_failure: tuple[int, str] | None = None  # (steps run when it was seen, check)
         self.max_sockets = 2
 
     def has(self, *features: str) -> bool:
@@ -92,7 +93,9 @@ class ConformanceMachine(RuleBasedStateMachine):
         self.pairs: list[SockPair] = []
         self.dead = False
         self.n = 0
-        self.seen = {"rx_full": 0.0, "skip_frames": 0.0, "wraps": 0.0, "drops": 0.0, "tx_error_after_sent": 0.0}
+        self.poll_rate = 0
+        self.seen = {"rx_full": 0.0, "skip_frames": 0.0, "wraps": 0.0, "drops": 0.0, "tx_error_after_sent": 0.0,
+                     "skip_at_cursor": 0.0}
         self.ctx.examples += 1
         self.s.rec.reset(self.s.hello_lines)
 
@@ -101,23 +104,26 @@ class ConformanceMachine(RuleBasedStateMachine):
         self.n += 1
         self.ctx.steps += 1
         self.ctx.rule_counts[name] = self.ctx.rule_counts.get(name, 0) + 1
-        self.s.step, self.s.rule = self.ctx.steps, name
+        self.s.step, self.s.rule = self.n, name
         self.s.rec.case([f"step {self.n}: {name}" + (f" {detail}" if detail else "")])
 
-    def _guard(self, fn: Callable[[], None]) -> None:
+    def _guard(self, data: Any, fn: Callable[[], None]) -> None:
         try:
             fn()
+            if self.poll_rate and self.open_pairs() and data.draw(st.integers(0, 9), label="then poll") < self.poll_rate:
+                self.s.exchange("poll", self._pick(data, self.open_pairs()))  # a user's loop polls often
             for p in self.open_pairs():
                 self.s.check_memory(p)
             self._observe()
-        except Mismatch as e:
-            self.dead = True
-            self.ctx.last_failure = (e, list(self.s.rec.lines))
-            raise
         except BaseException as e:
-            self.dead = True
-            self.ctx.last_failure = (e, list(self.s.rec.lines))
+            self._failed(e)
             raise
+
+    def _failed(self, e: BaseException) -> None:
+        self.dead = True
+        self.ctx.last_failure = (e, list(self.s.rec.lines))
+        if self.ctx.first_failure is None:
+            self.ctx.first_failure = (self.ctx.steps, getattr(e, "check", type(e).__name__))
 
     def open_pairs(self) -> list[SockPair]:
         return [p for p in self.pairs if not p.closed]
@@ -149,6 +155,8 @@ class ConformanceMachine(RuleBasedStateMachine):
                 self.seen["rx_full"] = max(self.seen["rx_full"], sum(v != UNUSED for v in st_) / n)
                 self.seen["skip_frames"] = max(self.seen["skip_frames"], sum(v == SKIP for v in st_) / n)
                 self.seen["wraps"] = max(self.seen["wraps"], m.g["claims"] / n)
+                if n > 1 and st_[m.g["rx_head"]] == SKIP:
+                    self.seen["skip_at_cursor"] = max(self.seen["skip_at_cursor"], sum(v == SKIP for v in st_))
             self.seen["drops"] = max(self.seen["drops"], float(m.g["drops"]))
 
     def _configure(self, data: Any, p: SockPair) -> None:
@@ -177,12 +185,14 @@ class ConformanceMachine(RuleBasedStateMachine):
         """Open a socket and, mostly, give it rings and map them (so examples start where bugs live)."""
         self._step("setup")
 
+        self.poll_rate = data.draw(st.sampled_from([0, 2, 5]), label="polls after 1 step in 10")
+
         def go() -> None:
             p = self.s.open_socket()
             self.pairs.append(p)
-            if data.draw(st.integers(0, 9), label="configure") > 0:
+            if data.draw(st.integers(0, 9), label="configure (9: leave unconfigured)") < 9:
                 self._configure(data, p)
-        self._guard(go)
+        self._guard(data, go)
 
     @_needs("open_socket", lambda self: len(self.open_pairs()) < self.ctx.max_sockets)
     @rule(data=st.data())
@@ -192,9 +202,9 @@ class ConformanceMachine(RuleBasedStateMachine):
         def go() -> None:
             p = self.s.open_socket()
             self.pairs.append(p)
-            if data.draw(st.booleans(), label="configure"):
+            if not data.draw(st.booleans(), label="leave unconfigured"):
                 self._configure(data, p)
-        self._guard(go)
+        self._guard(data, go)
 
     @_needs("set_ring", lambda self: bool(self.open_pairs()))
     @rule(data=st.data())
@@ -205,7 +215,7 @@ class ConformanceMachine(RuleBasedStateMachine):
         optval = data.draw(P.ring_optval(self.s.page_size), label="optval")
         self._step("set_ring", f"{ring} {optval.hex()}")
         opt = "NETLINK_RX_RING" if ring == "rx" else "NETLINK_TX_RING"
-        self._guard(lambda: self.s.exchange("setsockopt", p, option=opt, optval=optval.hex()))
+        self._guard(data, lambda: self.s.exchange("setsockopt", p, option=opt, optval=optval.hex()))
 
     @_needs("mmap_rings", lambda self: bool(self.open_pairs()))
     @rule(data=st.data())
@@ -220,14 +230,14 @@ class ConformanceMachine(RuleBasedStateMachine):
         if p.mapped and self.ms(p).g["mapped"] >= 3:
             length, offset = total + 1, 0  # keep VMAs few (a real agent keeps 8 mappings)
         self._step("mmap_rings", f"length {length} offset {offset}")
-        self._guard(lambda: self._mmap(p, max(length, 0), offset))
+        self._guard(data, lambda: self._mmap(p, max(length, 0), offset))
 
     @_needs("munmap_rings", lambda self: any(self.mapped(p) for p in self.open_pairs()))
     @rule(data=st.data())
     def munmap_rings(self, data: Any) -> None:
         p = self._pick(data, [p for p in self.open_pairs() if self.mapped(p)])
         self._step("munmap_rings")
-        self._guard(lambda: self.s.exchange("munmap", p))
+        self._guard(data, lambda: self.s.exchange("munmap", p))
 
     def _capacity(self, p: SockPair) -> int | None:
         rx = self.ms(p).rx
@@ -238,9 +248,14 @@ class ConformanceMachine(RuleBasedStateMachine):
     def deliver_ring(self, data: Any) -> None:
         """A kernel subsystem's message: built in a frame if it fits (netlink_alloc_skb)."""
         p = self._pick(data, self.open_pairs())
-        payload = data.draw(P.deliver_payload(self._capacity(p)), label="payload")
-        self._step("deliver_ring", f"{len(payload)} bytes")
-        self._guard(lambda: self.s.exchange("deliver", p, payload=payload.hex(), path="ring"))
+        burst = [data.draw(P.deliver_payload(self._capacity(p)), label="payload")
+                 for _ in range(data.draw(st.sampled_from([1, 1, 1, 2, 3, 8]), label="messages"))]
+        self._step("deliver_ring", f"{len(burst)} messages of {', '.join(str(len(b)) for b in burst)} bytes")
+
+        def go() -> None:
+            for payload in burst:
+                self.s.exchange("deliver", p, payload=payload.hex(), path="ring")
+        self._guard(data, go)
 
     def _copy_targets(self) -> list[SockPair]:
         return [p for p in self.open_pairs() if self.ms(p).rx is None or self.ctx.has("copy_fallback")]
@@ -250,9 +265,14 @@ class ConformanceMachine(RuleBasedStateMachine):
     def deliver_copy(self, data: Any) -> None:
         """A user-space peer's message (the COPY path with an RX ring)."""
         p = self._pick(data, self._copy_targets())
-        payload = data.draw(P.deliver_payload(self._capacity(p)), label="payload")
-        self._step("deliver_copy", f"{len(payload)} bytes")
-        self._guard(lambda: self.s.exchange("deliver", p, payload=payload.hex(), path="copy"))
+        burst = [data.draw(P.deliver_payload(self._capacity(p)), label="payload")
+                 for _ in range(data.draw(st.sampled_from([1, 1, 1, 2, 4]), label="messages"))]
+        self._step("deliver_copy", f"{len(burst)} messages of {', '.join(str(len(b)) for b in burst)} bytes")
+
+        def go() -> None:
+            for payload in burst:
+                self.s.exchange("deliver", p, payload=payload.hex(), path="copy")
+        self._guard(data, go)
 
     @_needs("deliver_group", lambda self: bool(self.open_pairs()))
     @rule(data=st.data())
@@ -262,7 +282,7 @@ class ConformanceMachine(RuleBasedStateMachine):
         group = data.draw(st.sampled_from([1, 2, 3, 16, 28]), label="group")
         payload = data.draw(P.group_payload(), label="payload")
         self._step("deliver_group", f"group {group}, {len(payload)} bytes")
-        self._guard(lambda: self.s.exchange("deliver", p, payload=payload.hex(), path="copy", group=group))
+        self._guard(data, lambda: self.s.exchange("deliver", p, payload=payload.hex(), path="copy", group=group))
 
     @_needs("release_frame", lambda self: any(self.rx_frames(p, (VALID, COPY, SKIP)) for p in self.with_rx()))
     @rule(data=st.data())
@@ -279,7 +299,41 @@ class ConformanceMachine(RuleBasedStateMachine):
             if n:
                 self.s.peek(p, off + NL_MMAP_HDRLEN, n)
             self.s.poke(p, off, _U32.pack(UNUSED))
-        self._guard(go)
+        self._guard(data, go)
+
+    @_needs("read_ring", lambda self: bool(self.with_rx()))
+    @rule(data=st.data())
+    def read_ring(self, data: Any) -> None:
+        """A well-behaved reader: from its cursor, in ring order, read each VALID frame (header, then
+        nm_len bytes) and release it or keep it (SKIP), fetch each COPY frame's message with recvmsg
+        and release it, release frames it kept earlier; stop at the first frame the kernel owns."""
+        p = self._pick(data, self.with_rx())
+        keep = data.draw(st.sampled_from([0, 0, 0, 1, 3]), label="keep 1 in") if self.ctx.has("skip") else 0
+        limit = data.draw(st.sampled_from([1, 2, 100]), label="frames at most")
+        self._step("read_ring", f"from frame {p.cursor}, at most {limit}" + (f", SKIP 1 in {keep}" if keep else ""))
+
+        def go() -> None:
+            m = self.ms(p)
+            n, lay, cap = m.rx.geom.frame_nr, m.layout, m.rx.geom.payload_capacity
+            p.cursor %= n
+            for k in range(min(limit, n)):
+                off = lay.frame_offset("rx", p.cursor)
+                hdr = self.s.peek(p, off, NL_MMAP_HDRLEN)
+                status, ln = _U32.unpack_from(hdr, 0)[0], min(_U32.unpack_from(hdr, 4)[0], cap)
+                if status == VALID:
+                    if ln:
+                        self.s.peek(p, off + NL_MMAP_HDRLEN, ln)
+                    kept = keep and (k + p.cursor) % keep == 0
+                    self.s.poke(p, off, _U32.pack(SKIP if kept else UNUSED))
+                elif status == COPY:
+                    self.s.exchange("recvmsg", p, bufsize=65536, dontwait=True)
+                    self.s.poke(p, off, _U32.pack(UNUSED))
+                elif status == SKIP:
+                    self.s.poke(p, off, _U32.pack(UNUSED))
+                else:
+                    break
+                p.cursor = (p.cursor + 1) % n
+        self._guard(data, go)
 
     @_needs("skip_frame", lambda self: any(self.rx_frames(p, (VALID,)) for p in self.with_rx()))
     @rule(data=st.data())
@@ -288,7 +342,7 @@ class ConformanceMachine(RuleBasedStateMachine):
         p = self._pick(data, [p for p in self.with_rx() if self.rx_frames(p, (VALID,))])
         i = data.draw(st.sampled_from(self.rx_frames(p, (VALID,))), label="frame")
         self._step("skip_frame", f"RX frame {i}")
-        self._guard(lambda: self.s.poke(p, self.ms(p).layout.frame_offset("rx", i), _U32.pack(SKIP)))
+        self._guard(data, lambda: self.s.poke(p, self.ms(p).layout.frame_offset("rx", i), _U32.pack(SKIP)))
 
     @_needs("recvmsg", lambda self: bool(self.open_pairs()))
     @rule(data=st.data())
@@ -299,7 +353,7 @@ class ConformanceMachine(RuleBasedStateMachine):
         m = self.ms(p)
         dontwait = True if not (m.rq or m.g["sk_err"]) else data.draw(st.booleans(), label="dontwait")
         self._step("recvmsg", f"bufsize {bufsize}" + ("" if dontwait else " blocking"))
-        self._guard(lambda: self.s.exchange("recvmsg", p, bufsize=bufsize, dontwait=dontwait))
+        self._guard(data, lambda: self.s.exchange("recvmsg", p, bufsize=bufsize, dontwait=dontwait))
 
     @_needs("fill_tx", lambda self: any(self._tx_unused(p) for p in self.with_tx()))
     @rule(data=st.data())
@@ -326,14 +380,25 @@ class ConformanceMachine(RuleBasedStateMachine):
         else:
             body, nm_len = b"", 0
         off = self.ms(p).layout.frame_offset("tx", i)
-        self._step("fill_tx", f"TX frame {i}: {kind}, nm_len {nm_len}")
+        more = data.draw(st.sampled_from([0, 0, 0, 1, 3]), label="more frames in order") if kind == "request" else 0
+        self._step("fill_tx", f"TX frame {i}: {kind}, nm_len {nm_len}" + (f", then {more} more" if more else ""))
 
-        def go() -> None:
+        def fill(off: int, body: bytes, nm_len: int) -> None:
             if body:
                 self.s.poke(p, off + NL_MMAP_HDRLEN, body)
             self.s.poke(p, off + 4, _U32.pack(nm_len))
             self.s.poke(p, off, _U32.pack(VALID))
-        self._guard(go)
+
+        def go() -> None:
+            fill(off, body, nm_len)
+            j = i
+            for _ in range(more):
+                j = (j + 1) % g.frame_nr
+                if self.ms(p).statuses("tx")[j] != UNUSED:
+                    break
+                msg = data.draw(P.datagram(max_len=cap), label="messages")
+                fill(self.ms(p).layout.frame_offset("tx", j), msg, len(msg))
+        self._guard(data, go)
 
     def _tx_unused(self, p: SockPair) -> list[int]:
         m = self.ms(p)
@@ -364,7 +429,7 @@ class ConformanceMachine(RuleBasedStateMachine):
             exp = self.s.exchange("sendmsg", p, payload=None, to=to)
             if not exp["ok"] and m.tx is not None and m.g["tx_head"] != before:
                 self.seen["tx_error_after_sent"] = max(self.seen["tx_error_after_sent"], 1.0)
-        self._guard(go)
+        self._guard(data, go)
 
     @_needs("send", lambda self: bool(self.open_pairs()))
     @rule(data=st.data())
@@ -384,21 +449,21 @@ class ConformanceMachine(RuleBasedStateMachine):
             payload = data.draw(st.one_of(P.datagram(to_kernel=False), P.pattern(data.draw(st.integers(0, 300)))),
                                 label="bytes")
         self._step("send", f"{len(payload)} bytes to {to}")
-        self._guard(lambda: self.s.exchange("sendmsg", p, payload=payload.hex(), to=to))
+        self._guard(data, lambda: self.s.exchange("sendmsg", p, payload=payload.hex(), to=to))
 
     @_needs("received", lambda self: bool(self.open_pairs()))
     @rule(data=st.data())
     def received(self, data: Any) -> None:
         p = self._pick(data, self.open_pairs())
         self._step("received")
-        self._guard(lambda: self.s.exchange("received", p))
+        self._guard(data, lambda: self.s.exchange("received", p))
 
     @_needs("poll", lambda self: bool(self.open_pairs()))
     @rule(data=st.data())
     def poll(self, data: Any) -> None:
         p = self._pick(data, self.open_pairs())
         self._step("poll")
-        self._guard(lambda: self.s.exchange("poll", p))
+        self._guard(data, lambda: self.s.exchange("poll", p))
 
     @_needs("set_no_enobufs", lambda self: bool(self.open_pairs()))
     @rule(data=st.data())
@@ -407,7 +472,7 @@ class ConformanceMachine(RuleBasedStateMachine):
         optval = data.draw(st.sampled_from([_U32.pack(1), _U32.pack(0), _U32.pack(7), b"\x01", b"",
                                             _U32.pack(1) + b"\0\0\0\0"]), label="optval")
         self._step("set_no_enobufs", optval.hex())
-        self._guard(lambda: self.s.exchange("setsockopt", p, option="NETLINK_NO_ENOBUFS", optval=optval.hex()))
+        self._guard(data, lambda: self.s.exchange("setsockopt", p, option="NETLINK_NO_ENOBUFS", optval=optval.hex()))
 
     @_needs("set_option", lambda self: bool(self.open_pairs()))
     @rule(data=st.data())
@@ -422,7 +487,7 @@ class ConformanceMachine(RuleBasedStateMachine):
         else:
             optval = data.draw(st.sampled_from([_U32.pack(1), _U32.pack(0), b"\x01"]), label="optval")
         self._step("set_option", f"{option} {optval.hex()}")
-        self._guard(lambda: self.s.exchange("setsockopt", p, option=option, optval=optval.hex()))
+        self._guard(data, lambda: self.s.exchange("setsockopt", p, option=option, optval=optval.hex()))
 
     @_needs("close_socket", lambda self: len(self.open_pairs()) >= 2 or (self.n >= 30 and bool(self.open_pairs())))
     @rule(data=st.data())
@@ -433,7 +498,7 @@ class ConformanceMachine(RuleBasedStateMachine):
         def go() -> None:
             self.s.exchange("received", p)
             self.s.close_pair(p)
-        self._guard(go)
+        self._guard(data, go)
 
     @_needs("scribble", lambda self: any(self.mapped(p) for p in self.open_pairs()))
     @rule(data=st.data())
@@ -457,7 +522,7 @@ class ConformanceMachine(RuleBasedStateMachine):
             blob = data.draw(P.pattern(n), label="bytes")
             what = f"{n} bytes at {off}"
         self._step("scribble", what)
-        self._guard(lambda: self.s.poke(p, off, blob))
+        self._guard(data, lambda: self.s.poke(p, off, blob))
 
     @_needs("pause_and_rewrite", lambda self: any(self._tx_head_valid(p) for p in self.with_tx()))
     @rule(data=st.data())
@@ -486,7 +551,7 @@ class ConformanceMachine(RuleBasedStateMachine):
             if what in ("status", "all"):
                 self.s.poke(p, off, _U32.pack(data.draw(st.sampled_from([VALID, UNUSED, SKIP]), label="new status")))
             self.s.exchange("resume", None, token=exp["paused"])
-        self._guard(go)
+        self._guard(data, go)
 
     def _tx_head_valid(self, p: SockPair) -> bool:
         m = self.ms(p)
@@ -504,9 +569,8 @@ class ConformanceMachine(RuleBasedStateMachine):
                 self.s.exchange("received", p)
                 self.s.check_memory(p, full=True)
                 self.s.close_pair(p)
-        except Mismatch as e:
-            self.dead = True
-            self.ctx.last_failure = (e, list(self.s.rec.lines))
+        except BaseException as e:
+            self._failed(e)
             raise
 
 

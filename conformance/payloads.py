@@ -29,7 +29,8 @@ REQUEST_PID = 0x5A5A5A5A
 def geometry_menu(page: int) -> list[RingRequest]:
     """Small valid geometries: frames that hold an ACK or not (COPY path), gaps at block ends,
     one-frame rings, several blocks, frames of several pages."""
-    return [RingRequest(page, 1, 512, 8), RingRequest(page, 1, 1024, 4), RingRequest(page, 1, 256, 16),
+    return [RingRequest(page, 1, 2048, 2), RingRequest(page, 1, 1024, 4), RingRequest(page, 1, 1024, 4),
+            RingRequest(page, 1, 512, 8), RingRequest(page, 1, 256, 16), RingRequest(page, 1, 2048, 2),
             RingRequest(page, 2, 2048, 4), RingRequest(page, 1, 48, page // 48), RingRequest(page, 1, 1000, 4),
             RingRequest(page, 1, page, 1), RingRequest(2 * page, 1, 2 * page, 1), RingRequest(page, 1, 128, 32),
             RingRequest(2 * page, 1, 2048, 4), RingRequest(page, 1, 64, 64), RingRequest(page, 2, 1024, 8)]

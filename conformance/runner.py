@@ -194,6 +194,8 @@ def _run_machine(session: Any, rep: Report, prof: Profile, budget: int, seed: in
         raise inner
     rep.verdict = "fail" if isinstance(inner, Mismatch) else "error"
     rep.failure = _failure_dict(inner, lines, exc)
+    if ctx.first_failure is not None:
+        rep.failure["first_seen_at_step"], rep.failure["first_check"] = ctx.first_failure
     path = _write_transcript(recorded, rep, inner, transcript_dir)
     if path:
         rep.failure["transcript"] = path
@@ -226,7 +228,8 @@ def _failure_dict(exc: BaseException, lines: list[str], outer: BaseException | N
         import traceback
 
         d["text"] = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-4000:]
-    repro = "\n".join(ln for ln in lines if ln and not ln.startswith("Trying example"))
+    notes = [n for e in (outer, exc) if e is not None for n in getattr(e, "__notes__", [])]
+    repro = "\n".join(ln for ln in list(lines) + notes if ln and not ln.startswith("Trying example"))
     if repro:
         d["reproducer"] = repro[-6000:]
     return d
