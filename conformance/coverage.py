@@ -12,16 +12,12 @@ not available the report says so and gives the numerator alone: a coverage figur
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from nlmmap.spec.abi import Status
-from nlmmap.spec.expr import evaluate
-from nlmmap.spec.system import Store
 
 __all__ = ["Coverage", "ACTION_DRIVERS", "status_label", "drivable"]
-
-STATUS_ARRAYS = {"rx_status": "rx", "tx_status": "tx"}
 
 #: Spec action -> the SUT features under which the suite can make the oracle take it (alternatives:
 #: any one set suffices; ``op:munmap`` is the optional munmap op), or None when no adapter request
@@ -49,12 +45,49 @@ ACTION_DRIVERS: dict[str, tuple[frozenset[str], ...] | None] = {
 }
 
 
-def status_label(v: int) -> str:
-    """A status word as the status machine names it: the Status name, or ``other``."""
+#: Names the status machine gives a frame that holds no named status, and one outside any ring.
+OTHER, ABSENT = "OTHER", "ABSENT"
+
+
+#: Edges of the spec's status machine that no sequence of adapter requests can produce, whatever the
+#: SUT: (predicate on (ring, before, after, action), the SUT features that lift it, why).
+ADAPTER_LIMITS: tuple[tuple[Callable[[tuple[str, str, str, str]], bool], frozenset[str], str], ...] = (
+    (lambda e: e[3] == "publish" and e[1] != "RESERVED", frozenset({"never"}),
+     "the kernel claims and publishes a frame within one request (deliver, an ACK): no user write falls between"),
+    (lambda e: e[3].startswith("teardown_") and e[1] not in ("UNUSED", "VALID", "COPY") if e[0] == "rx"
+     else e[3].startswith("teardown_") and e[1] != "UNUSED", frozenset({"op:munmap"}),
+     "only a user write (through a mapping) gives a frame that status, and a mapped socket keeps its rings "
+     "unless it can munmap"),
+    (lambda e: e[0] == "rx" and e[3] == "write_status" and (e[2] == "UNUSED" and e[1] in ("VALID", "COPY", "SKIP")
+                                                           or (e[1], e[2]) == ("VALID", "SKIP")), frozenset({"never"}),
+     "the oracle reads a user's UNUSED over a VALID/COPY/SKIP frame as release_frame and SKIP over VALID as "
+     "skip_frame (the same bytes, the spec's well-behaved name)"),
+    (lambda e: e[0] == "tx" and e[3] == "write_tx" and (e[1], e[2]) == ("UNUSED", "VALID"), frozenset({"never"}),
+     "the oracle reads a user's VALID over an UNUSED TX frame as fill_tx_frame"),
+)
+
+
+def status_label(v: int | None) -> str:
+    """A status word as the status machine names it: the Status name, OTHER, or ABSENT (no ring)."""
+    if v is None:
+        return ABSENT
     try:
         return Status(v).name
     except ValueError:
-        return "other"
+        return OTHER
+
+
+def _changes(before: dict[str, list[int]], after: dict[str, list[int]]) -> list[tuple[str, int, int | None, int | None]]:
+    """Frames whose status (or presence in a ring) differs between two snapshots."""
+    out = []
+    for ring in ("rx", "tx"):
+        b, a = before[ring], after[ring]
+        for i in range(max(len(b), len(a))):
+            x = b[i] if i < len(b) else None
+            y = a[i] if i < len(a) else None
+            if status_label(x) != status_label(y):
+                out.append((ring, i, x, y))
+    return out
 
 
 def drivable(action: str, features: Iterable[str]) -> tuple[bool, str]:
@@ -79,17 +112,20 @@ class Coverage:
         self.actions: Counter[str] = Counter()
         self.edges: Counter[tuple[str, str, str, str]] = Counter()
         self.source = "none"
+        self.recent: set[tuple[str, str, str, str]] = set()  # edges of the current example (for target())
 
     def record(self, action: str, changes: Iterable[tuple[str, int, int, int]]) -> None:
         """One spec step: its action and the (ring, frame, status before, status after) it wrote."""
         self.actions[action] += 1
         for ring, _i, before, after in changes:
-            self.edges[(ring, status_label(before), status_label(after), action)] += 1
+            e = (ring, status_label(before), status_label(after), action)
+            self.edges[e] += 1
+            self.recent.add(e)
 
     # ---- how the numbers are obtained from the oracle ------------------------------------------------
     def attach(self, kernel: Any, sock: Any) -> None:
         """Observe a model socket: through the oracle's observer if it has one, else by wrapping the
-        socket's ``step`` so each spec action's status writes are read before and after it runs."""
+        socket's ``step`` so the status of every frame is read before and after each spec action."""
         observe = getattr(kernel, "observe", None)
         if callable(observe):
             if self.source != "observer":
@@ -98,19 +134,19 @@ class Coverage:
             return
         self.source = "step wrapper"
         orig = sock.step
-        system = sock.system
-        view = sock.view
+
+        def snapshot() -> dict[str, list[int]]:
+            return {"rx": sock.statuses("rx"), "tx": sock.statuses("tx")}
+
+        # "before" is the state after the previous step: the model installs a new ring's bytes (and
+        # drops a torn-down ring) just before it takes the spec action that says so
+        last = [snapshot()]
 
         def step(action: str, **params: Any) -> None:
-            a = system.action(action)
-            lookup = _lookup(view, params)
-            writes = []
-            for u in a.updates:
-                if isinstance(u, Store) and u.array in STATUS_ARRAYS:
-                    idx = evaluate(u.index, lookup)
-                    writes.append((STATUS_ARRAYS[u.array], idx, view[u.array][idx]))
             orig(action, **params)
-            self.record(action, [(r, i, b, view[r + "_status"][i]) for r, i, b in writes])
+            now = snapshot()
+            self.record(action, _changes(last[0], now))
+            last[0] = now
 
         sock.step = step
 
@@ -142,7 +178,7 @@ class Coverage:
                          note=f"numerator only: {why}")
         else:
             got = set(edges_hit) & denom
-            edges.update(reachable=len(denom), percent=_pct(len(got), len(denom)),
+            edges.update(reachable=len(denom), percent=_pct(len(got), len(denom)), excluded=adapter_limits_doc(feats),
                          missing=[list(e) for e in sorted(denom - got)], hit=len(got),
                          outside=[list(e) for e in sorted(set(edges_hit) - denom)])
         return {"source": self.source, "actions": actions, "edges": edges}
@@ -159,25 +195,33 @@ def _pct(a: int, b: int) -> float | None:
 
 
 def _edge_denominator(system: Any, features: set[str], reachable_actions: list[str]):
-    """The status machine's edges whose action the suite can drive, from :mod:`nlmmap.spec.graphs`."""
+    """The status machine's edges reachable with the actions the suite can drive
+    (:func:`nlmmap.spec.graphs.frame_status_edges`, re-explored under that restriction)."""
     try:
         from nlmmap.spec import graphs  # type: ignore[attr-defined]
     except ImportError:
         return None, "nlmmap.spec.graphs (the per-frame status machine) is not available in this build"
-    fn = getattr(graphs, "status_edges", None)
+    fn = getattr(graphs, "frame_status_edges", None)
     if not callable(fn):
-        return None, "nlmmap.spec.graphs has no status_edges()"
+        return None, "nlmmap.spec.graphs has no frame_status_edges()"
     try:
-        edges = fn(system)
-    except Exception as e:  # a denominator we cannot read is no denominator
-        return None, f"nlmmap.spec.graphs.status_edges failed: {e}"
-    ok = set(reachable_actions)
+        edges = fn(system, actions=sorted(reachable_actions))
+    except Exception as e:  # a denominator we cannot compute is no denominator
+        return None, f"nlmmap.spec.graphs.frame_status_edges failed: {type(e).__name__}: {e}"
     out = set()
     for e in edges:
-        ring, before, after, action = (e[0], e[1], e[2], e[3]) if not isinstance(e, dict) else \
-            (e["ring"], e["before"], e["after"], e["action"])
-        if action in ok and (ring == "rx" and "rx_ring" in features or ring == "tx" and "tx_ring" in features):
-            if "skip" not in features and "SKIP" in (before, after):
-                continue
-            out.add((ring, str(before), str(after), action))
+        ring, before, after, action = e
+        if f"{ring}_ring" not in features:
+            continue
+        if "skip" not in features and "SKIP" in (before, after):
+            continue
+        if any(pred(e) and not lift <= features for pred, lift, _ in ADAPTER_LIMITS):
+            continue
+        out.add((ring, str(before), str(after), action))
     return out, ""
+
+
+def adapter_limits_doc(features: Iterable[str]) -> list[str]:
+    """The adapter limits in force for these features (for the report)."""
+    feats = set(features)
+    return [why for _, lift, why in ADAPTER_LIMITS if not lift <= feats]

@@ -32,17 +32,37 @@ from .session import Mismatch, Session, SockPair
 
 __all__ = ["ConformanceMachine", "RULE_FEATURES", "RunContext", "machine_for"]
 
+_LABELS = ("UNUSED", "RESERVED", "VALID", "COPY", "SKIP", "OTHER")
+_VALUES = {s.name: int(s) for s in Status}
+
+
+def _label(v: int) -> str:
+    try:
+        return Status(v).name
+    except ValueError:
+        return "OTHER"
+
+
+def _no_skip(blob: bytes, off: int, lay: Any) -> bytes:
+    """``blob`` with any status word it would set to SKIP changed to 5."""
+    b = bytearray(blob)
+    for f in lay.frames():
+        a = f.offset - off
+        if 0 <= a and a + 4 <= len(b) and _U32.unpack_from(b, a)[0] == SKIP:
+            _U32.pack_into(b, a, 5)
+    return bytes(b)
+
 UNUSED, RESERVED, VALID, COPY, SKIP = (int(s) for s in Status)
 _U32 = struct.Struct("=I")
 
 #: Rule -> the SUT features it needs (all of them). Rules whose features are missing are not run
 #: and the report lists them with the missing feature.
 RULE_FEATURES: dict[str, tuple[str, ...]] = {
-    "open_socket": (), "set_ring": (), "mmap_rings": (), "munmap_rings": ("op:munmap",),
+    "open_socket": (), "set_ring": (), "replace_ring": (), "mmap_rings": (), "munmap_rings": ("op:munmap",),
     "deliver_ring": ("deliver_ring",), "deliver_copy": ("deliver_copy",), "deliver_group": ("deliver_copy", "multicast"),
     "release_frame": ("rx_ring",), "read_ring": ("rx_ring",), "skip_frame": ("rx_ring", "skip"), "recvmsg": (), "fill_tx": ("tx_ring",),
     "kick": (), "send": (), "received": (), "poll": (), "set_no_enobufs": ("no_enobufs",), "set_option": (),
-    "close_socket": (), "scribble": (), "pause_and_rewrite": ("tx_ring", "pause_after_validate"),
+    "close_socket": (), "scribble": (), "write_status": (), "pause_and_rewrite": ("tx_ring", "pause_after_validate"),
 }
 
 
@@ -98,6 +118,7 @@ class ConformanceMachine(RuleBasedStateMachine):
                      "skip_at_cursor": 0.0}
         self.ctx.examples += 1
         self.s.rec.reset(self.s.hello_lines)
+        self.s.coverage.recent.clear()
 
     # ---- plumbing -------------------------------------------------------------------------------
     def _step(self, name: str, detail: str = "") -> None:
@@ -170,7 +191,7 @@ class ConformanceMachine(RuleBasedStateMachine):
             opt = "NETLINK_RX_RING" if r == "rx" else "NETLINK_TX_RING"
             if self.s.exchange("setsockopt", p, option=opt, optval=g.pack().hex())["ok"]:
                 size += g.block_size * g.block_nr
-        if size:
+        if size and data.draw(st.integers(0, 7), label="map (7: not yet)") < 7:
             self._mmap(p, size, 0)
 
     def _mmap(self, p: SockPair, length: int, offset: int) -> dict:
@@ -216,6 +237,28 @@ class ConformanceMachine(RuleBasedStateMachine):
         self._step("set_ring", f"{ring} {optval.hex()}")
         opt = "NETLINK_RX_RING" if ring == "rx" else "NETLINK_TX_RING"
         self._guard(data, lambda: self.s.exchange("setsockopt", p, option=opt, optval=optval.hex()))
+
+    def _unmapped_with_ring(self) -> list[SockPair]:
+        return [p for p in self.open_pairs() if self.ms(p).g["mapped"] == 0 and
+                (self.ms(p).rx is not None or self.ms(p).tx is not None)]
+
+    @_needs("replace_ring", lambda self: bool(self._unmapped_with_ring()))
+    @rule(data=st.data())
+    def replace_ring(self, data: Any) -> None:
+        """Before mmap, tear a ring down (whatever its frames hold) and maybe set up another."""
+        p = self._pick(data, self._unmapped_with_ring())
+        m = self.ms(p)
+        ring = data.draw(st.sampled_from([r for r in ("rx", "tx") if (m.rx if r == "rx" else m.tx) is not None]),
+                         label="ring")
+        new = data.draw(st.one_of(st.none(), st.sampled_from(P.geometry_menu(self.s.page_size))), label="new geometry")
+        opt = "NETLINK_RX_RING" if ring == "rx" else "NETLINK_TX_RING"
+        self._step("replace_ring", f"{ring}" + (f" by {new}" if new else ""))
+
+        def go() -> None:
+            self.s.exchange("setsockopt", p, option=opt, optval=RingRequest(0, 0, 0, 0).pack().hex())
+            if new is not None:
+                self.s.exchange("setsockopt", p, option=opt, optval=new.pack().hex())
+        self._guard(data, go)
 
     @_needs("mmap_rings", lambda self: bool(self.open_pairs()))
     @rule(data=st.data())
@@ -500,26 +543,55 @@ class ConformanceMachine(RuleBasedStateMachine):
             self.s.close_pair(p)
         self._guard(data, go)
 
+    @_needs("write_status", lambda self: any(self.mapped(p) for p in self.open_pairs()))
+    @rule(data=st.data())
+    def write_status(self, data: Any) -> None:
+        """The adversary writes a status word: any frame of either ring, any value (statuses and
+        values that are none), chosen so that every (status before, status after) pair comes up."""
+        p = self._pick(data, [p for p in self.open_pairs() if self.mapped(p)])
+        m = self.ms(p)
+        rings = [r for r in ("rx", "tx") if (m.rx if r == "rx" else m.tx) is not None]
+        writes = []
+        for _ in range(data.draw(st.integers(1, 6), label="writes")):
+            ring = data.draw(st.sampled_from(rings), label="ring")
+            words = m.statuses(ring)
+            for r_, i_, v_ in writes:  # the statuses after the writes drawn so far
+                if r_ == ring:
+                    words[i_] = v_
+            have = data.draw(st.sampled_from(sorted({_label(w) for w in words})), label="frames holding")
+            i = data.draw(st.sampled_from([k for k, w in enumerate(words) if _label(w) == have]), label="frame")
+            labels = [x for x in _LABELS if x != have and (x != "SKIP" or self.ctx.has("skip"))]
+            want = data.draw(st.sampled_from(labels), label="new status")
+            val = _VALUES[want] if want != "OTHER" else data.draw(st.sampled_from([5, 0xFF, 0x100, 0xFFFFFFFF]),
+                                                                    label="value")
+            writes.append((ring, i, val))
+        self._step("write_status", ", ".join(f"{r.upper()}[{i}] = {v:#x}" for r, i, v in writes))
+
+        def go() -> None:
+            for r, i, v in writes:
+                self.s.poke(p, m.layout.frame_offset(r, i), _U32.pack(v))
+        self._guard(data, go)
+
     @_needs("scribble", lambda self: any(self.mapped(p) for p in self.open_pairs()))
     @rule(data=st.data())
     def scribble(self, data: Any) -> None:
-        """The adversary: any value into a status word, or any bytes anywhere in the mapping."""
+        """The adversary: any bytes anywhere in the mapping, or any nm_len."""
         p = self._pick(data, [p for p in self.open_pairs() if self.mapped(p)])
         lay = self.ms(p).layout
         frames = list(lay.frames())
-        kind = data.draw(st.sampled_from(["status", "status", "nm_len", "bytes"]), label="kind")
-        if kind in ("status", "nm_len") and frames:
+        if data.draw(st.booleans(), label="nm_len (else bytes)") and frames:
             f = data.draw(st.sampled_from(frames), label="frame")
-            off = f.offset + (0 if kind == "status" else 4)
-            val = data.draw(P.scribble_value() if kind == "status" else
-                            st.sampled_from([0, 1, 16, f.frame_size - NL_MMAP_HDRLEN, f.frame_size, 0xFFFFFFFF]),
+            off = f.offset + 4
+            val = data.draw(st.sampled_from([0, 1, 16, f.frame_size - NL_MMAP_HDRLEN, f.frame_size, 0xFFFFFFFF]),
                             label="value")
             blob = _U32.pack(val)
-            what = f"{f.ring.upper()}[{f.index}] {'nm_status' if kind == 'status' else 'nm_len'} = {val:#x}"
+            what = f"{f.ring.upper()}[{f.index}] nm_len = {val:#x}"
         else:
             off = data.draw(st.integers(0, lay.size - 1), label="offset")
             n = data.draw(st.integers(1, min(64, lay.size - off)), label="length")
             blob = data.draw(P.pattern(n), label="bytes")
+            if not self.ctx.has("skip"):  # no SKIP in a status word of a SUT without SKIP
+                blob = _no_skip(blob, off, lay)
             what = f"{n} bytes at {off}"
         self._step("scribble", what)
         self._guard(data, lambda: self.s.poke(p, off, blob))
@@ -561,6 +633,7 @@ class ConformanceMachine(RuleBasedStateMachine):
     def teardown(self) -> None:
         for label, v in self.seen.items():
             target(v, label=label)
+        target(float(len(self.s.coverage.recent)), label="status-machine edges in one example")
         if self.dead:
             self.s.close_all()
             return

@@ -41,7 +41,7 @@ def ring_optval(draw, page: int) -> bytes:
     """Raw setsockopt bytes for NETLINK_RX_RING/TX_RING: mostly valid, else each geometry rule
     broken in turn, a tear-down (good or with frame_nr != 0), a u32 product that wraps, any bytes."""
     g = draw(st.sampled_from(geometry_menu(page)))
-    kind = draw(st.sampled_from(["valid"] * 6 + ["teardown", "bad_block", "block_top_bit", "block_zero",
+    kind = draw(st.sampled_from(["valid"] * 6 + ["teardown"] * 4 + ["bad_block", "block_top_bit", "block_zero",
                                                  "frame_small", "frame_unaligned", "frame_gt_block", "count",
                                                  "teardown_count", "wrap", "raw", "long"]))
     bs, bn, fs, fn = g.block_size, g.block_nr, g.frame_size, g.frame_nr
@@ -138,9 +138,10 @@ def group_payload(draw, size_max: int = 256) -> bytes:
     return nl.build_message(0x1234, nl.NLM_F_MULTI if draw(st.booleans()) else 0, 0, 0, draw(pattern(size - 16)))
 
 
-def scribble_value() -> st.SearchStrategy[int]:
-    """A status word the adversary writes: statuses, and values that are none."""
-    return st.sampled_from([0, 1, 2, 3, 4, 5, 0xFF, 0x100, 0xFFFFFFFF, 0x80000002])
+def scribble_value(*, skip: bool = True) -> st.SearchStrategy[int]:
+    """A status word the adversary writes: statuses, and values that are none (SKIP only when the
+    SUT implements it)."""
+    return st.sampled_from([v for v in (0, 1, 2, 3, 4, 5, 0xFF, 0x100, 0xFFFFFFFF, 0x80000002) if skip or v != 4])
 
 
 def tx_payload_capacity(frame_size: int) -> int:
