@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     from . import proofs_cmd
 
     proofs_cmd.add_parsers(sub, EPILOG, _Parser)
+    from . import conform_cmd; conform_cmd.add_parsers(sub, EPILOG, _Parser)  # noqa: E702
     return p
 
 

@@ -274,7 +274,7 @@ class KillRow:
         return dict(self.__dict__)
 
 
-def kill_table(*, max_steps: int = 4000, seed: int | None = None, only: list[str] | None = None,
+def kill_table(*, max_steps: int = 20000, seed: int | None = None, only: list[str] | None = None,
                include_reference: bool = True, progress: Any = None, timeout: float = 10.0) -> dict[str, Any]:
     """Run the suite against every mutant (and the correct kernel sides, which must pass)."""
     from .runner import run_conformance
@@ -295,7 +295,17 @@ def kill_table(*, max_steps: int = 4000, seed: int | None = None, only: list[str
             _progress(progress, refs[-1])
     for m in muts:
         t = time.perf_counter()
-        rep = run_conformance(m.build(), profile="quick", max_steps=max_steps, seed=seed, coverage_floor=0,
+        target = m.build()
+        if m.needs:
+            hello = _hello(target)
+            missing = [x for x in m.needs if x not in hello]
+            if missing:
+                target.close()
+                rows.append(KillRow(m.name, m.kind, False, "not-observable", None, "", round(time.perf_counter() - t, 2),
+                                    m.doc, f"cannot be observed: the SUT lacks {', '.join(missing)}"))
+                _progress(progress, rows[-1])
+                continue
+        rep = run_conformance(target, profile="quick", max_steps=max_steps, seed=seed, coverage_floor=0,
                               stop_on_failure_shrink=False)
         f = rep.failure or {}
         failing = next((c for c in rep.checks if c.verdict == "fail"), None)
@@ -314,6 +324,16 @@ def kill_table(*, max_steps: int = 4000, seed: int | None = None, only: list[str
     return {"mutants": [r.as_dict() for r in rows], "reference": [r.as_dict() for r in refs],
             "killed": killed, "total": len(rows), "reference_pass": refs_ok,
             "verdict": "pass" if killed == len(rows) and refs_ok else "fail", "max_steps": max_steps}
+
+
+def _hello(target: Any) -> list[str]:
+    from .targets import SUTFailure
+
+    try:
+        f = target.ask({"id": "mutant-hello", "op": "hello", "protocol": "nlmmap-adapter/1"}).get("features")
+    except SUTFailure:
+        return []
+    return list(f) if isinstance(f, list) else []
 
 
 def _progress(out: Any, r: KillRow) -> None:
