@@ -108,24 +108,27 @@ def compare_answer(op: str, exp: dict[str, Any], got: dict[str, Any]) -> list[De
                                                         f"SUT {'paused' if 'paused' in got else 'returned'}"))
         elif "bytes" in exp:
             if isinstance(got.get("bytes"), bool) or not isinstance(got.get("bytes"), int):
-                out.append(Deviation("protocol.bytes", f"sendmsg answer without an integer 'bytes': {_short(got)}"))
+                out.append(Deviation("protocol.bytes",
+                                     f"sendmsg answer without an integer 'bytes': {_short(got)}"))
             elif got["bytes"] != exp["bytes"]:
                 out.append(Deviation(f"answer.{op}.bytes", f"model {exp['bytes']}, SUT {got['bytes']}"))
     elif op == "recvmsg":
         gp = _hex(got.get("payload"))
         if gp is None or not isinstance(got.get("truncated"), bool):
-            out.append(Deviation("protocol.recvmsg", f"recvmsg answer without hex 'payload' and boolean 'truncated': "
-                                                     f"{_short(got)}"))
+            out.append(Deviation("protocol.recvmsg",
+                                 f"recvmsg answer without hex 'payload' and boolean 'truncated': {_short(got)}"))
         else:
             ep = _hex(exp["payload"]) or b""
             if gp != ep:
-                out.append(Deviation("answer.recvmsg.payload", f"model {ep.hex() or '(empty)'}, SUT {gp.hex() or '(empty)'}"))
+                out.append(Deviation("answer.recvmsg.payload",
+                                     f"model {ep.hex() or '(empty)'}, SUT {gp.hex() or '(empty)'}"))
             if got["truncated"] != exp["truncated"]:
                 out.append(Deviation("answer.recvmsg.truncated", f"model {exp['truncated']}, SUT {got['truncated']}"))
     elif op == "received":
         gm = got.get("messages")
         if not isinstance(gm, list) or any(_hex(m) is None for m in gm):
-            out.append(Deviation("protocol.received", f"received answer without a list of hex 'messages': {_short(got)}"))
+            out.append(Deviation("protocol.received",
+                                 f"received answer without a list of hex 'messages': {_short(got)}"))
         else:
             em = [_hex(m) for m in exp["messages"]]
             gb = [_hex(m) for m in gm]
@@ -134,7 +137,8 @@ def compare_answer(op: str, exp: dict[str, Any], got: dict[str, Any]) -> list[De
     elif op == "poll":
         gr = got.get("revents")
         if not isinstance(gr, list) or any(f not in POLL_FLAGS for f in gr):
-            out.append(Deviation("protocol.poll", f"poll answer without a list of {'/'.join(POLL_FLAGS)}: {_short(got)}"))
+            out.append(Deviation("protocol.poll",
+                                 f"poll answer without a list of {'/'.join(POLL_FLAGS)}: {_short(got)}"))
         elif set(gr) != set(exp["revents"]):
             out.append(Deviation("answer.poll.revents", f"model {sorted(exp['revents'])}, SUT {sorted(gr)}"))
     elif op == "deliver":
@@ -145,11 +149,13 @@ def compare_answer(op: str, exp: dict[str, Any], got: dict[str, Any]) -> list[De
         if gd is None:
             out.append(Deviation("protocol.peek", f"peek answer without hex 'data': {_short(got)}"))
         elif len(gd) != len(_hex(exp["data"]) or b""):
-            out.append(Deviation("answer.peek.length", f"model {len(_hex(exp['data']) or b'')} bytes, SUT {len(gd)}"))
+            want = len(_hex(exp["data"]) or b"")
+            out.append(Deviation("answer.peek.length", f"model {want} bytes, SUT {len(gd)}"))
     elif op == "socket":
         pid = got.get("portid")
         if got.get("sock") is None or isinstance(pid, bool) or not isinstance(pid, int):
-            out.append(Deviation("protocol.socket", f"socket answer without 'sock' and an integer 'portid': {_short(got)}"))
+            out.append(Deviation("protocol.socket",
+                                 f"socket answer without 'sock' and an integer 'portid': {_short(got)}"))
         elif pid == 0:
             out.append(Deviation("answer.socket.portid", "portid 0 is the kernel's"))
     elif op == "hello":
@@ -162,7 +168,7 @@ def _list_diff(em: list, gb: list) -> str:
     if len(em) != len(gb):
         return f"model {len(em)} messages, SUT {len(gb)}: model [{', '.join(m.hex()[:40] for m in em)}], " \
                f"SUT [{', '.join(m.hex()[:40] for m in gb)}]"
-    for k, (a, b) in enumerate(zip(em, gb)):
+    for k, (a, b) in enumerate(zip(em, gb, strict=True)):
         if a != b:
             return f"message {k}: model {a.hex()}, SUT {b.hex()}"
     return "differ"
@@ -233,7 +239,8 @@ def compare_memory(exp: bytes, got: bytes, offset: int, layout: MappingLayout | 
             place = where.get(j)
             what = f"{place} payload" if place else "bytes"
             out.append(Deviation(f"memory.{(place + '.payload') if place else 'bytes'}",
-                                 f"{what} [{lo + j}, {lo + k}): model {exp[j:k][:24].hex()}, SUT {got[j:k][:24].hex()}"))
+                                 f"{what} [{lo + j}, {lo + k}): model {exp[j:k][:24].hex()}, "
+                                 f"SUT {got[j:k][:24].hex()}"))
             j = k
         j += 1
     return out[:limit]

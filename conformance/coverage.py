@@ -77,7 +77,8 @@ def status_label(v: int | None) -> str:
         return OTHER
 
 
-def _changes(before: dict[str, list[int]], after: dict[str, list[int]]) -> list[tuple[str, int, int | None, int | None]]:
+def _changes(before: dict[str, list[int]],
+             after: dict[str, list[int]]) -> list[tuple[str, int, int | None, int | None]]:
     """Frames whose status (or presence in a ring) differs between two snapshots."""
     out = []
     for ring in ("rx", "tx"):

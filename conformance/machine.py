@@ -25,10 +25,19 @@ from hypothesis import strategies as st
 from hypothesis import target
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
-from nlmmap.spec.abi import NL_MMAP_HDRLEN, RingRequest, Status
+from nlmmap.spec.abi import (
+    NETLINK_ADD_MEMBERSHIP,
+    NETLINK_BROADCAST_ERROR,
+    NETLINK_CAP_ACK,
+    NETLINK_DROP_MEMBERSHIP,
+    NETLINK_PKTINFO,
+    NL_MMAP_HDRLEN,
+    RingRequest,
+    Status,
+)
 
 from . import payloads as P
-from .session import Mismatch, Session, SockPair
+from .session import Session, SockPair
 
 __all__ = ["ConformanceMachine", "RULE_FEATURES", "RunContext", "machine_for"]
 
@@ -59,8 +68,9 @@ _U32 = struct.Struct("=I")
 #: and the report lists them with the missing feature.
 RULE_FEATURES: dict[str, tuple[str, ...]] = {
     "open_socket": (), "set_ring": (), "replace_ring": (), "mmap_rings": (), "munmap_rings": ("op:munmap",),
-    "deliver_ring": ("deliver_ring",), "deliver_copy": ("deliver_copy",), "deliver_group": ("deliver_copy", "multicast"),
-    "release_frame": ("rx_ring",), "read_ring": ("rx_ring",), "skip_frame": ("rx_ring", "skip"), "recvmsg": (), "fill_tx": ("tx_ring",),
+    "deliver_ring": ("deliver_ring",), "deliver_copy": ("deliver_copy",),
+    "deliver_group": ("deliver_copy", "multicast"), "release_frame": ("rx_ring",), "read_ring": ("rx_ring",),
+    "skip_frame": ("rx_ring", "skip"), "recvmsg": (), "fill_tx": ("tx_ring",),
     "kick": (), "send": (), "received": (), "poll": (), "set_no_enobufs": ("no_enobufs",), "set_option": (),
     "close_socket": (), "scribble": (), "write_status": (), "pause_and_rewrite": ("tx_ring", "pause_after_validate"),
 }
@@ -119,6 +129,8 @@ class ConformanceMachine(RuleBasedStateMachine):
         self.ctx.examples += 1
         self.s.rec.reset(self.s.hello_lines)
         self.s.coverage.recent.clear()
+        self.s.close_all()  # sockets a failed example left open
+        self.s.pairs = []
 
     # ---- plumbing -------------------------------------------------------------------------------
     def _step(self, name: str, detail: str = "") -> None:
@@ -131,7 +143,8 @@ class ConformanceMachine(RuleBasedStateMachine):
     def _guard(self, data: Any, fn: Callable[[], None]) -> None:
         try:
             fn()
-            if self.poll_rate and self.open_pairs() and data.draw(st.integers(0, 9), label="then poll") < self.poll_rate:
+            if self.poll_rate and self.open_pairs() and \
+                    data.draw(st.integers(0, 9), label="then poll") < self.poll_rate:
                 p = self._pick(data, self.open_pairs())
                 if "POLLERR" in self.s.exchange("poll", p).get("revents", ()):  # a user's loop polls often,
                     self.s.exchange("recvmsg", p, bufsize=4096, dontwait=True)  # and fetches the error it shows
@@ -330,7 +343,7 @@ class ConformanceMachine(RuleBasedStateMachine):
     def deliver_group(self, data: Any) -> None:
         """A multicast message to one of the family's groups (a COPY frame with nm_group)."""
         p = self._pick(data, self.open_pairs())
-        group = data.draw(st.sampled_from([1, 2, 3, 16, 28]), label="group")
+        group = data.draw(st.sampled_from([1, 2, 3, 16, 28, 32]), label="group")
         payload = data.draw(P.group_payload(), label="payload")
         self._step("deliver_group", f"group {group}, {len(payload)} bytes")
         self._guard(data, lambda: self.s.exchange("deliver", p, payload=payload.hex(), path="copy", group=group))
@@ -530,11 +543,12 @@ class ConformanceMachine(RuleBasedStateMachine):
     def set_option(self, data: Any) -> None:
         """The other SOL_NETLINK options: CAP_ACK (error ACK length), memberships, flags, unknown ones."""
         p = self._pick(data, self.open_pairs())
-        option = data.draw(st.sampled_from(["NETLINK_CAP_ACK", "NETLINK_CAP_ACK", "NETLINK_ADD_MEMBERSHIP",
-                                            "NETLINK_DROP_MEMBERSHIP", "NETLINK_PKTINFO", "NETLINK_BROADCAST_ERROR",
+        # by number: the protocol names only the ring options and NO_ENOBUFS (a real agent knows no others)
+        option = data.draw(st.sampled_from([NETLINK_CAP_ACK, NETLINK_CAP_ACK, NETLINK_ADD_MEMBERSHIP,
+                                            NETLINK_DROP_MEMBERSHIP, NETLINK_PKTINFO, NETLINK_BROADCAST_ERROR,
                                             9, 11, 99]), label="option")
-        if option in ("NETLINK_ADD_MEMBERSHIP", "NETLINK_DROP_MEMBERSHIP"):
-            optval = _U32.pack(data.draw(st.sampled_from([1, 3, 28, 0, 33, 1000]), label="group"))
+        if option in (NETLINK_ADD_MEMBERSHIP, NETLINK_DROP_MEMBERSHIP):
+            optval = _U32.pack(data.draw(st.sampled_from([1, 3, 28, 32, 0, 33, 1000]), label="group"))
         else:
             optval = data.draw(st.sampled_from([_U32.pack(1), _U32.pack(0), b"\x01"]), label="optval")
         self._step("set_option", f"{option} {optval.hex()}")

@@ -301,8 +301,9 @@ def kill_table(*, max_steps: int = 20000, seed: int | None = None, only: list[st
             missing = [x for x in m.needs if x not in hello]
             if missing:
                 target.close()
-                rows.append(KillRow(m.name, m.kind, False, "not-observable", None, "", round(time.perf_counter() - t, 2),
-                                    m.doc, f"cannot be observed: the SUT lacks {', '.join(missing)}"))
+                rows.append(KillRow(m.name, m.kind, False, "not-observable", None, "",
+                                    round(time.perf_counter() - t, 2), m.doc,
+                                    f"cannot be observed: the SUT lacks {', '.join(missing)}"))
                 _progress(progress, rows[-1])
                 continue
         rep = run_conformance(target, profile="quick", max_steps=max_steps, seed=seed, coverage_floor=0,

@@ -248,7 +248,8 @@ def _write_transcript(recorded: list[str], rep: Report, exc: BaseException, tran
               "'>' lines are the requests sent to the SUT, '<' lines the expected answers: the reference model's",
               "(Linux 4.5), in the SUT's names (handles, portids, paths). '# case' lines are the state machine's",
               f"steps. Target: {rep.target}; implementation: {rep.implementation}; seed {rep.seed}.",
-              f"First difference: request id {first.get('id')} ({first.get('op')}), check {getattr(exc, 'check', '?')}.",
+              f"First difference: request id {first.get('id')} ({first.get('op')}), "
+              f"check {getattr(exc, 'check', '?')}.",
               "Replay: nlmmap conform --replay THIS_FILE --exec COMMAND (or --impl module:factory)."]
     try:
         return r.write(os.path.join(d, name), header)

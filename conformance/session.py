@@ -59,7 +59,7 @@ class OracleError(Exception):
     """The reference model failed (a model bug, reported as an internal error, never as the SUT's)."""
 
 
-class SUTDead(BaseException):  # noqa: N818 - propagates through Hypothesis on purpose
+class SUTDead(BaseException):
     """The SUT hung, died or wrote garbage: the run stops at once (not shrunk, exit 3)."""
 
     def __init__(self, failure: SUTFailure):
@@ -373,8 +373,19 @@ class Session:
         pair.last_image = now
 
     def close_all(self) -> None:
+        """Close every open socket on both sides without comparing (after a failed example), so a
+        long run does not leak the SUT's sockets."""
         for p in self.pairs:
-            if not p.closed and p.shm is not None:
+            if p.closed:
+                continue
+            p.closed = True
+            if p.shm is not None:
                 with contextlib.suppress(Exception):
                     p.shm.close()
                 p.shm = None
+            self.next_id += 1
+            with contextlib.suppress(Exception):
+                self._handle(self.model, {"id": self.next_id, "op": "close", "sock": p.model})
+            if getattr(self.target, "dead", None) is None:
+                with contextlib.suppress(SUTFailure):
+                    self.target.ask({"id": self.next_id, "op": "close", "sock": p.sut})

@@ -114,7 +114,8 @@ class ExecTarget:
         while b"\n" not in self.buf:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise self._fail("hung", f"no answer to {req.get('op')!r} (id {req.get('id')}) within {self.timeout:g} s")
+                raise self._fail("hung", f"no answer to {req.get('op')!r} (id {req.get('id')}) "
+                                         f"within {self.timeout:g} s")
             r, _, _ = select.select([self.out], [], [], left)
             if not r:
                 continue

@@ -25,9 +25,17 @@ def nlmmap_report(request: Any) -> Any:
     if bool(exec_cmd) == bool(impl):
         pytest.fail("the nlmmap conformance suite needs a target: --nlmmap-exec COMMAND or --nlmmap-impl "
                     "module:factory (exactly one)", pytrace=False)
+    import os
+
+    from nlmmap.conformance.runner import DEFAULT_SEED
+
+    seed = opt("--nlmmap-seed", None)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # gw0, gw1...: each worker searches from its own seed
+    if worker.startswith("gw") and worker[2:].isdigit():
+        seed = (DEFAULT_SEED if seed is None else seed) + 1000 * int(worker[2:])
     target = make_target(exec_cmd=exec_cmd, impl=impl)
     rep = run_conformance(target, profile=opt("--nlmmap-profile", "ci"), max_steps=opt("--nlmmap-max-steps", None),
-                          seed=opt("--nlmmap-seed", None), memory=opt("--nlmmap-memory", "auto"),
+                          seed=seed, memory=opt("--nlmmap-memory", "auto"),
                           database=opt("--nlmmap-database", None), transcript_dir=opt("--nlmmap-transcript-dir", None))
     request.config._nlmmap_report = rep
     return rep
