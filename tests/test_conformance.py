@@ -45,9 +45,9 @@ def test_boundary_mutants_are_killed(name, tmp_path):
     assert rep.failure["check"].startswith(("answer.", "memory."))
 
 
-def test_poll_history_switch_is_killed():
+def test_poll_history_switch_is_killed(tmp_path):
     rep = run_conformance(lambda: _model("poll_head_minus_one"), profile="quick", max_steps=3000,
-                          stop_on_failure_shrink=False)
+                          stop_on_failure_shrink=False, transcript_dir=str(tmp_path))
     assert rep.verdict == "fail" and rep.failure["check"] == "answer.poll.revents", rep.human()
 
 
