@@ -151,9 +151,20 @@ class Coverage:
 
         sock.step = step
 
-    def _on_step(self, action: str, actor: str, params: dict, changes: Iterable[Any]) -> None:
-        """The oracle's per-step observer: (action, actor, params, frame changes)."""
-        self.record(action, [(c[0], c[1], c[2], c[3]) for c in changes])
+    def _on_step(self, action: Any, actor: str = "", params: Any = None, changes: Iterable[Any] = ()) -> None:
+        """The oracle's per-step observer: (action, actor, params, frame changes (ring, index,
+        status_before, status_after)), as arguments or as one record with those fields."""
+        if not isinstance(action, str):  # one record
+            rec = action
+            action, changes = getattr(rec, "action", ""), getattr(rec, "changes", ()) or getattr(rec, "frames", ())
+        out = []
+        for c in changes:
+            if isinstance(c, (tuple, list)):
+                out.append((c[0], c[1], c[2], c[3]))
+            else:
+                out.append((getattr(c, "ring"), getattr(c, "index"), getattr(c, "status_before"),
+                            getattr(c, "status_after")))
+        self.record(action, out)
 
     # ---- the report -------------------------------------------------------------------------------------
     def summary(self, features: Iterable[str], *, variant: Any = None) -> dict[str, Any]:
