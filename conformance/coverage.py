@@ -162,8 +162,8 @@ class Coverage:
             if isinstance(c, (tuple, list)):
                 out.append((c[0], c[1], c[2], c[3]))
             else:
-                out.append((getattr(c, "ring"), getattr(c, "index"), getattr(c, "status_before"),
-                            getattr(c, "status_after")))
+                out.append((c.ring, c.index, c.status_before,
+                            c.status_after))
         self.record(action, out)
 
     # ---- the report -------------------------------------------------------------------------------------
