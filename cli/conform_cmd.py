@@ -123,9 +123,14 @@ def _cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     part("prove", {0: "pass", 1: "fail", 3: "inconclusive"}.get(rc, "error"),
          lines[-1] if lines else f"exit {rc}", time.perf_counter() - t, doc)
 
+    t = time.perf_counter()
+    table = kill_table(max_steps=args.mutant_steps, seed=args.seed, progress=err)
+    part("mutants", table["verdict"], f"killed {table['killed']}/{table['total']}; correct kernel sides "
+         f"{'pass' if table['reference_pass'] else 'FAIL'}", time.perf_counter() - t, table)
     steps = args.max_steps
-    for name, sut in (("suite: nlmmap.impl in-process", "nlmmap.impl.adapter:ImplBackend"),
-                      ("suite: nlmmap.impl over its adapter", python_command("nlmmap.impl.adapter"))):
+    # the in-process run goes last: a backend left busy by a failure shares this process's GIL
+    for name, sut in (("suite: nlmmap.impl over its adapter", python_command("nlmmap.impl.adapter")),
+                      ("suite: nlmmap.impl in-process", "nlmmap.impl.adapter:ImplBackend")):
         t = time.perf_counter()
         if isinstance(sut, str):
             from nlmmap.conformance.runner import make_target
@@ -144,10 +149,6 @@ def _cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
              + (f"; {rep.failure.get('check', '')}" if rep.failure else ""), time.perf_counter() - t, rep.to_dict())
         if rep.failure:
             err.write(rep.human())
-    t = time.perf_counter()
-    table = kill_table(max_steps=args.mutant_steps, seed=args.seed, progress=err)
-    part("mutants", table["verdict"], f"killed {table['killed']}/{table['total']}; correct kernel sides "
-         f"{'pass' if table['reference_pass'] else 'FAIL'}", time.perf_counter() - t, table)
     order = {"pass": 0, "fail": 1, "inconclusive": 3, "error": 4}
     worst = max((order.get(p["verdict"], 4) for p in parts), default=0)
     verdict = {0: "pass", 1: "fail", 3: "inconclusive", 4: "error"}[worst]
