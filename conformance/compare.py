@@ -48,7 +48,7 @@ class Deviation:
 class Freedoms:
     """The SUT's own choices, learned during a run (see the module docstring)."""
 
-    sender_pid: int = 4242  # the model's credential pid of the user-space peer
+    peer_pid: int = 4242  # the model's credential pid of the user-space peer
     peer: dict[str, int] = field(default_factory=dict)  # nm_pid/nm_uid/nm_gid the SUT uses for the peer
 
     def peer_field(self, name: str, model: int, sut: int, where: str) -> Deviation | None:
@@ -224,7 +224,7 @@ def compare_memory(exp: bytes, got: bytes, offset: int, layout: MappingLayout | 
                 if e[k] != g[k]:
                     val = status_name if k == 0 else str
                     out.append(Deviation(f"memory.{name}.{fname}", f"model {val(e[k])}, SUT {val(g[k])}"))
-            elif e[3] == free.sender_pid:
+            elif e[3] == free.peer_pid:
                 d = free.peer_field(fname, e[k], g[k], name)
                 if d:
                     out.append(d)

@@ -118,7 +118,7 @@ class Session:
         self.model = ModelBackend(oracle_config)
         self.coverage = coverage or Coverage()
         self.rec = recorder or Recorder()
-        self.free = Freedoms(sender_pid=self.model.kernel.config.sender_pid)
+        self.free = Freedoms(peer_pid=self.model.kernel.config.peer_pid)
         self.stats = Stats()
         self.next_id = 0
         self.features: set[str] = set()
