@@ -226,7 +226,8 @@ def plot(doc: dict[str, Any], path: str) -> None:
         ax.grid(True, which="both", alpha=0.3)
     axes[0].set_yscale("log")
     axes[0].set_ylabel("messages/s (median, min-max)")
-    axes[1].set_ylabel("payload GB/s")
+    axes[1].set_yscale("log")
+    axes[1].set_ylabel("payload GB/s (log)")
     axes[1].legend(fontsize=8)
     m = doc["machine"]
     fig.suptitle(f"nlmmap bench: {m['cpu']}, {m['cores']} cores, {m['python']}, load "
