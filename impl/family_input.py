@@ -16,8 +16,9 @@ skb, i.e. the COPY path. The user tells the kernel side of each recvmsg (``recvm
 
 The *eager* dump (``service("dump", eager=True)``, not kernel behaviour: the "more aggressive
 approach" the seed's design text wished for, section 10) adds a pump thread per dump that continues
-it whenever ``dump_space()`` holds, waiting for the user's hand-backs (the wake-up handshake of
-``wait_space``) instead of for the next poll.
+it whenever the next ring allocation would succeed (``has_space()``: one free frame, not the half
+ring ``dump_space()`` keeps free for other messages), waiting for the user's hand-backs (the
+wake-up handshake of ``wait_space``) instead of for the next poll.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class FamilyInputMixin(SockState):
     holds: Any
     service_answer: Any
     wait_space: Any
+    has_space: Any
     spawn: Any
 
     def from_user(self, data: bytes, to: str) -> int:
@@ -126,10 +128,11 @@ class FamilyInputMixin(SockState):
                 break
 
     def dump_pump(self) -> None:
-        """The eager dump's thread: continue while ``dump_space()`` holds, else wait until the user
-        hands frames back (flag, re-check, sleep: ``wait_space``); ends with the dump, or when the
-        socket goes away. An error is stored in sk_err and ends the pump (poll may continue the dump)."""
-        space = self._dump_space_now
+        """The eager dump's thread: continue while the next allocation would succeed, else wait
+        until the user hands frames back (flag, re-check, sleep: ``wait_space``); ends with the
+        dump, or when the socket goes away. An error is stored in sk_err and ends the pump (poll
+        may continue the dump)."""
+        space = self._dump_room
         while True:
             with self.lock:
                 if self.dump is None:
@@ -143,8 +146,8 @@ class FamilyInputMixin(SockState):
             if not self.wait_space(ready=space):
                 return
 
-    def _dump_space_now(self) -> bool:
-        return self.rx is not None and self.holds(_DUMP_SPACE)
+    def _dump_room(self) -> bool:
+        return self.rx is not None and self.has_space()
 
     def op_recvmsg(self, args: dict, blob: bytes) -> dict:
         """The user's recvmsg took a message from the receive queue (section 8): record

@@ -134,7 +134,11 @@ class ServicesMixin(SockState):
             for i in hit:
                 del q[i]
             self.stats.queue_decided += len(hit)
-        self.wake_services(self.verdicted)
+            # producers waiting for room (wait=True) are woken once the queue is below its low
+            # mark, not by every verdict (each wake-up costs the verdict's caller a thread switch)
+            wake = len(q) <= self.queue_low
+        if wake:
+            self.wake_services(self.verdicted)
         return 0
 
     def queue_packet(self, payload_len: int, size: int, maxlen: int, wait: bool, mainline: bool = False) -> bool:
@@ -260,6 +264,7 @@ class ServicesMixin(SockState):
             self.stats.queue_done = False
             self.queue_producers = producers
             self.queue_running = producers
+            self.queue_low = maxlen - max(1, min(64, maxlen // 4))
             for k in range(producers):  # count split over the producers, the first ones one more
                 self.spawn(self._service_queue, count // producers + (k < count % producers), size, maxlen,
                            bool(args.get("wait", False)), lock == "mainline")

@@ -91,25 +91,35 @@ def interleave(variants: dict[str, Callable[[], Sample]], rounds: int,
 class Placement:
     """Which CPUs the consumer (this process) and the kernel-side process run on.
 
-    ``mode``: ``auto`` (different CPUs when two or more are allowed, else none), ``off`` (the
-    scheduler decides), or ``"A,B"`` (consumer on CPU A, kernel side on CPU B)."""
+    ``mode``: ``auto`` (different CPUs when two or more are allowed and the machine is quiet:
+    1-minute load average below half the allowed CPUs; on a busy machine pinning would tie one
+    of the two to a CPU another program holds, so the scheduler decides), ``on`` (different CPUs
+    whatever the load), ``off`` (the scheduler decides), or ``"A,B"`` (consumer on CPU A, kernel
+    side on CPU B). ``reason`` says why."""
 
-    def __init__(self, mode: str = "auto"):
+    def __init__(self, mode: str = "auto", *, load: float | None = None):
         self.mode = mode
         self.allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
         self.consumer: int | None = None
         self.kernel: int | None = None
-        if mode == "auto":
-            if len(self.allowed) >= 2:
+        self.reason = "--pin off"
+        if mode in ("auto", "on"):
+            if len(self.allowed) < 2:
+                self.reason = "fewer than 2 CPUs allowed"
+            elif mode == "auto" and load is not None and load >= len(self.allowed) / 2:
+                self.reason = f"load average {load} >= {len(self.allowed) / 2:g}: left to the scheduler"
+            else:
                 self.consumer, self.kernel = self.allowed[0], self.allowed[1]
+                self.reason = f"--pin {mode}" + (f" (load average {load})" if load is not None else "")
         elif mode != "off":
             try:
                 a, b = (int(x) for x in mode.split(","))
             except ValueError:
-                raise ValueError(f"--pin {mode!r}: expected auto, off or CONSUMER_CPU,KERNEL_CPU") from None
+                raise ValueError(f"--pin {mode!r}: expected auto, on, off or CONSUMER_CPU,KERNEL_CPU") from None
             if a not in self.allowed or b not in self.allowed:
                 raise ValueError(f"--pin {mode!r}: CPUs allowed here are {self.allowed}")
             self.consumer, self.kernel = a, b
+            self.reason = f"--pin {mode}"
 
     @property
     def pinned(self) -> bool:
@@ -134,7 +144,7 @@ class Placement:
 
     def describe(self) -> dict[str, Any]:
         return {"mode": self.mode, "allowed_cpus": self.allowed, "consumer_cpu": self.consumer,
-                "kernel_cpu": self.kernel}
+                "kernel_cpu": self.kernel, "reason": self.reason}
 
 
 class Progress:

@@ -153,6 +153,8 @@ def to_markdown(doc: dict[str, Any], *, plot_path: str | None = None) -> str:
     pl = doc["placement"]
     place = (f"consumer on CPU {pl['consumer_cpu']}, kernel side on CPU {pl['kernel_cpu']}"
              if pl.get("consumer_cpu") is not None else "left to the scheduler")
+    if pl.get("reason"):
+        place += f" ({pl['reason']})"
     cfg = doc["config"]
     lines = [
         "## Performance", "",

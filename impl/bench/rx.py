@@ -33,7 +33,7 @@ __all__ = ["ring_for", "ring_rx", "copy_rx", "memcpy_rate", "SIZES", "TIMEOUT"]
 SIZES = (64, 256, 1500, 4096)
 #: Longest a reader waits for the next message before a run is called hung.
 TIMEOUT = 30.0
-RING_BYTES = 1 << 20  # memory of one RX ring, whatever the message size
+RING_BYTES = 4 << 20  # memory of one RX ring, whatever the message size: the copy path's socket buffer
 _Q = struct.Struct("=Q")
 _LEN = struct.Struct("=I")
 
