@@ -20,15 +20,13 @@ from nlmmap.spec.abi import Status
 from . import wire
 from .sockstate import SockState
 
-__all__ = ["StreamMixin", "STREAM_RUN", "STREAM_CHUNK"]
+__all__ = ["StreamMixin", "STREAM_RUN"]
 
 UNUSED, VALID = int(Status.UNUSED), int(Status.VALID)
 #: Most frames the stream producer claims, fills and publishes in one run (one lock, one SKIP
 #: step of the spec, one wake check); fewer on small rings (half the ring). Longer runs amortise
-#: the run's fixed cost (a few microseconds); the frames are published in chunks of
-#: ``STREAM_CHUNK``, so that the reader need not wait for the whole run.
+#: the run's fixed cost (a few microseconds: the spec's SKIP step alone is ~2 us).
 STREAM_RUN = 256
-STREAM_CHUNK = 64
 _WIRE_DATA = struct.Struct("=BBHI")  # wire header (kind, op, no JSON) + receive-queue generation
 
 
@@ -145,24 +143,17 @@ class StreamMixin(SockState):
             if len(ahead) < nmax:
                 ahead += offs[:nmax - len(ahead)]
             # acquire loads of the frames ahead (map: one C call each, no bytecode between
-            # them), stopping at the first frame not UNUSED (takewhile): the run is the UNUSED
-            # prefix, never a frame not seen UNUSED, and no cache line of a frame the user still
-            # holds is pulled over
-            k = len(list(takewhile(_IS_UNUSED, map(ld, ahead, repeat(acq, nmax)))))
+            # them); the run is the UNUSED prefix (counted at C speed), never a frame not seen
+            # UNUSED
+            sts = list(map(ld, ahead, repeat(acq, nmax)))
+            k = nmax if sts.count(UNUSED) == nmax else len(list(takewhile(_IS_UNUSED, sts)))
             if k:
                 claimed = ahead[:k] if k < nmax else ahead
+                w.frames(mm, claimed, seq)
                 self.begin_publish()
-                # written and published in chunks, so that the reader starts on the first one
-                # while the rest is written; the run's last store is seq_cst
-                for c in range(0, k, STREAM_CHUNK):
-                    chunk = claimed[c:c + STREAM_CHUNK] if k > STREAM_CHUNK else claimed
-                    w.frames(mm, chunk, seq + c)
-                    last = c + len(chunk) >= k
-                    m = len(chunk) - 1 if last else len(chunk)
-                    if m:
-                        _drain(map(st, chunk[:m] if m < len(chunk) else chunk, repeat(VALID, m), repeat(rel, m)))
-                    if last:
-                        st(chunk[-1], VALID, at.SEQ_CST)
+                if k > 1:
+                    _drain(map(st, claimed[:k - 1], repeat(VALID, k - 1), repeat(rel, k - 1)))
+                st(claimed[k - 1], VALID, at.SEQ_CST)
                 r.head = (j + k) % n
                 stats.ring_published += k
                 stats.stream_sent += k
