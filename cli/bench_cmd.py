@@ -65,7 +65,7 @@ def proof_rows(*, quick: bool, bmc_depth: int, progress: Any) -> tuple[list[dict
     clean = [r for r in runs if r.verdict is Verdict.OK]
     for i, run in enumerate(clean):
         progress.step(f"bmc {run.label}", i, len(clean))
-        d = min(bmc_depth, run.depth) if quick else bmc_depth
+        d = min(bmc_depth, run.depth)  # the manifest's depth: how deep the run is known clean
         res = bmc(for_variant(run.variant), depth=d, max_n=run.max_n, properties=list(run.properties) or None)
         per = [ms / 1000 for ms in res.per_depth_ms]
         cum = [sum(per[:k + 1]) for k in range(len(per))]
@@ -154,8 +154,9 @@ def _cmd_bench(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.rounds is not None and args.rounds < 1 or args.scale <= 0 or args.stability < 1:
         err.write("nlmmap bench: --rounds, --stability and --scale must be positive\n")
         return EXIT_USAGE
+    load_start = load_average()
     try:
-        place = Placement(args.pin)
+        place = Placement(args.pin, load=load_start[0] if load_start else None)
     except ValueError as e:
         err.write(f"nlmmap bench: {e}\n")
         return EXIT_USAGE
@@ -166,13 +167,12 @@ def _cmd_bench(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     command = _command_line(args)
     prog = Progress(err)
     machine = machine_info()
-    load_start = load_average()
     prog.section(f"{command}: {machine['cpu']}, {machine['cores']} cores, load {load_start}, {rounds} rounds")
     rows, specs = run_impl(cfg, place, prog)
     ok = True
     if "proofs" in sections:
         prog.section("proofs")
-        prows, pok = proof_rows(quick=args.quick, bmc_depth=args.bmc_depth or (4 if args.quick else 10),
+        prows, pok = proof_rows(quick=args.quick, bmc_depth=args.bmc_depth or (4 if args.quick else 12),
                                 progress=prog)
         rows += prows
         ok &= pok
@@ -229,9 +229,10 @@ def add_parsers(sub: argparse._SubParsersAction, epilog: str, parser_class: type
     p.add_argument("--stability", type=int, default=10, action=_StoreStability,
                    help="independent runs of the 64 B comparison (default 10, 3 with --quick)")
     p.add_argument("--pin", default="auto", help="CPU placement: auto (consumer and kernel side on different "
-                   "CPUs), off, or CONSUMER_CPU,KERNEL_CPU")
+                   "CPUs on a quiet machine), on, off, or CONSUMER_CPU,KERNEL_CPU")
     p.add_argument("--queues", type=int, default=2, help="queues served in parallel in the queue section")
-    p.add_argument("--bmc-depth", type=int, help="deepest BMC depth timed (default 10, 4 with --quick)")
+    p.add_argument("--bmc-depth", type=int, help="deepest BMC depth timed (default 12, 4 with --quick; never past "
+                   "the depth the manifest knows clean)")
     p.add_argument("--scale", type=float, default=1.0, help="factor on every message count (tests use a tiny one)")
     p.set_defaults(func=_cmd_bench, stability_given=False)
 
