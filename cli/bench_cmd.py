@@ -71,8 +71,8 @@ def proof_rows(*, quick: bool, bmc_depth: int, progress: Any) -> tuple[list[dict
         cum = [sum(per[:k + 1]) for k in range(len(per))]
         ok &= res.verdict is Verdict.OK
         rows.append(_row(f"proofs.bmc.{_slug(run.label)}", "proofs", f"nlmmap bmc --variant {run.label}, clean to "
-                         f"depth {len(per)} (ring sizes <= {run.max_n})", "s", [res.ms / 1000],
-                         per_depth_s=per, cumulative_s=cum, verdict=res.verdict.search_text))
+                         f"depth {len(per) - 1} (ring sizes <= {run.max_n})", "s", [res.ms / 1000],
+                         per_depth_s=per, cumulative_s=cum, verdict=res.verdict.search_text))  # depth 0 first
     if not quick:
         flaws = [r for r in runs if r.verdict is Verdict.FAILED]
         for i, run in enumerate(flaws):

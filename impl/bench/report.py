@@ -133,6 +133,20 @@ def _row_table(rows: list[dict]) -> list[str]:
     return out
 
 
+def _depth_table(rows: list[dict]) -> list[str]:
+    """BMC: cumulative time to finish each depth (from depth 0), one line per clean run."""
+    runs = [r for r in rows if r.get("cumulative_s")]
+    if not runs:
+        return []
+    deep = max(len(r["cumulative_s"]) for r in runs)
+    out = ["| BMC run (time to finish depth d) | " + " | ".join(f"d={d}" for d in range(deep)) + " |",
+           "|---|" + "---|" * deep]
+    for r in runs:
+        cells = [fmt(c, "s") for c in r["cumulative_s"]] + [""] * (deep - len(r["cumulative_s"]))
+        out.append(f"| {r['label'].split(',')[0]} | " + " | ".join(cells) + " |")
+    return out
+
+
 def _ratio_table(ratios: list[dict]) -> list[str]:
     out = ["| ratio | this run | seed | bar |", "|---|---|---|---|"]
     for r in ratios:
@@ -181,6 +195,8 @@ def to_markdown(doc: dict[str, Any], *, plot_path: str | None = None) -> str:
         if sec == "rx":
             lines += [*_rx_matrix(rows_by_id, ratios_by_id), ""]
         lines += [*_row_table(rows), ""]
+        if sec == "proofs":
+            lines += [*_depth_table(rows), ""]
         rats = [r for r in doc["ratios"] if r["id"].split(".")[0] == sec and r.get("bar") is None]
         if rats:
             lines += [*_ratio_table(rats), ""]
