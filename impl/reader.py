@@ -44,11 +44,11 @@ _RETRY = object()  # see RxReader._fetch_copy
 _LEN = struct.Struct("=I")
 _HEAD = struct.Struct("=I16xI")  # nm_len (frame offset 4) and the first nlmsg_len (offset 24)
 _NLMSG_HDRLEN = nl.NLMSG_HDRLEN
-#: Most frames the reader holds before handing them back in ``messages()`` (fewer on small
-#: rings: n // 4).
-_RELEASE_BATCH = 16
-#: Most frames in one run of ``message_runs()``.
-_RUN_MAX = 64
+#: Most frames in one run of the reader (``messages()`` and ``message_runs()``), and so the most it
+#: holds before handing them back; fewer on small rings (a quarter of the ring). A run costs a few
+#: microseconds (its loads, the header check, the hand-back with its wake-flag load) whatever its
+#: length: 16 frames a run cost ~250 ns a message, 256 cost ~15 ns (docs/performance.md).
+_RUN_MAX = 256
 #: Runs a ``map()`` to its end at C speed (the stores of a hand-back).
 _exhaust = collections.deque(maxlen=0).extend
 _IS_VALID = VALID.__eq__
@@ -110,7 +110,7 @@ class RxReader:
         message in it was handed out and its view released; stopping early hands back only the
         frames finished (the frame whose message was given last stays VALID: it is read again)."""
         n = len(self._rx_offs) if self.mm is not None and self.layout is not None and self.layout.rx else 0
-        run_max = max(1, min(_RELEASE_BATCH, n // 4))
+        run_max = max(1, min(_RUN_MAX, n // 4))
         left = -1 if limit is None else limit  # messages still wanted (-1: no limit)
         while left:
             run = self._next_run(run_max, left, timeout, raise_enobufs)
@@ -148,7 +148,7 @@ class RxReader:
                 self._finish_run(frames, j)
 
     def message_runs(self, *, timeout: float | None = None, limit: int | None = None,
-                     raise_enobufs: bool = False, max_run: int = _RUN_MAX) -> Iterator[tuple[Any, Sequence[int]]]:
+                     raise_enobufs: bool = False, max_run: int | None = None) -> Iterator[tuple[Any, Sequence[int]]]:
         """The frame-level fast path: ``(buf, offsets)`` per run of frames, in ring order.
 
         ``offsets`` are the starts of the run's netlink messages in ``buf`` (for a run of VALID
@@ -156,9 +156,13 @@ class RxReader:
         recvmsg returned), checked as :meth:`messages` checks them. A run is handed back only
         when the caller asks for the next one, i.e. after it finished reading it; stopping early
         leaves the current run VALID (it is delivered again by the next read). A run is at most
-        ``max_run`` frames and never wraps around the ring end. ``limit``/``timeout`` as in
+        ``max_run`` frames (default: a quarter of the ring, at most 256) and never wraps around
+        the ring end. ``limit``/``timeout`` as in
         :meth:`messages` (a run may end past ``limit`` only with multi-message frames)."""
         left = -1 if limit is None else limit
+        if max_run is None:
+            n = len(self._rx_offs) if self.mm is not None and self.layout is not None and self.layout.rx else 0
+            max_run = max(1, min(_RUN_MAX, n // 4))
         while left:
             run = self._next_run(max_run, left, timeout, raise_enobufs)
             if run is None:

@@ -386,7 +386,7 @@ class RingsMixin(SockState):
         off = r.offs[r.head]
         return (self.recheck_status(off) if recheck else self.load_status(off)) == UNUSED
 
-    def wait_space(self, *, copy: bool = False) -> bool:
+    def wait_space(self, *, copy: bool = False, ready: Callable[[], bool] | None = None) -> bool:
         """A producer of this implementation waits until the user frees RX frames (``copy``: the
         cursor frame itself): a short spin, then flag (seq_cst), re-check (seq_cst loads,
         ``recheck=True``: a Dekker pattern with the user's hand-back), and sleep until the
@@ -394,8 +394,10 @@ class RingsMixin(SockState):
         ``wait_timeouts``). A slice that expires with space there ends the wait; it was a lost
         wake-up (``lost_wakeups``) iff, once the user has made the kick decision of every
         hand-back it began, the flag is still unclaimed (a user that is merely late is not
-        counted). False if the socket is going away."""
-        ready = self.cursor_free if copy else self.has_space
+        counted). ``ready``: another condition to wait for (the eager dump's ``dump_space()``).
+        False if the socket is going away."""
+        if ready is None:
+            ready = self.cursor_free if copy else self.has_space
         closing = self.closing
         if not copy:
             for _ in range(self.cfg.wait_spin):
