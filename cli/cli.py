@@ -71,10 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     r = msub.add_parser("run", help="scripted scenario: watch the rings move step by step", epilog=EPILOG)
     r.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
     r.set_defaults(func=_cmd_model_run)
-    from . import diagram_cmd, proofs_cmd
+    from . import bench_cmd, conform_cmd, diagram_cmd, proofs_cmd
 
     proofs_cmd.add_parsers(sub, EPILOG, _Parser)
     diagram_cmd.add_parsers(sub, EPILOG, _Parser)
+    conform_cmd.add_parsers(sub, EPILOG, _Parser)
+    bench_cmd.add_parsers(sub, EPILOG, _Parser)
     return p
 
 

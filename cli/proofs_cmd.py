@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import TextIO
+from typing import Any, TextIO
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INCONCLUSIVE = 0, 1, 2, 3
 
@@ -21,9 +21,37 @@ def _write(err: TextIO, text: str) -> None:
     err.flush()
 
 
+def _ordering_section(args: argparse.Namespace, err: TextIO, *, all_graphs: bool) -> Any:
+    """The memory-ordering checks (:mod:`nlmmap.spec.ordering`): one line per check, then the
+    summary; under its line, the graph of every counterexample (``all_graphs``) or only of FAILED
+    results and the headline counterexamples. Returns the :class:`OrderingReport`."""
+    from nlmmap.spec.ordering import HEADLINE_COUNTEREXAMPLES, OrderingResult, prove_ordering
+    from nlmmap.spec.verdict import Verdict
+
+    def show(r: OrderingResult) -> None:
+        graph = r.graph()
+        if graph and (all_graphs or r.verdict is Verdict.FAILED or (r.name, r.target) in HEADLINE_COUNTEREXAMPLES):
+            _write(err, r.line() + "\n" + graph)
+        else:
+            _write(err, r.line())
+
+    rep = prove_ordering(timeout_ms=args.timeout_ms, seed=args.seed, on_result=show)
+    _write(err, rep.summary())
+    return rep
+
+
 def _cmd_prove(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from nlmmap.spec.catalog import default_proof_systems, for_variant
     from nlmmap.spec.prove import ObligationResult, prove_systems
+
+    if args.ordering:
+        if args.variant or args.only:
+            _write(err, "nlmmap prove: --ordering runs only the ordering checks; it takes no --variant or --only")
+            return EXIT_USAGE
+        orep = _ordering_section(args, err, all_graphs=True)
+        if args.json:
+            out.write(json.dumps(orep.as_dict(), sort_keys=True) + "\n")
+        return orep.exit_code
 
     systems = default_proof_systems() if not args.variant else [for_variant(v) for v in args.variant]
     known = {p.name for s in systems for p in s.invariants + s.proof_aids + s.step_properties}
@@ -45,9 +73,13 @@ def _cmd_prove(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     rep = prove_systems(systems, timeout_ms=args.timeout_ms, seed=args.seed, on_result=show, only=args.only or None)
     _write(err, rep.summary())
+    orep = _ordering_section(args, err, all_graphs=False) if not args.variant and not args.only else None
     if args.json:
-        out.write(json.dumps(rep.as_dict(), sort_keys=True) + "\n")
-    return rep.exit_code
+        doc = rep.as_dict()
+        if orep is not None:
+            doc["ordering"] = orep.as_dict()
+        out.write(json.dumps(doc, sort_keys=True) + "\n")
+    return max(rep.verdict, orep.verdict).exit_code if orep is not None else rep.exit_code
 
 
 def _cmd_bmc(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -134,11 +166,14 @@ def add_parsers(sub: argparse._SubParsersAction, epilog: str, parser_class: type
     p = sub.add_parser("prove", help="prove every invariant inductive for every ring size (z3)", epilog=epilog,
                        description="One line per obligation (initiation, consecution per action, step "
                                    "properties, count lemmas). Default: the socket (Linux 4.5) and the queue "
-                                   "service with the under-lock fix. Exit 0 all ok, 1 some FAILED (a "
-                                   "counterexample to induction is printed), 3 some unknown.")
+                                   "service with the under-lock fix; then (without --variant/--only) the "
+                                   "memory-ordering checks of the status-word handoff. Exit 0 all ok, 1 some "
+                                   "FAILED (a counterexample to induction is printed), 3 some unknown.")
     p.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
     p.add_argument("--variant", action="append", choices=variants, help="prove this variant instead (repeatable)")
     p.add_argument("--only", action="append", metavar="PROPERTY", help="only this invariant/step property")
+    p.add_argument("--ordering", action="store_true",
+                   help="only the memory-ordering checks (x86-TSO, ARMv8), with every counterexample graph")
     p.add_argument("--timeout-ms", type=int, default=5000, help="per obligation (default 5000)")
     p.add_argument("--seed", type=int, default=0, help="z3 random seed (default 0)")
     p.set_defaults(func=_cmd_prove)

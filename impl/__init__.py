@@ -28,6 +28,7 @@ hook (module)                                       what it does (kernel functio
 ==================================================  ==================================================
 ``load_status(off) -> int`` (rings)                 acquire load of any status word (6.6)
 ``store_status(off, value)`` (rings)                seq_cst store of any status word (6.6)
+``recheck_status(off) -> int`` (rings)              seq_cst load: a frame re-checked after a wait flag
 ``increment_head(ring)`` (rings)                    ``netlink_increment_head`` (2.3), RX and TX
 ``forward_ring() -> j | None`` (rings)              the SKIP step before a ring allocation (2.3, 9)
 ``ring_path(size) -> bool`` (rings)                 the COPY-path choice: a frame iff it fits (6.1)

@@ -308,15 +308,17 @@ class RingSocket(RxReader):
         res, _ = self._call("poll")
         mask = set(res["revents"])
         if "POLLIN" not in mask and timeout > 0:
-            self._sleep_until(self._pollin, time.monotonic() + timeout)
+            self._sleep_until(self._pollin, time.monotonic() + timeout, lambda: self._pollin(recheck=True))
             res, _ = self._call("poll")
             mask = set(res["revents"])
         return mask
 
-    def _pollin(self) -> bool:
-        """The spec's ``poll_in()`` as this process sees the socket (its frames, its queue)."""
+    def _pollin(self, recheck: bool = False) -> bool:
+        """The spec's ``poll_in()`` as this process sees the socket (its frames, its queue); the
+        status words by acquire loads, or by seq_cst loads for the ``recheck`` after the wait flag."""
         rx = self.layout.rx if self.layout is not None and self.at is not None else None
-        load, offs = (self.at.load_acquire, self._rx_offs) if rx is not None else (None, [])
+        at = self.at
+        load, offs = ((at.load_sc if recheck else at.load_acquire), self._rx_offs) if rx is not None else (None, [])
         view = {"rx_frame_nr": rx.frame_nr if rx is not None else 0, "rq_len": self._rq_len(),
                 "rx_status": _Loads(load, offs)}
         return bool(evaluate(_POLL_IN, view))

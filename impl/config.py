@@ -31,3 +31,8 @@ class KernelConfig:
     sndbuf: int = nl.DEFAULT_SNDBUF  # plain sends longer than sndbuf - 32 fail with EMSGSIZE
     peer_pid: int = 4242  # nm_pid of messages from the user-space peer
     settle_timeout: float = 60.0
+    #: ``sys.setswitchinterval`` of the kernel-side process (``main``): how long a service thread
+    #: running Python may keep the GIL from the connection thread that answers the user's calls
+    #: (verdicts, kicks, NOTEs). CPython's default, 5 ms, would stall every call made while a
+    #: service runs; a kernel processes a sendmsg at once, in the caller's context.
+    switch_interval: float = 0.0002

@@ -11,13 +11,14 @@ paired with the next queued message (recvmsg). Frames are handed back (release s
 seq_cst, then ONE load of the kernel's wait flag) only after the consumer finished reading them.
 
 Sleeping: the reader spins briefly, then sets its wait flag (seq_cst) in the control page,
-re-checks the frame and only then sleeps in ``poll()`` on the socket, which the kernel side kicks
-(WAKE) when it publishes and sees the flag. The sleep is bounded (``poll_timeout``, a defence):
-each expiry is counted in ``poll_timeouts``; it is a *lost wake-up* (``lost_wakeups``) only when
-the awaited frame is ready and, once the kernel has made the kick decision of every publish it
-began (``CTL_PUB_DECIDED >= CTL_PUB_BEGUN``), the flag is still unclaimed: a kernel that is merely
-late (a stall under load) is never counted. (A kernel that claims the flag and then never sends
-the kick looks late, not lost: only the flag is shared.)
+re-checks the frame (seq_cst loads: the handshake is a Dekker pattern) and only then sleeps in
+``poll()`` on the socket, which the kernel side kicks (WAKE) when it publishes and sees the flag.
+The sleep is bounded (``poll_timeout``, a defence): each expiry is counted in ``poll_timeouts``;
+it is a *lost wake-up* (``lost_wakeups``) only when the awaited frame is ready and, once the
+kernel has made the kick decision of every publish it began (``CTL_PUB_DECIDED >=
+CTL_PUB_BEGUN``), the flag is still unclaimed: a kernel that is merely late (a stall under load)
+is never counted. (A kernel that claims the flag and then never sends the kick looks late, not
+lost: only the flag is shared.)
 """
 
 from __future__ import annotations
@@ -43,11 +44,11 @@ _RETRY = object()  # see RxReader._fetch_copy
 _LEN = struct.Struct("=I")
 _HEAD = struct.Struct("=I16xI")  # nm_len (frame offset 4) and the first nlmsg_len (offset 24)
 _NLMSG_HDRLEN = nl.NLMSG_HDRLEN
-#: Most frames the reader holds before handing them back in ``messages()`` (fewer on small
-#: rings: n // 4).
-_RELEASE_BATCH = 16
-#: Most frames in one run of ``message_runs()``.
-_RUN_MAX = 64
+#: Most frames in one run of the reader (``messages()`` and ``message_runs()``), and so the most it
+#: holds before handing them back; fewer on small rings (a quarter of the ring). A run costs a few
+#: microseconds (its loads, the header check, the hand-back with its wake-flag load) whatever its
+#: length: 16 frames a run cost ~250 ns a message, 256 cost ~15 ns (docs/performance.md).
+_RUN_MAX = 256
 #: Runs a ``map()`` to its end at C speed (the stores of a hand-back).
 _exhaust = collections.deque(maxlen=0).extend
 _IS_VALID = VALID.__eq__
@@ -109,7 +110,7 @@ class RxReader:
         message in it was handed out and its view released; stopping early hands back only the
         frames finished (the frame whose message was given last stays VALID: it is read again)."""
         n = len(self._rx_offs) if self.mm is not None and self.layout is not None and self.layout.rx else 0
-        run_max = max(1, min(_RELEASE_BATCH, n // 4))
+        run_max = max(1, min(_RUN_MAX, n // 4))
         left = -1 if limit is None else limit  # messages still wanted (-1: no limit)
         while left:
             run = self._next_run(run_max, left, timeout, raise_enobufs)
@@ -147,7 +148,7 @@ class RxReader:
                 self._finish_run(frames, j)
 
     def message_runs(self, *, timeout: float | None = None, limit: int | None = None,
-                     raise_enobufs: bool = False, max_run: int = _RUN_MAX) -> Iterator[tuple[Any, Sequence[int]]]:
+                     raise_enobufs: bool = False, max_run: int | None = None) -> Iterator[tuple[Any, Sequence[int]]]:
         """The frame-level fast path: ``(buf, offsets)`` per run of frames, in ring order.
 
         ``offsets`` are the starts of the run's netlink messages in ``buf`` (for a run of VALID
@@ -155,9 +156,13 @@ class RxReader:
         recvmsg returned), checked as :meth:`messages` checks them. A run is handed back only
         when the caller asks for the next one, i.e. after it finished reading it; stopping early
         leaves the current run VALID (it is delivered again by the next read). A run is at most
-        ``max_run`` frames and never wraps around the ring end. ``limit``/``timeout`` as in
+        ``max_run`` frames (default: a quarter of the ring, at most 256) and never wraps around
+        the ring end. ``limit``/``timeout`` as in
         :meth:`messages` (a run may end past ``limit`` only with multi-message frames)."""
         left = -1 if limit is None else limit
+        if max_run is None:
+            n = len(self._rx_offs) if self.mm is not None and self.layout is not None and self.layout.rx else 0
+            max_run = max(1, min(_RUN_MAX, n // 4))
         while left:
             run = self._next_run(max_run, left, timeout, raise_enobufs)
             if run is None:
@@ -355,9 +360,10 @@ class RxReader:
             if raise_enobufs:
                 raise NetlinkError("ENOBUFS", "messages were lost (ring overrun)")
             return True
-        ld, acq = self.at.load32, self.at.ACQUIRE
+        ld, acq, sc = self.at.load32, self.at.ACQUIRE, self.at.SEQ_CST
         deadline = None if timeout is None else time.monotonic() + timeout
-        return self._sleep_until(lambda: ld(off, acq) in (VALID, COPY), deadline)
+        return self._sleep_until(lambda: ld(off, acq) in (VALID, COPY), deadline,
+                                 lambda: ld(off, sc) in (VALID, COPY))
 
     def _kernel_alive(self) -> bool:
         """The kernel side's end of the connection is still open."""
@@ -371,25 +377,27 @@ class RxReader:
         p.register(self.sock, select.POLLIN)
         return bool(p.poll(None if timeout is None else max(0, int(timeout * 1000))))
 
-    def _sleep_until(self, ready: Callable[[], bool], deadline: float | None) -> bool:
-        """The reader's half of the wake-up handshake: spin, flag, re-check, then sleep in bounded
-        slices until a kick (a datagram on the socket) with the flag set. A slice that expires
-        with the frame ready ends the wait and is judged (lost or late); one that expires with
-        nothing ready sleeps on, the flag still set. False if ``deadline`` passed first."""
+    def _sleep_until(self, ready: Callable[[], bool], deadline: float | None, recheck: Callable[[], bool]) -> bool:
+        """The reader's half of the wake-up handshake: spin (``ready``: acquire loads), flag, re-check
+        (``recheck``: the same test by seq_cst loads, which C11 orders after the seq_cst flag store;
+        an acquire load may be satisfied before it, e.g. LDAPR, and lose the wake-up), then sleep in
+        bounded slices until a kick (a datagram on the socket) with the flag set. A slice that
+        expires with the frame ready ends the wait and is judged (lost or late); one that expires
+        with nothing ready sleeps on, the flag still set. False if ``deadline`` passed first."""
         for _ in range(self.spin):
             if ready():
                 return True
         ctl = self.ctl
         ctl.store_sc(wire.CTL_RX_WAIT, 1)
         while True:
-            if ready():
+            if recheck():
                 ctl.store_sc(wire.CTL_RX_WAIT, 0)
                 return True
             defence = self.poll_timeout
             left = defence if deadline is None else min(defence, deadline - time.monotonic())
             if left <= 0:
                 ctl.store_sc(wire.CTL_RX_WAIT, 0)
-                return ready()
+                return recheck()
             self.sleeps += 1
             if self._wait_socket(left):
                 self._drain()
@@ -399,7 +407,7 @@ class RxReader:
                 continue
             if left >= defence:  # only the defence counts; the caller's own deadline is no stall
                 self.poll_timeouts += 1
-            if ready():
+            if recheck():
                 # lost iff, once the kernel decided about every publish it began, the flag is unclaimed
                 decided = wire.wait_decided(ctl, wire.CTL_PUB_BEGUN, wire.CTL_PUB_DECIDED, alive=self._kernel_alive)
                 if not decided or ctl.load_sc(wire.CTL_RX_WAIT):

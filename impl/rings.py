@@ -14,8 +14,10 @@ the receive queue (kernel-protocol.md 6.1-6.5, 7):
 
 Ordering: a status word is loaded with acquire semantics and stored seq_cst (a release store
 that is also ordered before the later load of the user's wait flag: the wake-up handshake is a
-Dekker pattern). Wake-ups (:meth:`RingsMixin.wake_user`, :meth:`RingsMixin.wait_space`) go over
-the socket only when the other side has set its wait flag in the control page.
+Dekker pattern); after this side's own wait-flag store the frame is re-checked by a seq_cst load
+(:meth:`RingsMixin.recheck_status`). Wake-ups (:meth:`RingsMixin.wake_user`,
+:meth:`RingsMixin.wait_space`) go over the socket only when the other side has set its wait flag
+in the control page.
 """
 
 from __future__ import annotations
@@ -137,6 +139,12 @@ class RingsMixin(SockState):
         """Hook: the acquire load of a status word (RX and TX)."""
         return self.at.load_acquire(off)
 
+    def recheck_status(self, off: int) -> int:
+        """Hook: the seq_cst load of a status word that re-checks a frame after this side stored
+        its wait flag (seq_cst): C11 orders a seq_cst store only before a later seq_cst load, so
+        with an acquire load (LDAPR) both sides could miss each other and the wake-up be lost."""
+        return self.at.load_sc(off)
+
     def store_status(self, off: int, value: int) -> None:
         """Hook: the store of a status word (RX and TX): seq_cst, i.e. release (earlier payload and
         header writes, or the loads of a TX copy, are complete first) and ordered before the next
@@ -208,10 +216,14 @@ class RingsMixin(SockState):
         self.rx.head = pick["j"]
         return self.rx.head
 
-    def has_space(self) -> bool:
-        """The next ring allocation would succeed (a read-only look, for waiting producers)."""
+    def has_space(self, *, recheck: bool = False) -> bool:
+        """The next ring allocation would succeed (a read-only look, for waiting producers); with
+        ``recheck`` the frame's status is read by :meth:`recheck_status` (after the wait flag)."""
         pick = choose_alloc(self.spec_view())
-        return pick is not None and self.status(self.rx, pick["j"]) == UNUSED
+        if pick is None:
+            return False
+        off = self.rx.offs[pick["j"]]
+        return (self.recheck_status(off) if recheck else self.load_status(off)) == UNUSED
 
     def alloc(self, size: int, *, overrun: bool = True) -> int | None:
         """``netlink_alloc_skb`` into the ring (call when ``ring_path(size)``): the claimed frame
@@ -365,20 +377,27 @@ class RingsMixin(SockState):
         if ctl.load_sc(wire.CTL_RX_WAIT) and ctl.exchange(wire.CTL_RX_WAIT, 0):
             self.send(wire.WAKE)
 
-    def cursor_free(self) -> bool:
-        """The frame at the RX cursor itself is UNUSED (what the COPY path needs)."""
+    def cursor_free(self, *, recheck: bool = False) -> bool:
+        """The frame at the RX cursor itself is UNUSED (what the COPY path needs); ``recheck`` as
+        in :meth:`has_space`."""
         r = self.rx
-        return r is not None and self.status(r, r.head) == UNUSED
+        if r is None:
+            return False
+        off = r.offs[r.head]
+        return (self.recheck_status(off) if recheck else self.load_status(off)) == UNUSED
 
-    def wait_space(self, *, copy: bool = False) -> bool:
+    def wait_space(self, *, copy: bool = False, ready: Callable[[], bool] | None = None) -> bool:
         """A producer of this implementation waits until the user frees RX frames (``copy``: the
-        cursor frame itself): a short spin, then flag (seq_cst), re-check, and sleep until the
+        cursor frame itself): a short spin, then flag (seq_cst), re-check (seq_cst loads,
+        ``recheck=True``: a Dekker pattern with the user's hand-back), and sleep until the
         user's NOTE, in bounded slices (``wait_timeout``, a defence: each expiry is counted in
         ``wait_timeouts``). A slice that expires with space there ends the wait; it was a lost
         wake-up (``lost_wakeups``) iff, once the user has made the kick decision of every
         hand-back it began, the flag is still unclaimed (a user that is merely late is not
-        counted). False if the socket is going away."""
-        ready = self.cursor_free if copy else self.has_space
+        counted). ``ready``: another condition to wait for (the eager dump's ``dump_space()``).
+        False if the socket is going away."""
+        if ready is None:
+            ready = self.cursor_free if copy else self.has_space
         closing = self.closing
         if not copy:
             for _ in range(self.cfg.wait_spin):
@@ -386,14 +405,14 @@ class RingsMixin(SockState):
                     return not closing.is_set()
         self.released.clear()
         self.ctl.store_sc(wire.CTL_K_WAIT, 1)
-        if ready():
+        if ready(recheck=True):
             return not closing.is_set()
         with self.service_waiting(self.released):
             while not closing.is_set():
                 if self.released.wait(self.cfg.wait_timeout):
                     break
                 self.stats.wait_timeouts += 1
-                if ready():
+                if ready(recheck=True):
                     decided = wire.wait_decided(self.ctl, wire.CTL_REL_BEGUN, wire.CTL_REL_DECIDED,
                                                 alive=lambda: not closing.is_set())
                     if not decided or self.ctl.load_sc(wire.CTL_K_WAIT):

@@ -229,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="free-frame checks before a waiting producer sleeps")
     ap.add_argument("--socket-class", metavar="MODULE:CLASS",
                     help="per-socket class, a subclass of nlmmap.impl.ksock.KSock (module or file.py path)")
+    ap.add_argument("--switch-interval", type=float, default=KernelConfig.switch_interval,
+                    help="GIL switch interval (s): bounds how long a service thread delays an answer")
+    ap.add_argument("--cpus", metavar="LIST", help="run on these CPUs only (comma-separated; benchmarks)")
     ap.add_argument("--exit-with-parent", action="store_true", help="exit when the parent process exits")
     args = ap.parse_args(argv)
     cls = KSock
@@ -239,8 +242,16 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(str(e))
     if args.exit_with_parent:
         _exit_with_parent()
+    if args.cpus:
+        try:
+            os.sched_setaffinity(0, {int(c) for c in args.cpus.split(",")})
+        except (ValueError, OSError) as e:
+            ap.error(f"--cpus {args.cpus!r}: {e}")
+    if args.switch_interval <= 0:
+        ap.error("--switch-interval must be > 0")
     cfg = KernelConfig(page_size=args.page_size, atomics=args.atomics, wait_timeout=args.wait_timeout,
-                       wait_spin=max(0, args.wait_spin))
+                       wait_spin=max(0, args.wait_spin), switch_interval=args.switch_interval)
+    sys.setswitchinterval(cfg.switch_interval)
     server = KernelServer(args.socket, cfg, socket_class=cls)
 
     def _term(signum: int, frame: Any) -> None:

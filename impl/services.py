@@ -4,12 +4,18 @@
   visible: the TX tests use it); no ACK.
 - ``sink``: checks the sequence-numbered messages sent to the kernel (counts, first error).
 - ``queue`` (sections 12.2, 13.7): packets with ids (``++id_sequence``) in packet messages, decided
-  by verdicts, single or batched (``family.batch_verdict_ids``). Frame claim, id assignment and
-  publish happen under ONE lock (the extended-spinlock fix), so ring order is id order and batch
-  verdicts are sound. Faithful by default: a full ring loses the packet (an overrun); a full queue
-  (``maxlen``) refuses it after its frame was claimed and built, which leaves an empty VALID frame
-  (nm_len 0) and counts ``queue_dropped``. ``wait=True`` (not kernel behaviour, for benchmarks)
-  waits for room in the ring and the queue instead.
+  by verdicts, single or batched (``family.batch_verdict_ids``). Two lock modes (``lock=``):
+  ``extended`` (the default, the extended-spinlock fix the seed's authors shipped): frame claim, id
+  assignment and publish under ONE lock, so ring order is id order and batch verdicts are sound;
+  ``mainline`` (what the kernel always did, 12.2): the frame is claimed *outside* the queue lock,
+  the id assigned and the message sent under it, so with several packet producers (``producers=``,
+  the CPUs of the packet path, one thread each) ids can be out of ring order. Without an RX ring
+  the packets take the plain path (recv()), as nfqueue does on a plain socket. Faithful by
+  default: a full ring loses the packet (an overrun); a full queue (``maxlen``) refuses it after
+  its frame was claimed and built, which leaves an empty VALID frame (nm_len 0) and counts
+  ``queue_dropped``. ``wait=True`` (not kernel behaviour, for benchmarks) waits for room in the ring
+  and the queue instead (in ``mainline`` mode the queue room is checked before the claim, so the
+  queue may exceed ``maxlen`` by up to ``producers - 1``).
 
 Services run in threads of their own; ``settle`` answers once every service thread of the socket
 is waiting (for frames or verdicts) or finished, so that tests never need to sleep.
@@ -19,6 +25,8 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
+import struct
 import threading
 import traceback
 from collections.abc import Iterable, Iterator
@@ -41,6 +49,24 @@ class _Waiter:
 
     def __init__(self, event: threading.Event | None):
         self.event, self.woken = event, False
+
+_PACKET_ID = struct.Struct(">I")
+#: Offset of the packet id in a packet message: nlmsghdr, nfgenmsg, the NFQA_PACKET_HDR attribute
+#: header (checked against the spec's builder by ``_packet_templates``).
+_PACKET_ID_OFF = nl.NLMSG_HDRLEN + 4 + 4
+
+
+@functools.lru_cache(maxsize=8)
+def _packet_templates(payload_len: int, portid: int) -> tuple[bytes, ...]:
+    """The spec's packet message per low byte of the id (the payload is that byte repeated), and a
+    check that patching the id gives the spec's bytes."""
+    out = tuple(nl.build_queue_packet(b, bytes((b,)) * payload_len, portid=portid) for b in range(256))
+    probe = bytearray(out[0x78])
+    _PACKET_ID.pack_into(probe, _PACKET_ID_OFF, 0x12345678)
+    if bytes(probe) != nl.build_queue_packet(0x12345678, bytes((0x78,)) * payload_len, portid=portid):
+        raise AssertionError("the packet id is not where the queue service patches it")
+    return out
+
 
 _VERDICT_TYPES = frozenset({(nl.NFNL_SUBSYS_QUEUE << 8) | nl.NFQNL_MSG_VERDICT,
                             (nl.NFNL_SUBSYS_QUEUE << 8) | nl.NFQNL_MSG_VERDICT_BATCH})
@@ -108,32 +134,54 @@ class ServicesMixin(SockState):
             for i in hit:
                 del q[i]
             self.stats.queue_decided += len(hit)
-        self.wake_services(self.verdicted)
+            # producers waiting for room (wait=True) are woken once the queue is below its low
+            # mark, not by every verdict (each wake-up costs the verdict's caller a thread switch)
+            wake = len(q) <= self.queue_low
+        if wake:
+            self.wake_services(self.verdicted)
         return 0
 
-    def queue_packet(self, payload_len: int, size: int, maxlen: int, wait: bool) -> bool:
-        """One packet (its message ``size`` bytes) to the queue; under the queue lock: claim a frame
-        (or take the COPY path), build the message, then refuse it if the queue is full, else
-        assign the id, send and enqueue. With ``wait``, waits for room first (ring and queue).
-        False when the socket is going away."""
+    def queue_packet(self, payload_len: int, size: int, maxlen: int, wait: bool, mainline: bool = False) -> bool:
+        """One packet (its message ``size`` bytes) to the queue: claim a frame (or take the plain
+        path), build the message, then refuse it if the queue is full, else assign the id, send
+        and enqueue; the claim under the queue lock (``extended``) or before it (``mainline``).
+        With ``wait``, waits for room first (ring and queue). False when the socket is going away."""
         in_ring = self.ring_path(size)
         while True:
             if self.closing.is_set():
                 return False
-            with self.queue_lock:
+            if mainline:
                 q = self.queue
                 assert q is not None
                 if wait and len(q) >= maxlen:
-                    self.verdicted.clear()
                     need = "verdict"
+                    self.verdicted.clear()
+                    if len(q) < maxlen:  # a verdict came between the check and the clear
+                        continue
                 else:
-                    j = self.alloc(size, overrun=not wait) if in_ring else None
+                    j = self.alloc(size, overrun=not wait) if in_ring else None  # outside the queue lock
                     if j is not None or not in_ring:
-                        self._queue_now(q, payload_len, maxlen, j)
+                        with self.queue_lock:
+                            self._queue_now(q, payload_len, maxlen + (self.queue_producers if wait else 0), j)
                         return True
-                    if not wait:  # ring full: nfqnl_build_packet_message fails, the packet is lost
+                    if not wait:
                         return True
                     need = "frames"
+            else:
+                with self.queue_lock:
+                    q = self.queue
+                    assert q is not None
+                    if wait and len(q) >= maxlen:
+                        self.verdicted.clear()
+                        need = "verdict"
+                    else:
+                        j = self.alloc(size, overrun=not wait) if in_ring else None
+                        if j is not None or not in_ring:
+                            self._queue_now(q, payload_len, maxlen, j)
+                            return True
+                        if not wait:  # ring full: nfqnl_build_packet_message fails, the packet is lost
+                            return True
+                        need = "frames"
             if need == "frames":
                 self.wait_space()
             else:
@@ -153,7 +201,7 @@ class ServicesMixin(SockState):
                 self.free_ring_skb(j)
             return
         packet_id = self.id_sequence = (self.id_sequence + 1) & 0xFFFFFFFF
-        msg = nl.build_queue_packet(packet_id, bytes((packet_id & 0xFF,)) * payload_len, portid=self.portid)
+        msg = self._packet_message(packet_id, payload_len)
         if j is not None:
             self.publish(j, msg)
         elif self.unicast_plain(msg, from_kernel=True) == "dropped":
@@ -162,14 +210,28 @@ class ServicesMixin(SockState):
         q[packet_id] = 1
         self.stats.queue_sent += 1
 
-    def _service_queue(self, count: int, payload_len: int, maxlen: int, wait: bool) -> None:
+    def _packet_message(self, packet_id: int, payload_len: int) -> Any:
+        """``nl.build_queue_packet(packet_id, payload)`` (payload: the id's low byte, repeated), from
+        a template of the spec's bytes per low byte with the id patched in: one copy per packet
+        instead of a build. The template is checked against the spec's builder when it is made."""
+        tm = self.__dict__.get("_packet_templates")
+        if tm is None or tm[0] != payload_len:
+            tm = self._packet_templates = (payload_len, _packet_templates(payload_len, self.portid))
+        msg = bytearray(tm[1][packet_id & 0xFF])
+        _PACKET_ID.pack_into(msg, _PACKET_ID_OFF, packet_id)
+        return msg
+
+    def _service_queue(self, count: int, payload_len: int, maxlen: int, wait: bool, mainline: bool) -> None:
         size = len(nl.build_queue_packet(0, bytes(payload_len), portid=self.portid))  # one size for all
         try:
             for _ in range(count):
-                if not self.queue_packet(payload_len, size, maxlen, wait):
+                if not self.queue_packet(payload_len, size, maxlen, wait, mainline):
                     return
         finally:
-            self.stats.queue_done = True
+            with self.queue_lock:
+                self.queue_running -= 1
+                if self.queue_running <= 0:
+                    self.stats.queue_done = True
 
     # ---- starting services --------------------------------------------------------------------------
     def op_service(self, args: dict, blob: bytes) -> dict:
@@ -188,18 +250,27 @@ class ServicesMixin(SockState):
                                                         ("big_every", 0), ("big_size", 0))]
             self.stats.stream_done = False
             self.spawn(self.stream, a[0], a[1], mode, max(1, a[2]), *a[3:])
+        elif name == "dump":
+            self.dump_eager = bool(args.get("eager", False))
         elif name == "queue":
-            if self.rx is None:
-                raise NetlinkError("EINVAL", "the queue service needs an RX ring")
             count, size = wire.int_arg(args, "count"), wire.int_arg(args, "size", 64)
             maxlen = max(1, wire.int_arg(args, "maxlen", 1024))
+            producers = max(1, wire.int_arg(args, "producers", 1))
+            lock = args.get("lock", "extended")
+            if lock not in ("extended", "mainline"):
+                raise NetlinkError("EINVAL", f"queue lock must be extended or mainline, got {lock!r}")
             if self.queue is None:
                 self.queue = collections.OrderedDict()
             self.stats.queue_done = False
-            self.spawn(self._service_queue, count, size, maxlen, bool(args.get("wait", False)))
+            self.queue_producers = producers
+            self.queue_running = producers
+            self.queue_low = maxlen - max(1, min(64, maxlen // 4))
+            for k in range(producers):  # count split over the producers, the first ones one more
+                self.spawn(self._service_queue, count // producers + (k < count % producers), size, maxlen,
+                           bool(args.get("wait", False)), lock == "mainline")
         else:
-            raise NetlinkError("EINVAL", f"unknown service {name!r} (stream, echo, sink, queue; dumps are "
-                                         "requested in-band: nlmmap.spec.family.dump_request)")
+            raise NetlinkError("EINVAL", f"unknown service {name!r} (stream, echo, sink, queue, dump; dumps "
+                                         "are requested in-band: nlmmap.spec.family.dump_request)")
         return {}
 
     def spawn(self, target: Any, *args: Any) -> None:

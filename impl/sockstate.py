@@ -112,6 +112,10 @@ class SockState:
         self.sink = False
         self.queue: collections.OrderedDict[int, int] | None = None
         self.id_sequence = 0
+        self.queue_producers = 1  # packet producer threads of the queue service (its "CPUs")
+        self.queue_running = 0  # of them, those not finished
+        self.queue_low = 0  # a verdict wakes producers waiting for queue room below this length
+        self.dump_eager = False  # the dump service continues as soon as frames are free (family_input)
         self.stats = SockStats()
         # control page: its own memfd, outside the ring mapping
         self.ctl_fd = os.memfd_create("nlmmap-ctl", os.MFD_CLOEXEC)

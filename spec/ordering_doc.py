@@ -3,8 +3,10 @@
 ``python -m nlmmap.spec.ordering_doc docs/ordering.md`` rewrites every block between
 ``<!-- BEGIN ordering:KEY -->`` and ``<!-- END ordering:KEY -->`` from a fresh run (``--check``: exit 1
 if a block is stale, change nothing); ``--dot DIR`` also writes each counterexample as DOT (for
-``dot -Tpng``). Keys: ``matrix``, ``graph:<configuration>@<target>``. Times are never written (they
-change from run to run); only verdicts and graphs, which are deterministic for a fixed z3 and seed.
+``dot -Tpng``). Keys: ``matrix``, ``graph:<configuration>@<target>``, ``atomics`` (the implementation's
+atomics and their compilation), ``cites`` (the code each implementation side stands for). Times are
+never written (they change from run to run); only verdicts and graphs, which are deterministic for
+a fixed z3 and seed.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import sys
 from pathlib import Path
 
 from .execgraph import execution_dot, format_execution
-from .litmus import TARGETS
+from .litmus import _INSTR_TEXT, MAPPINGS, TARGETS
 from .ordering import CONFIGURATIONS, OrderingReport, prove_ordering
+from .ordering_cites import ATOMICS_MAPPING, CITES, Cite, cite_file, cite_qualname
 
 __all__ = ["doc_blocks", "update_doc", "main"]
 
@@ -36,10 +39,41 @@ def _matrix(rep: OrderingReport) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _atomics() -> str:
+    cols = list(TARGETS)
+    lines = ["| backend | operation | source operation in the proofs | " + " | ".join(cols) + " |",
+             "|---|---|---|" + "---|" * len(cols)]
+    for backend, op, key, _ in ATOMICS_MAPPING:
+        api, kind, order = key
+        cells = []
+        for t in cols:
+            ins = MAPPINGS[t].get(key)
+            cells.append("`" + "; ".join(_INSTR_TEXT.get(i, i) for i in ins) + "`" if ins else "-")
+        ops = ", ".join(f"`{o.strip()}`" for o in op.split("/"))
+        lines.append(f"| {backend} | {ops} | {api} {order} {kind} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _code_cell(cites: tuple[Cite, ...]) -> str:
+    by_fn: dict[str, list[str]] = {}
+    for fn, code in cites:
+        by_fn.setdefault(fn, []).append(code)
+    return "<br>".join(f"`{cite_file(fn)}` `{cite_qualname(fn)}`: " + "; ".join(f"`{c}`" for c in codes)
+                       for fn, codes in by_fn.items()).replace("|", "\\|")
+
+
+def _cites() -> str:
+    lines = ["| side | code (file, function: the cited code, in order) | configurations |", "|---|---|---|"]
+    for (role, name), cites in CITES.items():
+        ids = [c.id for c in CONFIGURATIONS if any(s.name == name and s.cites == cites for s in c.sides)]
+        lines.append(f"| `{role}` `{name}` | {_code_cell(cites)} | " + ", ".join(f"`{i}`" for i in ids) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def doc_blocks(rep: OrderingReport | None = None) -> dict[str, str]:
     """Every generated block's body, by key."""
     rep = rep or prove_ordering(with_calibration=False)
-    out = {"matrix": _matrix(rep)}
+    out = {"matrix": _matrix(rep), "atomics": _atomics(), "cites": _cites()}
     for r in rep.counterexamples():
         out[f"graph:{r.name}@{r.target}"] = "```text\n" + format_execution(r.execution) + "\n```\n"
     return out

@@ -5,13 +5,20 @@ shapes they are named after; the implementation code the proofs cite exists."""
 
 from __future__ import annotations
 
+import copy
+import importlib
+import inspect
+import io
 import json
+import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from nlmmap.cli import main
 from nlmmap.spec.execgraph import execution_dot, format_execution
 from nlmmap.spec.litmus import CALIBRATION, UnsupportedOp, compile_program, load, store
 from nlmmap.spec.memory_model import ARMV8, MODELS, SC, X86_TSO, Exec, Program, R, Term, W, check
@@ -26,6 +33,7 @@ from nlmmap.spec.ordering import (
     expected_results,
     prove_ordering,
 )
+from nlmmap.spec.ordering_cites import CITES, Cite, cite_file, cite_qualname, normalize
 from nlmmap.spec.prove import Verdict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -232,7 +240,9 @@ def test_handoff_results_are_exactly_the_manifest(report):
 def test_proved_configurations_include_kernel_4_4_and_the_implementation(report):
     ok = {(r.name, r.target) for r in report.results if r.kind == "handoff" and r.outcome == "proved"}
     for name in ("rx_publish/kernel-4.4+user-acquire", "rx_publish/impl+user-acquire", "tx_handover/impl+impl",
-                 "rx_reuse/impl+impl-alloc", "tx_reuse/kernel-4.4+impl-send", "tx_reuse/impl+impl-send"):
+                 "rx_reuse/impl+impl-alloc", "tx_reuse/kernel-4.4+impl-send", "tx_reuse/impl+impl-send",
+                 "rx_wakeup/impl+impl", "rx_wakeup/impl+impl-run", "rx_space_wakeup/impl+impl",
+                 "rx_space_wakeup/impl+impl-run"):
         for target in ("x86-64", "aarch64", "aarch64-rcpc"):
             assert (name, target) in ok
 
@@ -264,7 +274,8 @@ def test_removed_barriers_give_message_passing_counterexamples(report):
 def test_reuse_and_wakeup_counterexamples_have_the_lb_and_sb_shapes(report):
     assert _shape(_by(report, "tx_reuse/kernel-3.10+impl-send", "aarch64")) == ["po", "rfe", "po", "rfe"]
     assert _shape(_by(report, "rx_reuse/user-plain+kernel-4.4", "aarch64")) == ["po", "rfe", "po", "rfe"]
-    assert _shape(_by(report, "rx_wakeup/impl+impl", "aarch64-rcpc")) == ["po", "fre", "po", "fre"]
+    assert _shape(_by(report, "rx_wakeup/acquire-recheck+impl", "aarch64-rcpc")) == ["po", "fre", "po", "fre"]
+    assert _shape(_by(report, "rx_space_wakeup/acquire-recheck+impl", "aarch64-rcpc")) == ["po", "fre", "po", "fre"]
     assert _shape(_by(report, "rx_wakeup/release-acquire+release-acquire", "x86-64")) == ["po", "fre", "po", "fre"]
 
 
@@ -308,18 +319,177 @@ def test_docs_generated_blocks_are_current(report):
 
 
 # --- the implementation's code --------------------------------------------------------------------
+_FINAL = ("nlmmap.impl.ksock:KSock", "nlmmap.impl.client:RingSocket")  # where a moved method is looked up
+
+
+def _function(where: str) -> Callable | None:
+    """The function a cite names (``impl/rings.py:RingsMixin.publish``), None if it is not defined there."""
+    path, qual = cite_file(where), cite_qualname(where)
+    try:
+        obj = importlib.import_module("nlmmap." + path.removesuffix(".py").replace("/", "."))
+    except ImportError:
+        return None
+    for part in qual.split("."):
+        obj = getattr(obj, part, None)
+    if obj is None or getattr(obj, "__qualname__", None) != qual or not inspect.getsourcefile(obj).endswith(path):
+        return None
+    return obj
+
+
+def _now_at(qual: str) -> str:
+    name = qual.rpartition(".")[2]
+    for final in _FINAL:
+        mod, _, cls = final.partition(":")
+        fn = getattr(getattr(importlib.import_module(mod), cls), name, None)
+        if fn is not None and hasattr(fn, "__qualname__"):
+            return f" (moved? {cls}.{name} is {fn.__qualname__} in {inspect.getsourcefile(fn)})"
+    return ""
+
+
+def cite_problems(cites: tuple[Cite, ...], source: Callable[[Callable], str] = inspect.getsource) -> list[str]:
+    """What is wrong with ``cites``: a function that is not where cited, or whose source (``source``)
+    lacks a cited code, or has the cites of one function in another order. Empty when all hold."""
+    problems, after = [], {}
+    for where, code in cites:
+        fn = _function(where)
+        if fn is None:
+            problems.append(f"{where}: no such function{_now_at(cite_qualname(where))}")
+            continue
+        src, want = normalize(source(fn)), normalize(code)
+        i = src.find(want, after.get(where, 0))
+        if i < 0:
+            how = "not after the previous cite of this function" if want in src else "not in its source"
+            problems.append(f"{where}: {code!r} {how}")
+        else:
+            after[where] = i + len(want)
+    return problems
+
+
+def _all_cites() -> list[tuple[str, tuple[Cite, ...]]]:
+    out = [(f"{c.id} {s.name}", s.cites) for c in CONFIGURATIONS for s in c.sides if s.cites]
+    return out + [(f"atomics {backend} {op}", cites) for backend, op, _key, cites in ATOMICS_MAPPING]
+
+
 def test_the_implementation_code_the_proofs_cite_exists():
-    cited = 0
+    """Every cite holds: the function is where cited and holds the code, in the cited order."""
+    bad = {name: p for name, cites in _all_cites() if (p := cite_problems(cites))}
+    assert not bad, bad
+    assert sum(len(c) for c in CITES.values()) > 40
+    # every implementation side cites its code (a side name that does not match its CITES key shows here)
     for c in CONFIGURATIONS:
-        for side in c.sides:
-            for f, code in side.cites:
-                assert code in (ROOT / f).read_text(), (c.id, side.name, f, code)
-                cited += 1
-    assert cited > 15
-    atomics = (ROOT / "impl/atomics.py").read_text()
-    for backend, op, key, code in ATOMICS_MAPPING:
-        assert code in atomics, (backend, op)
-        assert key in {(o.api, o.kind, o.order) for c in CONFIGURATIONS for s in c.sides for o in s.ops}, op
+        for s in c.sides:
+            if s.name.startswith("impl") and "tso" not in s.name:
+                assert s.cites, (c.id, s.name)
+    ops = {(o.api, o.kind, o.order) for c in CONFIGURATIONS for s in c.sides for o in s.ops}
+    assert not [op for backend, op, key, _c in ATOMICS_MAPPING if key not in ops]  # each mapped op is proved somewhere
+
+
+# A memory order weakened, an access moved, a function renamed: each must break a cite. (old, new) is
+# applied to the named function's source (``count`` occurrences: 1 = the first only).
+MUTATIONS = {
+    "seq_cst store of a run's last frame made release": (
+        "impl/stream.py:StreamMixin.stream_run", "VALID, at.SEQ_CST)", "VALID, at.RELEASE)", 1),
+    "the run's release stores made relaxed": (
+        "impl/stream.py:StreamMixin.stream_run", "at.ACQUIRE, at.RELEASE", "at.ACQUIRE, at.RELAXED", 1),
+    "the reader's re-check made acquire": (
+        "impl/reader.py:RxReader._rx_wait", "ld(off, sc) in", "ld(off, acq) in", 1),
+    "the reader re-checks with the spin test": (
+        "impl/reader.py:RxReader._sleep_until", "if recheck():", "if ready():", 1),
+    "the kernel side's re-check made acquire": (
+        "impl/rings.py:RingsMixin.recheck_status", "load_sc(off)", "load_acquire(off)", 1),
+    "the kernel side's wait re-checks with the spin test": (
+        "impl/rings.py:RingsMixin.wait_space", "if ready(recheck=True):", "if ready():", 1),
+    "the waker's flag load made acquire": (
+        "impl/reader.py:RxReader._give_back", "wire.CTL_K_WAIT, ctl.SEQ_CST", "wire.CTL_K_WAIT, ctl.ACQUIRE", 1),
+    "atomicshm load_sc made acquire": (
+        "impl/atomics.py:_AtomicShm.__init__", "self.load_sc = lambda off: ld(off, sc)",
+        "self.load_sc = lambda off: ld(off, acq)", 1),
+    "tso store_sc without its fence": (
+        "impl/atomics.py:_Tso.__init__", "u32[off >> 2] = value\n            fence()", "u32[off >> 2] = value", 1),
+    "the TX frame released before its copy": (
+        "impl/txwalk.py:TxWalkMixin.tx_walk", "data = self.tx_take(o, n)\n                self.tx_release(t, o)",
+        "self.tx_release(t, o)\n                data = self.tx_take(o, n)", 1),
+}
+
+
+@pytest.mark.parametrize("what", sorted(MUTATIONS))
+def test_a_changed_memory_order_or_order_of_accesses_breaks_a_cite(what):
+    where, old, new, count = MUTATIONS[what]
+    target = _function(where)
+    assert target is not None and old in inspect.getsource(target), where  # the mutation applies
+
+    def mutated(fn: Callable) -> str:
+        src = inspect.getsource(fn)
+        return src.replace(old, new, count) if fn is target else src
+
+    hit = [name for name, cites in _all_cites() if cite_problems(cites, mutated)]
+    assert hit, f"no cite noticed: {what}"
+
+
+def test_a_moved_or_renamed_function_breaks_its_cite():
+    assert cite_problems((("impl/rings.py:RingsMixin.publish", "self.store_status(o, VALID)"),)) == []
+    moved = cite_problems((("impl/kernel.py:KSock.publish", "self.store_status(o, VALID)"),))
+    assert moved and "moved? KSock.publish is RingsMixin.publish in" in moved[0]
+    assert cite_problems((("impl/rings.py:RingsMixin.no_such", "x"),))
+    assert re.search("not after the previous cite", cite_problems(
+        (("impl/rings.py:RingsMixin.publish", "self.store_status(o, VALID)"),
+         ("impl/rings.py:RingsMixin.publish", "self.write_rx_header(o, len(data), group, pid)")))[0])
+
+
+# --- the CLI ---------------------------------------------------------------------------------------
+def _manifest_sizes() -> tuple[int, int]:
+    m = expected_results()
+    calib = sum(len(v) for k, v in m["calibration"].items() if not k.startswith("#"))
+    handoff = sum(1 for d in m["obligations"].values() for t in d if not t.startswith("#"))
+    return calib, handoff
+
+
+def _flipped(cid: str, target: str) -> dict:
+    m = copy.deepcopy(expected_results())
+    d = m["obligations"][cid]
+    d[target] = {"proved": "counterexample", "counterexample": "proved"}[d[target]]
+    return m
+
+
+def test_cli_prove_ordering_json_gives_the_verdict_and_counts():
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["prove", "--ordering", "--json"], out, err) == 0
+    doc = json.loads(out.getvalue())
+    calib, handoff = _manifest_sizes()
+    assert doc["verdict"] == "ok" and doc["counts"] == {"ok": calib + handoff, "FAILED": 0, "unknown": 0}
+    assert sum(r["kind"] == "handoff" for r in doc["results"]) == handoff
+    text = err.getvalue()
+    assert text.count("\n[ordering] ") + text.startswith("[ordering] ") == calib + handoff
+    assert f"nlmmap prove --ordering: {calib + handoff} checks" in text and text.rstrip().endswith("-> ok")
+    assert text.count("  cycle: ") == sum(r["outcome"] == "counterexample" for r in doc["results"])  # every graph
+    assert main(["prove", "--ordering", "--only", "X"], io.StringIO(), io.StringIO()) == 2
+
+
+def test_cli_prove_fails_when_an_expected_ordering_result_is_flipped(monkeypatch):
+    """On a flipped copy of the manifest: --ordering exits 1 with one FAILED line and its graph; the
+    default prove (its own proofs all ok) ends with the ordering section and exits 1 too."""
+    import nlmmap.spec.ordering as ordering
+
+    cid, target = "tx_reuse/kernel-3.10+impl-send", "aarch64"  # a counterexample, now expected proved
+    monkeypatch.setattr(ordering, "expected_results", lambda: _flipped(cid, target))
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["prove", "--ordering", "--json"], out, err) == 1
+    doc = json.loads(out.getvalue())
+    assert doc["verdict"] == "FAILED" and doc["counts"]["FAILED"] == 1
+    failed = [line for line in err.getvalue().splitlines() if "FAILED" in line and line.startswith("[ordering]")]
+    assert len(failed) == 1 and f": {cid} on {target} ... FAILED (counterexample, expected proved) (" in failed[0]
+
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["prove", "--json"], out, err) == 1
+    doc = json.loads(out.getvalue())
+    assert doc["verdict"] == "ok" and doc["obligations"]  # the transition-system proofs
+    assert doc["ordering"]["verdict"] == "FAILED" and doc["ordering"]["counts"]["FAILED"] == 1
+    text = err.getvalue()
+    graphs = [line.split(" under ")[0] for line in text.splitlines() if " under " in line and ": exists " in line]
+    assert sorted(graphs) == sorted([cid] + [name for name, _t in HEADLINE_COUNTEREXAMPLES])  # FAILED + headline
+    monkeypatch.undo()
+    assert main(["prove", "--only", "BatchVerdictSound"], io.StringIO(), err := io.StringIO()) == 0
+    assert "[ordering]" not in err.getvalue()  # --only: no ordering section
 
 
 # --- bad input -------------------------------------------------------------------------------------

@@ -1,0 +1,156 @@
+"""``nlmmap conform --replay FILE``: run a transcript again against a SUT and compare every answer with
+the recorded (expected) one by the suite's own rules (:mod:`.compare`), so a failing run's shrunk
+session fails again at the same request. Handles, tokens and portids are mapped from the recording
+to the SUT; the frame layout comes from the recorded ring requests."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from nlmmap.spec.abi import NL_MMAP_HDRLEN, NL_MMAP_REQ_LEN, MappingLayout, RingGeometry, RingRequest
+
+from .compare import Deviation, Freedoms, compare_answer, compare_memory, frame_table, map_top_level_pids
+from .report import Check, Report
+from .session import Mismatch
+from .targets import SUTFailure
+from .transcript import TranscriptStep, read_transcript
+
+__all__ = ["replay_transcript"]
+
+_RING_OPTS = {"NETLINK_RX_RING": "rx", 6: "rx", "NETLINK_TX_RING": "tx", 7: "tx"}
+
+
+@dataclass
+class _Sock:
+    sut: Any
+    portid: tuple[int, int] | None = None
+    rings: dict[str, RingGeometry | None] = field(default_factory=lambda: {"rx": None, "tx": None})
+    layout: MappingLayout | None = None
+    path: str | None = None
+    length: int = 0
+
+
+def _ring(optval: str) -> RingGeometry | None:
+    try:
+        raw = bytes.fromhex(optval)
+    except ValueError:
+        return None
+    if len(raw) < NL_MMAP_REQ_LEN:
+        return None
+    req = RingRequest.unpack(raw)
+    return None if req.block_nr == 0 else RingGeometry(req.block_size, req.block_nr, req.frame_size, req.frame_nr)
+
+
+def _map_expected(data: bytes, offset: int, lay: MappingLayout | None, portids: dict[int, int]) -> bytes:
+    """Recorded portids inside kernel-built messages of RX frames -> the SUT's."""
+    if not portids or lay is None or all(k == v for k, v in portids.items()):
+        return data
+    buf = bytearray(data)
+    for f in lay.frames():
+        if f.ring != "rx" or f.offset < offset or f.offset + NL_MMAP_HDRLEN > offset + len(data):
+            continue
+        a = f.offset - offset
+        ln = int.from_bytes(buf[a + 4:a + 8], "little")
+        map_top_level_pids(buf, a + NL_MMAP_HDRLEN, min(len(buf), a + NL_MMAP_HDRLEN + ln, a + f.frame_size), portids)
+    return bytes(buf)
+
+
+def replay_transcript(path: str, target: Any, *, progress: Any = None) -> Report:
+    """Replay ``path`` against ``target``; a Report whose failure (if any) is the first difference."""
+    steps = read_transcript(path)
+    rep = Report("pass", getattr(target, "name", "?"), profile="replay")
+    free = Freedoms()
+    socks: dict[str, _Sock] = {}
+    portids: dict[int, int] = {}
+    tokens: dict[str, Any] = {}
+    agreed = 0
+    try:
+        for st in steps:
+            devs, sent, got = _one(st, target, socks, portids, tokens, free)
+            if devs:
+                sock = socks.get(json.dumps(st.req.get("sock")))
+                frames = ""
+                if st.req.get("op") == "peek" and got.get("ok") and st.ans.get("ok"):
+                    try:
+                        frames = frame_table(bytes.fromhex(st.ans["data"]), bytes.fromhex(got["data"]),
+                                             int(st.req.get("offset", 0)), sock.layout if sock else None)
+                    except (ValueError, KeyError):
+                        frames = ""
+                m = Mismatch(sent, st.ans, got, devs, frames, st.case, "; ".join(st.checks))
+                rep.verdict = "fail"
+                rep.failure = {"kind": "Mismatch", "check": m.check, "step": st.case, "rule": m.rule,
+                               "request": sent, "expected": st.ans, "got": got, "line": st.lineno,
+                               "deviations": [str(d) for d in devs], "text": m.render() + f"\n  (transcript line "
+                                                                                          f"{st.lineno})"}
+                break
+            agreed += 1
+    except SUTFailure as e:
+        rep.verdict = "inconclusive"
+        rep.failure = {"kind": e.kind, "text": f"the SUT {e.kind}: {e.detail}", "stderr_tail": e.stderr_tail}
+    rep.requests = agreed + (1 if rep.failure else 0)
+    rep.checks.append(Check("replay", rep.verdict if rep.verdict != "inconclusive" else "fail",
+                            f"{agreed}/{len(steps)} requests agree"))
+    if rep.failure and hasattr(target, "stderr_tail"):
+        rep.failure.setdefault("stderr_tail", target.stderr_tail())
+    return rep
+
+
+def _one(st: TranscriptStep, target: Any, socks: dict[str, _Sock], portids: dict[int, int],
+         tokens: dict[str, Any], free: Freedoms) -> tuple[list[Deviation], dict, dict]:
+    req, rec = st.req, st.ans
+    op = req.get("op")
+    key = json.dumps(req.get("sock")) if "sock" in req else None
+    sock = socks.get(key) if key else None
+    sent = dict(req)
+    if sock is not None:
+        sent["sock"] = sock.sut
+    if op == "resume":
+        sent["token"] = tokens.get(json.dumps(req.get("token")), req.get("token"))
+    got = target.ask(sent)
+    if op in ("peek", "poke") and got.get("errno") == "ENOSYS" and sock is not None and sock.path:
+        got = _local(sent, sock)
+    devs: list[Deviation] = []
+    if got.get("id") != req.get("id"):
+        devs.append(Deviation("protocol.id", f"answer id {got.get('id')!r}, request id {req.get('id')!r}"))
+    exp = dict(rec)
+    if op == "recvmsg" and exp.get("ok") and portids:
+        buf = bytearray(bytes.fromhex(exp["payload"]))
+        map_top_level_pids(buf, 0, len(buf), portids)
+        exp["payload"] = buf.hex()
+    devs += compare_answer(op, exp, got)
+    if op == "socket" and rec.get("ok") and got.get("ok"):
+        socks[json.dumps(rec.get("sock"))] = s = _Sock(got.get("sock"))
+        if isinstance(rec.get("portid"), int) and isinstance(got.get("portid"), int):
+            portids[rec["portid"] & 0xFFFFFFFF] = got["portid"]
+            s.portid = (rec["portid"], got["portid"])
+    elif op == "setsockopt" and sock is not None and rec.get("ok") and req.get("option") in _RING_OPTS:
+        r = _ring(req.get("optval", ""))
+        sock.rings[_RING_OPTS[req["option"]]] = r
+    elif op == "mmap" and sock is not None and rec.get("ok"):
+        sock.layout = MappingLayout(sock.rings["rx"], sock.rings["tx"])
+        if got.get("ok") and isinstance(got.get("path"), str):
+            sock.path, sock.length = got["path"], int(req.get("length", 0))
+    elif op == "sendmsg" and "paused" in rec and "paused" in got:
+        tokens[json.dumps(rec["paused"])] = got["paused"]
+    elif op == "peek" and not devs and rec.get("ok"):
+        off = int(req.get("offset", 0))
+        lay = sock.layout if sock else None
+        want = _map_expected(bytes.fromhex(rec["data"]), off, lay, portids)
+        devs += compare_memory(want, bytes.fromhex(got["data"]), off, lay, free)
+    return devs, sent, got
+
+
+def _local(sent: dict, sock: _Sock) -> dict:
+    """Shared mode: the SUT serves no peek/poke; read or write the file its mmap named."""
+    off = int(sent.get("offset", 0))
+    fd = os.open(sock.path, os.O_RDWR)  # type: ignore[arg-type]
+    try:
+        if sent["op"] == "poke":
+            os.pwrite(fd, bytes.fromhex(sent.get("data", "")), off)
+            return {"id": sent.get("id"), "ok": True}
+        return {"id": sent.get("id"), "ok": True, "data": os.pread(fd, int(sent.get("length", 0)), off).hex()}
+    finally:
+        os.close(fd)

@@ -1,0 +1,130 @@
+"""``nlmmap bench`` runs and reports every row, with ratios computed from its rows.
+
+No figure is asserted (performance lives in the command, never in timed tests): the run uses tiny
+message counts (``--scale``), and the checks are about the report's shape and arithmetic: every
+section's rows are there with their counters, every ratio is its rows' quotient, the bars are
+classified from the values, the Markdown names the command and the machine, the plot is a PNG.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+
+import pytest
+
+from nlmmap.cli import main
+from nlmmap.impl.bench import compute_ratios
+
+SIZES = (64, 256, 1500, 4096)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bench")
+    out, err = io.StringIO(), io.StringIO()
+    rc = main(["bench", "--quick", "--json", "--scale", "0.005", "--rounds", "2", "--stability", "2",
+               "--bmc-depth", "2", "--markdown", str(d / "r.md"), "--plot", str(d / "p.png")], out, err)
+    assert rc == 0, err.getvalue()
+    return json.loads(out.getvalue()), (d / "r.md").read_text(), (d / "p.png").read_bytes(), err.getvalue()
+
+
+def test_every_row_is_present(report):
+    doc, _, _, _ = report
+    ids = {r["id"] for r in doc["rows"]}
+    want = {f"rx.{z}.{k}" for z in SIZES for k in ("ring_runs", "ring_iter", "copy_25", "copy_1")}
+    want |= {f"stability.64.{k}" for k in ("ring_runs", "ring_iter", "copy_25")}
+    want |= {"memcpy.ring_set", "memcpy.dram", "dump.poll", "dump.eager", "queue.par.mainline", "queue.par.extended"}
+    want |= {f"queue.1500.{t}.{lk}.sendmsg-1" for t in ("copy", "ring") for lk in ("mainline", "extended")}
+    want |= {"queue.1500.ring.mainline.sendmsg-25", "queue.1500.ring.mainline.txring-25",
+             "queue.1500.ring.mainline.txring-1", "queue.1500.copy.mainline.sendmsg-25",
+             "queue.64.ring.extended.sendmsg-1", "queue.64.copy.extended.sendmsg-1"}
+    want |= {f"tx.{z}.{k}" for z in (64, 1500) for k in ("ring_1", "plain_1", "ring_25", "plain_25")}
+    want |= {"proofs.prove", "proofs.slowest_obligation", "diagrams.state_graph_3rx_2tx", "conformance.steps_per_s"}
+    assert want <= ids, sorted(want - ids)
+    assert any(i.startswith("proofs.bmc.") for i in ids)
+    assert doc["config"]["rounds"] == 2 and doc["config"]["stability_runs"] == 2
+
+
+def test_rows_carry_their_spread_and_counters(report):
+    doc, _, _, _ = report
+    for r in doc["rows"]:
+        if not r.get("available", True):
+            assert r["note"]  # a row that could not be measured says why, with no figure
+            assert "median" not in r
+            continue
+        assert r["min"] <= r["median"] <= r["max"] and r["samples"] and r["rounds"] == len(r["samples"])
+        if r["section"] in ("rx", "stability", "queue", "dump", "tx"):
+            assert r["messages"] > 0 and r["median"] > 0
+            for k in ("seq_errors", "poll_timeouts", "lost_wakeups"):
+                assert r[f"{k}_per_million"] == pytest.approx(r[k] * 1e6 / r["messages"])
+    stab = {r["id"]: r for r in doc["rows"] if r["section"] == "stability"}
+    assert all(r["rounds"] == 2 for r in stab.values())
+    for r in doc["rows"]:
+        if r["section"] == "queue":
+            assert r["gbit_per_s"] == pytest.approx(r["median"] * r["payload"] * 8 / 1e9)
+
+
+def test_ratios_are_computed_from_the_rows(report):
+    doc, _, _, _ = report
+    rows = {r["id"]: r for r in doc["rows"]}
+    assert len(doc["ratios"]) > 20
+    for q in doc["ratios"]:
+        num, den = rows[q["num"]], rows[q["den"]]
+        if q["kind"] == "per_run":
+            runs = [a * q["scale"] / b for a, b in zip(num["samples"], den["samples"], strict=True)]
+            assert q["values"] == pytest.approx(runs) and q["value"] == pytest.approx(min(runs))
+        else:
+            assert q["value"] == pytest.approx(num["median"] * q["scale"] / den["median"])
+        if q["bar"] is not None:
+            assert q["meets"] == (q["value"] >= q["bar"])
+            assert q["id"] in doc["bars"]["met" if q["meets"] else "missed"]
+    ids = {q["id"] for q in doc["ratios"]}
+    assert {"queue.1500.ring_vs_copy", "queue.1500.batch25_vs_single_ring", "memcpy.ring_payload_vs_memcpy",
+            "stability.64.ring_vs_copy_25", "dump.eager_vs_poll", "rx.64.iter_vs_copy_25"} <= ids
+
+
+def test_compute_ratios_follows_the_rows_not_constants():
+    """The ratio function can fail: it moves with the rows it is given, and a missing row gives
+    no value and no verdict on the bar."""
+    rows = [{"id": "a", "median": 6.0, "samples": [6.0, 4.0]}, {"id": "b", "median": 2.0, "samples": [2.0, 8.0]}]
+    spec = [{"id": "r", "num": "a", "den": "b", "scale": 1.0, "bar": 2.0, "kind": "median"},
+            {"id": "p", "num": "a", "den": "b", "scale": 1.0, "bar": 1.0, "kind": "per_run"},
+            {"id": "m", "num": "a", "den": "missing", "scale": 1.0, "bar": 1.0, "kind": "median"}]
+    r, p, m = compute_ratios(rows, spec)
+    assert r["value"] == 3.0 and r["meets"] is True
+    assert p["values"] == [3.0, 0.5] and p["value"] == 0.5 and p["meets"] is False
+    assert m["value"] is None and m["meets"] is None
+    rows[0]["median"] = 3.0
+    assert compute_ratios(rows, spec)[0]["value"] == 1.5
+
+
+def test_report_names_the_machine_the_load_and_the_correctness_totals(report):
+    doc, md, png, err = report
+    m = doc["machine"]
+    assert m["cpu"] and m["cores"] >= 1 and m["kernel"] and m["python"] and m["atomics"]
+    assert len(doc["load"]["start"]) == 3 and len(doc["load"]["end"]) == 3
+    assert doc["command"].startswith("nlmmap bench --quick")
+    c = doc["correctness"]
+    assert c["messages"] == sum(r.get("messages", 0) for r in doc["rows"] if "seq_errors" in r)
+    assert c["seq_errors"] == 0 and c["lost_wakeups"] == 0 and doc["ok"] is True
+    assert doc["command"] in md and m["cpu"] in md and "### Bars" in md
+    assert "the seed's table" in md
+    conf = [r for r in doc["rows"] if r["section"] == "conformance"]
+    assert conf and all(r.get("available", True) or "not available" in md for r in conf)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "done: bars met" in err
+    assert all(math.isfinite(r["median"]) for r in doc["rows"] if "median" in r)
+
+
+@pytest.mark.parametrize("argv, msg", [
+    (["bench", "--only", "nonsense"], "unknown section"),
+    (["bench", "--rounds", "0"], "must be positive"),
+    (["bench", "--pin", "x"], "--pin"),
+    (["bench", "--only", "dump", "--plot", "p.png"], "needs the rx section"),
+])
+def test_usage_errors_exit_2(argv, msg):
+    out, err = io.StringIO(), io.StringIO()
+    assert main(argv, out, err) == 2
+    assert msg in err.getvalue() and out.getvalue() == ""

@@ -1,0 +1,96 @@
+"""The conformance suite's own tests: it passes the oracle, notices deviations at the adapter
+boundary and the model's history switches, reports hung/dead/garbage SUTs as inconclusive, and a
+failing run's transcript fails again when replayed. Budgets are small (a few hundred steps): the
+20,000-step ci figure is a measurement (benchmarks/conformance_bench.py), not a test."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from nlmmap.cli import main
+from nlmmap.conformance.mutants import BOUNDARY, PerturbTarget
+from nlmmap.conformance.replay import replay_transcript
+from nlmmap.conformance.runner import run_conformance
+from nlmmap.conformance.targets import ExecTarget, InProcessTarget
+from nlmmap.model import ModelConfig
+from nlmmap.model.adapter import ModelBackend
+from nlmmap.spec.protocol import Variant
+
+
+def _model(*variant: str) -> ModelBackend:
+    return ModelBackend(ModelConfig(variant=Variant.from_names(list(variant)), check_invariants="never"))
+
+
+def test_the_reference_model_conforms_to_itself():
+    rep = run_conformance(lambda: _model(), profile="quick", max_steps=400)
+    assert rep.verdict == "pass", rep.human()
+    assert rep.steps >= 400 and rep.examples > 1
+    assert rep.check("state_machine").verdict == "pass"
+    # the model has no shared memory: the race check says why it did not run
+    assert rep.check("toctou_race").verdict == "skipped" and "shared_memory" in rep.check("toctou_race").detail
+    assert rep.coverage["actions"]["hit"] > 10
+
+
+@pytest.mark.parametrize("name", ["kick_bytes_plus_one", "poll_no_pollerr", "copy_frame_shown_valid",
+                                  "setsockopt_ebusy_for_einval", "received_lost_last"])
+def test_boundary_mutants_are_killed(name, tmp_path):
+    doc, fn, _ = BOUNDARY[name]
+    target = PerturbTarget(InProcessTarget(_model()), fn, name)
+    rep = run_conformance(target, profile="quick", max_steps=1500, transcript_dir=str(tmp_path),
+                          stop_on_failure_shrink=False)
+    assert rep.verdict == "fail", f"{name} ({doc}) survived:\n{rep.human()}"
+    assert rep.failure["check"].startswith(("answer.", "memory."))
+
+
+def test_poll_history_switch_is_killed(tmp_path):
+    rep = run_conformance(lambda: _model("poll_head_minus_one"), profile="quick", max_steps=3000,
+                          stop_on_failure_shrink=False, transcript_dir=str(tmp_path))
+    assert rep.verdict == "fail" and rep.failure["check"] == "answer.poll.revents", rep.human()
+
+
+def test_failing_transcript_fails_again_on_replay(tmp_path):
+    rep = run_conformance(lambda: _model("tx_zero_copy"), profile="quick", max_steps=3000,
+                          transcript_dir=str(tmp_path))
+    assert rep.verdict == "fail", rep.human()
+    path = rep.failure["transcript"]
+    text = open(path).read()
+    assert "# case" in text and text.count("\n> ") == text.count("\n< ")
+    again = replay_transcript(path, InProcessTarget(_model("tx_zero_copy")))
+    assert again.verdict == "fail" and again.failure["check"] == rep.failure["check"]
+    # the correct model agrees with every expected answer (they are its own)
+    assert replay_transcript(path, InProcessTarget(_model())).verdict == "pass"
+
+
+def _exec(code: str) -> list[str]:
+    return [sys.executable, "-c", code]
+
+
+@pytest.mark.parametrize("code,kind", [
+    ("import time\nwhile True: time.sleep(1)", "hung"),
+    ("import sys; sys.stderr.write('boom\\n'); sys.exit(7)", "died"),
+    ("import sys\nfor l in sys.stdin: print('not json', flush=True)", "garbage"),
+])
+def test_bad_suts_are_inconclusive_with_their_stderr(code, kind):
+    rep = run_conformance(ExecTarget(_exec(code), timeout=1.0), profile="quick", max_steps=50)
+    assert rep.verdict == "inconclusive" and rep.exit_code == 3, rep.human()
+    assert rep.failure["kind"] in (kind, "garbage" if kind == "died" else kind)
+    if kind == "died":
+        assert "boom" in rep.failure["stderr_tail"]
+
+
+def test_cli_json_report_and_exit_codes(capsys, tmp_path):
+    junit = tmp_path / "r.xml"
+    rc = main(["conform", "--impl", "nlmmap.model.adapter:ModelBackend", "--profile", "quick", "--max-steps", "150",
+               "--json", "--junit", str(junit)])
+    out = capsys.readouterr().out
+    doc = json.loads(out)
+    assert rc == 0 and doc["verdict"] == "pass" and doc["exit_code"] == 0
+    for key in ("steps", "examples", "coverage", "skipped_rules", "timings", "checks", "seed"):
+        assert key in doc
+    assert doc["skipped_rules"].get("munmap_rings", "").startswith("SUT lacks")
+    assert "<testsuite" in junit.read_text()
+    assert main(["conform"]) == 2
+    assert main(["conform", "--impl", "no.such.module:x"]) == 2
