@@ -9,6 +9,8 @@ import io
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nlmmap.cli import main
 from nlmmap.spec.expr import Const, Op, _lift, evaluate, render
@@ -161,3 +163,60 @@ def test_a_second_system_plugs_into_the_engines_unchanged():
     assert res.verdict is Verdict.FAILED and res.violated == "FilledCountsFullCells"
     assert res.actions == ("init", "setup", "take") and "[EMPTY]" in res.text()
     assert replay(trace_to_itf(res), system=bad).reproduced
+
+
+# ---- geometry and layout (sections 2.2, 2.4, 3.1, 17.1-17.3) ---------------------------------------
+def test_layout_obligations_hold_for_every_accepted_geometry():
+    from nlmmap.spec.protocol.geometry import prove_layout
+
+    res = prove_layout()
+    assert [r.verdict for r in res] == [Verdict.OK] * len(res), [r.line() for r in res]
+    assert {r.property for r in res} >= {"FramesDisjoint", "FramesInsideTheRing", "RingsApartInTheMapping"}
+
+
+def test_layout_catches_the_documentation_formula(monkeypatch):
+    """The kernel documentation's ``offset = i * frame_size`` walk is wrong when a block ends with
+    slack (section 2.2): as the frame offset it makes frames cross their block, and prove_layout
+    says so."""
+    from nlmmap.spec.protocol import geometry
+
+    monkeypatch.setattr(geometry, "frame_offset", lambda g, blk, slot: (blk * g.fpb + slot) * g.frame_size)
+    res = {r.property: r.verdict for r in geometry.prove_layout()}
+    assert res["FramesInsideTheirBlock"] is Verdict.FAILED
+
+
+@settings(max_examples=200, deadline=None)
+@given(block_pages=st.integers(0, 5), block_nr=st.integers(0, 6), frame_size=st.integers(0, 9000),
+       frame_nr=st.integers(0, 64), page=st.sampled_from([4096, 65536]))
+def test_layout_formulas_are_the_abi_rules(block_pages, block_nr, frame_size, frame_nr, page):
+    """The symbolic geometry rules and frame offsets are those of nlmmap.spec.abi, on concrete
+    requests (accepted exactly when check_ring_geometry accepts a create; offsets equal
+    RingGeometry.frame_offset)."""
+    import z3
+
+    from nlmmap.spec.abi import RingGeometry, RingRequest, check_ring_geometry
+    from nlmmap.spec.errors import NetlinkError
+    from nlmmap.spec.protocol.geometry import Ring, accepted, frame_offset
+
+    block_size = block_pages * page + (7 if block_pages == 5 else 0)  # some not a page multiple
+    if frame_nr == 64 and block_pages and frame_size >= 24:
+        frame_nr = (block_size // frame_size) * block_nr  # often consistent
+    req = RingRequest(block_size, block_nr, frame_size, frame_nr)
+    try:
+        ok = not check_ring_geometry(req, page_size=page).is_teardown
+    except NetlinkError:
+        ok = False
+    g = Ring("g")
+    s = z3.Solver()
+    s.add(g.block_size == block_size, g.block_nr == block_nr, g.frame_size == frame_size, g.frame_nr == frame_nr)
+    s.add(accepted(g, z3.IntVal(page)))
+    assert (s.check() == z3.sat) == ok, req
+    if ok:
+        geom = RingGeometry(block_size, block_nr, frame_size, frame_nr)
+        fpb = geom.frames_per_block
+        for i in range(min(frame_nr, 20)):
+            off = z3.simplify(frame_offset(g, z3.IntVal(i // fpb), z3.IntVal(i % fpb)))
+            s2 = z3.Solver()
+            s2.add(g.block_size == block_size, g.frame_size == frame_size)
+            s2.add(z3.Int("o") == off)
+            assert s2.check() == z3.sat and s2.model().eval(z3.Int("o")).as_long() == geom.frame_offset(i)
