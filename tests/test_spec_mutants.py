@@ -255,3 +255,69 @@ def test_spec_mutant_is_caught_with_a_cti(mutant):
     assert mutant.caught_by in text.splitlines()[0] and f"counterexample to induction: {mutant.action}(" in text
     assert len(text.splitlines()) <= 60, text
     print(f"{mutant.name}: FAILED {props} in {took:.2f} s")
+
+
+# --- ordering barriers (section 6.6): the status-word handoff under weak memory ---------------------
+def _drop_fence(kind: str) -> Callable[[tuple], tuple]:
+    return lambda ops: tuple(o for o in ops if not (o.kind == "fence" and o.order == kind))
+
+
+def _weaken_status_access(kind: str, order: str = "plain") -> Callable[[tuple], tuple]:
+    """The side's ``kind`` (load or store) of nm_status done with ``order`` (plain: no ordering)."""
+    return lambda ops: tuple(dataclasses.replace(o, order=order, api="plain" if order == "plain" else o.api)
+                             if o.kind == kind and o.loc == "nm_status" else o for o in ops)
+
+
+@dataclass(frozen=True)
+class OrderingMutant:
+    """A barrier removed (or an access weakened) on one side of a handoff that is proved: the
+    forbidden outcome must become reachable on ``target``, with an execution to show."""
+
+    name: str
+    breaks: str
+    configuration: str
+    side: int
+    change: Callable[[tuple], tuple] = field(repr=False)
+    target: str = "aarch64"
+
+
+ORDERING_ZOO: tuple[OrderingMutant, ...] = (
+    OrderingMutant("publish_without_smp_mb", "the kernel publishes VALID without the full barrier before it",
+                   "rx_publish/kernel-4.4+user-acquire", 0, _drop_fence("smp_mb")),
+    OrderingMutant("user_reads_status_plainly", "the user reads nm_status without acquire, then the payload",
+                   "rx_publish/impl+user-acquire", 1, _weaken_status_access("load")),
+    OrderingMutant("impl_publishes_plainly", "the implementation stores VALID with a plain store",
+                   "rx_publish/impl+user-acquire", 0, _weaken_status_access("store")),
+    OrderingMutant("user_hands_tx_frame_plainly", "the user stores the TX VALID with a plain store",
+                   "tx_handover/impl+impl", 0, _weaken_status_access("store")),
+    OrderingMutant("tx_walk_reads_status_plainly", "the kernel's TX walk reads nm_status without acquire",
+                   "tx_handover/impl+impl", 1, _weaken_status_access("load")),
+    OrderingMutant("tx_release_without_smp_mb", "the kernel releases a copied TX frame without the barrier "
+                   "(its copy may read the user's next message)", "tx_reuse/kernel-4.4+impl-send", 0,
+                   _drop_fence("smp_mb")),
+    OrderingMutant("rx_release_plainly", "the user hands an RX frame back (UNUSED) with a plain store",
+                   "rx_reuse/impl+impl-alloc", 0, _weaken_status_access("store")),
+    OrderingMutant("sleeper_flag_without_seq_cst", "the reader announces it sleeps with a release store only "
+                   "(the waker misses it: a lost wake-up)", "rx_wakeup/impl+impl", 0,
+                   lambda ops: tuple(dataclasses.replace(o, order="release") if o.kind == "store"
+                                     and o.loc == "rx_wait" else o for o in ops), target="x86-64"),
+)
+
+
+@pytest.mark.parametrize("mutant", ORDERING_ZOO, ids=[m.name for m in ORDERING_ZOO])
+def test_ordering_mutant_gives_a_counterexample(mutant):
+    from nlmmap.spec.execgraph import format_execution
+    from nlmmap.spec.litmus import TARGETS, compile_program
+    from nlmmap.spec.memory_model import MODELS, check
+    from nlmmap.spec.ordering import configuration, expected_results
+
+    cfg = configuration(mutant.configuration)
+    model = MODELS[TARGETS[mutant.target]]
+    assert expected_results()["obligations"][cfg.id][mutant.target] == "proved"  # the unmutated handoff holds
+    assert check(compile_program(cfg.source(), mutant.target), model).allowed is False
+    sides = list(cfg.sides)
+    sides[mutant.side] = dataclasses.replace(sides[mutant.side], ops=mutant.change(sides[mutant.side].ops))
+    assert sides[mutant.side].ops != cfg.sides[mutant.side].ops, "the mutant changes nothing"
+    res = check(compile_program(dataclasses.replace(cfg, sides=tuple(sides)).source(), mutant.target), model)
+    assert res.allowed is True, f"{mutant.name} ({mutant.breaks}): {res.text} {res.reason}"
+    assert res.execution is not None and format_execution(res.execution).strip()
