@@ -30,8 +30,9 @@ from nlmmap.spec import family
 from nlmmap.spec import netlink as nl
 from nlmmap.spec.abi import NL_MMAP_HDRLEN, Status
 from nlmmap.spec.errors import NetlinkError
-from nlmmap.spec.expr import render
+from nlmmap.spec.expr import evaluate, render, var
 from nlmmap.spec.protocol import Variant, queue_system
+from nlmmap.spec.protocol.queue import FIRST_ID, ID_SPACE, id_after
 from nlmmap.spec.system import ActionDisabled, DefaultArray, MapState, apply_action, violated_invariants
 
 from .core import ModelInvariantError, select_action
@@ -39,6 +40,9 @@ from .rx import RING_ALLOC
 from .socket import ModelSocket
 
 __all__ = ["QueueService", "QueueEntry"]
+
+#: ``++id_sequence`` as the spec writes it (u32 serial numbers).
+_NEXT_ID = id_after(var("id_seq"))
 
 
 @dataclass
@@ -60,7 +64,7 @@ class QueueService:
         self.queue_num = queue_num
         self.variant = variant or sock.config.variant
         self.system = queue_system(self.variant)
-        self.id_sequence = 0  # the last packet id assigned (the kernel's ++id_sequence)
+        self.id_sequence = FIRST_ID - 1  # the last packet id assigned (the kernel's ++id_sequence, a u32)
         self.queue: list[QueueEntry] = []
         self.decided: dict[int, int] = {}
         self.payloads: dict[int, bytes] = {}  # packet payload held by each CPU between alloc and send
@@ -76,7 +80,8 @@ class QueueService:
                 values[v.name] = DefaultArray(False if v.sort == "bool_array" else 0)
             else:
                 values[v.name] = 0
-        values.update(rx_frame_nr=ring["rx_frame_nr"], rx_status=list(ring["rx_status"]), rx_head=ring["rx_head"])
+        values.update(rx_frame_nr=ring["rx_frame_nr"], rx_status=list(ring["rx_status"]), rx_head=ring["rx_head"],
+                      q_head=FIRST_ID, id_seq=FIRST_ID - 1, id_space=ID_SPACE)
         return MapState(values)
 
     @property
@@ -167,7 +172,7 @@ class QueueService:
         return packet_id
 
     def _assign_and_publish(self, frame: int, payload: bytes) -> int:
-        self.id_sequence += 1
+        self.id_sequence = evaluate(_NEXT_ID, {"id_seq": self.id_sequence, "id_space": ID_SPACE})  # u32: wraps to 0
         packet_id = self.id_sequence
         self.sock.ring_publish(frame, nl.build_queue_packet(packet_id, payload, queue_num=self.queue_num))
         self.queue.append(QueueEntry(packet_id, payload))
@@ -207,10 +212,12 @@ class QueueService:
         hit = family.batch_verdict_ids([e.packet_id for e in self.queue], packet_id)
         for qid in hit:
             self.verdict(qid, verdict)
-        # a verdict naming an id the reader saw and that is still queued is the spec's verdict_batch;
-        # any other (an id never read, or already decided) is outside the queue system's reader
-        if self._enabled("verdict_batch", m=packet_id):
-            self._shadow("verdict_batch", m=packet_id)
+        # a verdict naming an id the reader saw and that is still queued is the spec's verdict_batch
+        # (verdict_batch_wrap when the queue list wraps past the last id); any other (an id never
+        # read, or already decided) is outside the queue system's reader
+        for action in ("verdict_batch", "verdict_batch_wrap"):
+            if self._enabled(action, m=packet_id):
+                self._shadow(action, m=packet_id)
         return hit
 
     @property

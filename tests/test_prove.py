@@ -220,3 +220,38 @@ def test_layout_formulas_are_the_abi_rules(block_pages, block_nr, frame_size, fr
             s2.add(g.block_size == block_size, g.frame_size == frame_size)
             s2.add(z3.Int("o") == off)
             assert s2.check() == z3.sat and s2.model().eval(z3.Int("o")).as_long() == geom.frame_offset(i)
+
+
+def test_queue_ids_wrap_in_a_small_id_space():
+    """The queue system's ids are serial numbers: with an id space of 4 (the proofs hold for any),
+    packets queued, read and batch-verdicted across the wrap many times keep every invariant, and
+    each batch verdict decides exactly the queued ids not after its id."""
+    from nlmmap.spec.system import MapState, apply_action, enabled, violated_invariants
+
+    sysm = queue_system(Variant(queue_alloc_outside_lock=False))
+    st = MapState({"id_space": 4, "rx_frame_nr": 2, "rx_status": [0, 0], "rx_head": 0, "frame_id": [0, 0],
+                   "cpu_busy": DefaultArray(False), "cpu_frame": DefaultArray(0), "id_seq": 0, "q_head": 1,
+                   "assigned": 0, "user_cursor": 0, "seen": DefaultArray(False), "verdicted": DefaultArray(False)})
+    read: list[int] = []
+    wraps = 0
+    for step in range(40):
+        if enabled(sysm.action("queue_enqueue"), st, {"c": 0}):
+            apply_action(sysm.action("queue_enqueue"), st, {"c": 0})
+            wraps += st["id_seq"] == 0
+        if enabled(sysm.action("read_frame"), st, {}):
+            read.append(st["frame_id"][st["user_cursor"]])
+            apply_action(sysm.action("read_frame"), st, {})
+        if step % 3 == 2 and read:
+            m = read[-1]
+            q_head = st["q_head"]
+            name = "verdict_batch" if q_head <= m else "verdict_batch_wrap"
+            decided = [(q_head + k) % 4 for k in range((m - q_head) % 4 + 1)]
+            before = {x: st["verdicted"][x] for x in range(4)}
+            apply_action(sysm.action(name), st, {"m": m})
+            assert {x for x in range(4) if st["verdicted"][x] and not before[x]} <= set(decided)
+            assert st["q_head"] == (m + 1) % 4
+            for x in decided:  # fresh ids are reset at enqueue, so each decided id is verdicted now
+                assert st["verdicted"][x]
+            read.clear()
+        assert violated_invariants(sysm, st, user="well-behaved") == [], (step, dict(st))
+    assert wraps >= 5

@@ -20,6 +20,7 @@ import pytest
 from nlmmap.spec.expr import Const, Expr, Op, _lift, and_, cyclic_between, eq, forall, implies, in_set, ite, or_
 from nlmmap.spec.protocol import Variant, queue_system, socket_system
 from nlmmap.spec.protocol import names as N
+from nlmmap.spec.protocol import queue as Q
 from nlmmap.spec.prove import DEFAULT_TIMEOUT_MS, Verdict, prove_system
 from nlmmap.spec.system import Action, Assign, Store, StoreRange, System, Update
 
@@ -128,9 +129,10 @@ ZOO: tuple[Mutant, ...] = (
     Mutant("publish_marks_next_frame", "publish marks the frame after the claimed one VALID", "6.2", "publish",
            replace_update("rx_status", Store("rx_status", N.nxt(j, rx_n), VA)), "PendingMatchesReserved"),
     Mutant("batch_verdict_one_too_many", "a batch verdict for id m also decides m + 1", "12.2", "verdict_batch",
-           lambda a: dataclasses.replace(a, updates=tuple(
-               StoreRange(u.array, u.var, u.lo, V("m") + 2, u.body) for u in a.updates)),
-           "BatchVerdictSound", system="queue", variant=Variant(queue_alloc_outside_lock=False)),
+           lambda a: replace_update("q_head", Assign("q_head", Q.id_after(Q.id_after(V("m")))))(
+               replace_update("verdicted", StoreRange("verdicted", "x", 0, V("m") + 2, or_(
+                   V("verdicted")[V("x")], V("q_head") <= V("x"))))(a)),
+           "BatchVerdictSound", system="queue", variant=UNDER_LOCK),
     Mutant("under_lock_head_stays", "the under-lock enqueue does not advance the ring head", "12.2",
            "queue_enqueue", replace_update("rx_head", None), "QueueRingIsIdOrder", system="queue",
            variant=UNDER_LOCK),
@@ -232,6 +234,18 @@ ZOO: tuple[Mutant, ...] = (
            replace_update("user_cursor", None), "QueueRingIsIdOrder", system="queue", variant=UNDER_LOCK),
     Mutant("verdict_without_reading", "a batch verdict may name a packet the user has not read", "12.2",
            "verdict_batch", replace_conjunct(0, True), "BatchVerdictSound", system="queue", variant=UNDER_LOCK),
+    Mutant("batch_verdict_plain_comparison", "a batch verdict compares ids as plain numbers (x <= m), not in "
+           "serial arithmetic: across the wrap it skips the ids before 0, which leave the queue undecided",
+           "12.2", "verdict_batch_wrap", replace_update("verdicted", None, nth=1), "NoPacketLeftUndecided",
+           system="queue", variant=UNDER_LOCK),
+    Mutant("batch_verdict_skips_head", "a batch verdict starts after the queue's head packet", "12.2",
+           "verdict_batch", replace_update("verdicted", StoreRange("verdicted", "x", 0, V("m") + 1, or_(
+               V("verdicted")[V("x")], V("q_head") < V("x")))), "NoPacketLeftUndecided", system="queue",
+           variant=UNDER_LOCK),
+    Mutant("id_sequence_not_u32", "++id_sequence does not wrap at 2^32", "12.2", "queue_enqueue",
+           lambda a: dataclasses.replace(a, updates=tuple(
+               Assign("id_seq", V("id_seq") + 1) if isinstance(u, Assign) and u.var == "id_seq" else u
+               for u in a.updates)), "QueueIsSerialWindow", system="queue", variant=UNDER_LOCK),
     # --- the 3.10 zero-copy eligibility test ------------------------------------------------------------
     Mutant("zero_copy_with_two_mappings", "zero-copy allowed with two mappings (mapped > 1 not tested)",
            "11.3", "tx_claim", replace_conjunct(4, N.mapped <= 2), "ZeroCopyOnlyWhenExclusive",
