@@ -3,9 +3,9 @@
 Packet ids are u32 serial numbers (``++queue->id_sequence`` wraps after 0xFFFFFFFF to 0), and a
 batch verdict for id ``m`` decides the queued packets, in queue order, up to the first whose id is
 after ``m`` in serial-number arithmetic (``(int32)(id - m) > 0``). The queue list holds the ids
-from ``q_head`` to ``id_seq`` in that order. The size of the id space is the constant
-``id_space`` (2^32 on Linux, :data:`ID_SPACE`): the proofs hold for every id space, so a
-counterexample at the wrap shows with a handful of ids. They cover the runs in which fewer than
+from ``q_head`` to ``id_seq`` in that order. The size of the id space is ``id_space``, a state
+variable no action changes (2^32 on Linux, :data:`ID_SPACE`): the proofs hold for every id space,
+so a counterexample at the wrap shows with a handful of ids. They cover the runs in which fewer than
 half the id space is queued at once (beyond, serial comparison is undefined) and fewer than
 ``ID_LIMIT`` ids are assigned (``assigned``, the ghost count that bounds every quantifier over
 past ids)."""
@@ -68,6 +68,7 @@ def queue_system(variant: Variant = LINUX_4_5) -> System:
     seen, verdicted = V("seen"), V("verdicted")
     c, m = V("c"), V("m")
     state = (
+        StateVar("id_space", "int", "how many packet ids there are (2^32: u32 ids; never changes)"),
         StateVar("rx_frame_nr", "int", "frames of the RX ring", size=True),
         StateVar("rx_status", "int_array", "nm_status of each frame", index="rx_frame_nr", values=Status),
         StateVar("rx_head", "int", "kernel cursor"),
@@ -95,7 +96,7 @@ def queue_system(variant: Variant = LINUX_4_5) -> System:
                 eq(assigned, 0), eq(ucur, 0),
                 forall(0, qn, lambda kk: and_(eq(qst[kk], UNUSED), eq(fid[kk], 0)), "i"),
                 forall(0, ID_SPACE, lambda kk: and_(not_(seen[kk]), not_(verdicted[kk])), "q"),
-                forall(0, ID_LIMIT, lambda kk: not_(cpu_busy[kk]), "u"))
+                forall(0, ID_LIMIT, lambda kk: and_(not_(cpu_busy[kk]), eq(cpu_frame[kk], 0)), "u"))
     cpu = Param("c", 0, None, doc="kernel CPU")
     new_id = id_after(id_seq)
     enqueue_updates = lambda f: (  # noqa: E731
@@ -194,7 +195,11 @@ def queue_system(variant: Variant = LINUX_4_5) -> System:
     # above for every id, and ids not assigned yet carry no state (true initially by init's own
     # quantifier over all ids; an enqueue writes only the id it assigns).
     age = lambda x: id_dist(x, id_seq)  # noqa: E731  how many ids ago x was assigned
-    aids: list[Invariant] = []
+    aids: list[Invariant] = [
+        Invariant("NoPacketLeftUndecidedEveryId",
+                  forall(0, N_IDS, lambda x: implies(age(x) < past, or_(queued(x), verdicted[x])), "a"),
+                  "every assigned id is queued or decided", "12.2", user="well-behaved", strengthening=True),
+    ]
     if not variant.queue_alloc_outside_lock:
         unseen_x = ite(eq(qst[ucur], VALID), id_dist(fid[ucur], id_seq) + 1, 0)
         aids += [
@@ -206,11 +211,10 @@ def queue_system(variant: Variant = LINUX_4_5) -> System:
                       "an assigned id is seen exactly when it is older than the one at the cursor", "12.2",
                       user="well-behaved", strengthening=True),
         ]
-    constants = (StateVar("id_space", "int", "how many packet ids there are (2^32: u32 ids)"),)
     # Linux's id space is 2^32 (init); the proofs of consecution hold for any id space of two ids or
     # more and a ring of fewer frames than ids (so a wrap-around bug shows in a small scope)
     assumptions = and_(N_IDS >= 2, qn <= N_IDS - 1)
-    return System("queue", {"queue_alloc_outside_lock": variant.queue_alloc_outside_lock}, constants, assumptions,
+    return System("queue", {"queue_alloc_outside_lock": variant.queue_alloc_outside_lock}, (), assumptions,
                   state, init, tuple(actions), invariants, steps, queue_system.__doc__ or "",
                   proof_aids=tuple(aids),
                   # the proofs cover the runs that assign fewer than ID_LIMIT - 1 ids and never queue
