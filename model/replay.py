@@ -49,6 +49,17 @@ class ModelReplay:
                 "mismatches": [{"step": i, "variable": v} for i, v in self.mismatches]}
 
 
+def _initial_values(system: Any) -> dict[str, Any]:
+    """The integer values the system's ``init`` fixes with a conjunct ``x = c``."""
+    from nlmmap.spec.expr import Const, Op, Var
+
+    def conjuncts(e: Any) -> list[Any]:
+        return [c for a in e.args for c in conjuncts(a)] if isinstance(e, Op) and e.op == "and" else [e]
+
+    return {c.args[0].name: c.args[1].value for c in conjuncts(system.init)
+            if isinstance(c, Op) and c.op == "==" and isinstance(c.args[0], Var) and isinstance(c.args[1], Const)}
+
+
 def replay_on_model(doc: Mapping[str, Any]) -> ModelReplay:
     """Run a queue-service trace on the model; ``EOPNOTSUPP`` for other systems."""
     meta = doc.get("#meta", {})
@@ -60,7 +71,9 @@ def replay_on_model(doc: Mapping[str, Any]) -> ModelReplay:
     first = states[0]
     n = int(first["rx_frame_nr"])
     counters = [v.name for v in system.state if v.sort == "int" and v.name != "rx_frame_nr"]
-    if n < 1 or any(first.get(c, 0) for c in counters) or any(first["rx_status"][k] for k in range(n)):
+    start = _initial_values(system)  # what init fixes (q_head = 1, the id space, ...); other counters 0
+    if n < 1 or any(first.get(c, 0) != start.get(c, 0) for c in counters) or \
+            any(first["rx_status"][k] for k in range(n)):
         raise NetlinkError("EINVAL", "the trace does not start from an empty ring (is it a CTI, not a BMC trace?)")
     variant = Variant(queue_alloc_outside_lock=bool(system.variant.get("queue_alloc_outside_lock", True)))
     s = Kernel(ModelConfig(variant=variant)).socket()
@@ -78,7 +91,7 @@ def replay_on_model(doc: Mapping[str, Any]) -> ModelReplay:
             q.enqueue(picks["c"], f"packet from cpu {picks['c']}".encode())
         elif action == "read_frame":
             q.read_next()
-        elif action == "verdict_batch":
+        elif action in ("verdict_batch", "verdict_batch_wrap"):
             q.verdict_batch(picks["m"])
         else:
             raise NetlinkError("EINVAL", f"step {i}: unknown queue action {action!r}")
