@@ -1,19 +1,28 @@
 """``nlmmap bmc``: shortest counterexample traces by bounded model checking.
 
-The system is unrolled from its initial state one step at a time (iterative deepening, one
-incremental solver per user class with push/pop per depth), so the first violation found is a
-shortest one. Each step picks one action (a selector per step) with fresh parameters; the
-post-state is generated from the action's updates (:mod:`nlmmap.spec.z3enc`). The scope: ring
-sizes (``StateVar(size=True)``) <= ``max_n`` (``Count`` nodes are unrolled up to it), integer
-parameters without an upper bound below :data:`INDEX_SCOPE`, and the system's scoped counters
-(which start at 0 and grow by at most one per step) <= depth + 1. A trace found is made readable
-(:mod:`nlmmap.spec.bmc_readable`) and read into a :class:`BmcResult`, rendered as a table
-(:mod:`nlmmap.spec.tables`) and as ITF JSON (:mod:`nlmmap.spec.itf`); :mod:`nlmmap.spec.replay`
-runs it again on a concrete state.
+The system is unrolled from its initial state one step at a time (iterative deepening in one
+incremental solver), so the first violation found is a shortest one. Each step picks one action
+(a selector per step) with parameters shared by name between the actions; the post-state is
+generated from the action's updates. States are those of a finite scope
+(:mod:`nlmmap.spec.cells`): ring sizes (``StateVar(size=True)``) <= ``max_n``, arrays indexed by
+unbounded integers (packet ids, CPUs) held in cells ``[0, S)`` with ``S`` = :data:`INDEX_SCOPE`
+(or depth + 2) and one value elsewhere that no step changes (a step writing outside the cells is
+not taken), and the system's scoped counters (which start at 0 and grow by at most one per step)
+at most the number of steps taken. Other integers (capacities, lengths) are unbounded. Every
+formula is quantifier-free there, which is what makes deep unrolling cheap.
 
-Two classes of users are searched, as in :mod:`nlmmap.spec.prove`: ``any`` (adversary actions
-present, ``user="any"`` properties) and ``well-behaved`` (no adversary, every property). With
-``properties`` the search runs first on their cone-of-influence slice (:mod:`nlmmap.spec.slicing`).
+One unrolling serves both classes of users, as in :mod:`nlmmap.spec.prove`: ``any`` properties
+are checked on every trace, ``well-behaved`` ones on traces without an adversary step. Once a
+depth is clean, its properties are asserted there: no shorter trace breaks them, so the next
+depth's query starts from states known to satisfy them (for inductive properties, a one-step
+argument). A depth the solver cannot decide is reported as inconclusive (``unknown``), never as
+clean. With ``properties`` the search runs first on their cone-of-influence slice
+(:mod:`nlmmap.spec.slicing`) and any candidate is confirmed on the full system.
+
+A trace found is made readable (:mod:`nlmmap.spec.bmc_readable`), replayed in the spec's
+interpreter (:mod:`nlmmap.spec.replay`; a trace it does not reproduce is an engine bug, verdict
+ERROR, never shown as a counterexample), and read into a :class:`BmcResult`, rendered as a table
+(:mod:`nlmmap.spec.tables`) and as ITF JSON (:mod:`nlmmap.spec.itf`).
 """
 
 from __future__ import annotations
@@ -31,7 +40,7 @@ from .cells import CellArray, CellEncoder, CellState, _z
 from .expr import Count, Expr, Quant, free_vars
 from .itf import make_trace
 from .system import Action, System
-from .tables import Column, layout, trace_table
+from .tables import Column, layout, param_layout, trace_table
 from .verdict import Verdict
 from .z3enc import make_solver, size_vars
 
@@ -39,10 +48,9 @@ __all__ = ["BmcResult", "bmc", "format_trace", "trace_to_itf", "scoped_counters"
            "system_from_meta"]
 
 DEFAULT_SEED = 0
-#: BMC scope: parameters with a lower bound and no upper bound (CPU numbers, sizes, capacities)
-#: are below this, and so is every array index read; huge constant ranges are cut to it. Small
-#: values keep traces readable and the search fast (``nlmmap prove`` has no such bound). It
-#: grows to depth + 2 for deeper searches, so that scoped counters stay inside it.
+#: BMC scope: arrays indexed by unbounded integers (packet ids, CPUs) hold cells [0, INDEX_SCOPE)
+#: and one value elsewhere (``nlmmap prove`` has no such bound). It grows to depth + 2 for deeper
+#: searches, so that ids counted by the scoped counters stay inside it.
 INDEX_SCOPE = 16
 
 
@@ -73,11 +81,16 @@ class BmcResult:
     index_scope: int = INDEX_SCOPE
     scoped: tuple[str, ...] = ()
     columns: Mapping[str, Column] = field(default_factory=dict, compare=False, repr=False)
+    param_columns: Mapping[tuple[str, str], Column] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def exit_code(self) -> int:
-        """1 violation found, 0 none to the depth asked, 3 inconclusive."""
+        """1 violation found, 0 none to the depth asked, 3 inconclusive, 4 engine error."""
         return self.verdict.exit_code
+
+    def scope(self) -> str:
+        """The finite scope searched, in words."""
+        return scope_text(self.max_n, self.index_scope, self.scoped)
 
     @property
     def steps(self) -> int:
@@ -90,9 +103,12 @@ class BmcResult:
         if self.verdict is Verdict.FAILED:
             lines = [format_trace(self)]
         elif self.verdict is Verdict.OK:
-            lines = [f"no violation up to depth {self.depth} with ring sizes <= {self.max_n} ({self.ms / 1e3:.2f} s)"]
+            lines = [f"no violation up to depth {self.depth} with {self.scope()} ({self.ms / 1e3:.2f} s)"]
+        elif self.verdict is Verdict.ERROR:
+            lines = [f"ERROR: {self.reason}"]
         else:
-            lines = [f"inconclusive: solver returned unknown ({self.reason})"]
+            clean = f"no violation up to depth {self.depth - 1}, " if self.depth > 0 else ""
+            lines = [f"inconclusive at depth {self.depth}: {clean}solver returned unknown ({self.reason})"]
         if self.sliced:
             lines.append(f"  ({self.sliced})")
         lines.append(f"nlmmap bmc: {self.verdict.search_text} in {self.ms / 1e3:.2f} s")
@@ -106,18 +122,23 @@ class BmcResult:
                 "actions": [{"action": a, "params": p} for a, p in zip(self.actions, self.picks, strict=True)],
                 "ms": round(self.ms, 1), "per_depth_ms": [round(x, 1) for x in self.per_depth_ms],
                 "seed": self.seed, "z3": self.z3_version, "reason": self.reason, "sliced": self.sliced,
-                "index_scope": self.index_scope, "scoped_counters": list(self.scoped)}
+                "index_scope": self.index_scope, "scoped_counters": list(self.scoped), "scope": self.scope()}
+
+
+def scope_text(max_n: int, index_scope: int, scoped: tuple[str, ...] | list[str]) -> str:
+    """The finite scope of a search, in words (stated with every result)."""
+    counters = f", {', '.join(scoped)} <= steps taken" if scoped else ""
+    return (f"ring sizes <= {max_n}, integer-indexed arrays in cells [0, {index_scope}) "
+            f"(no step writes outside){counters}")
 
 
 def search_header(system: System, *, depth: int, max_n: int, seed: int = DEFAULT_SEED) -> str:
     """The line stating what a search covers (its scope), printed before it starts."""
     from .catalog import variant_names
 
-    scoped = scoped_counters(system)
-    counters = f", {', '.join(scoped)} <= depth + 1" if scoped else ""
+    scope = scope_text(max_n, _index_scope(depth), scoped_counters(system))
     return (f"nlmmap bmc: system {system.name}, variant {variant_names(system) or ['default']}, depth <= {depth}, "
-            f"ring sizes <= {max_n}, other integer parameters < {_index_scope(depth)}{counters}, "
-            f"z3 {z3.get_full_version()}, seed {seed}")
+            f"{scope}, z3 {z3.get_full_version()}, seed {seed}")
 
 
 def _index_scope(depth: int) -> int:
@@ -274,7 +295,7 @@ def bmc(system: System, *, depth: int = 8, max_n: int = 3, timeout_ms: int = 600
 
     head = {"system": system.name, "variant": tuple(variant_names(system)), "depth": depth, "max_n": max_n,
             "seed": seed, "index_scope": _index_scope(depth), "scoped": tuple(scoped_counters(system)),
-            "columns": layout(system)}
+            "columns": layout(system), "param_columns": param_layout(system)}
     t0 = time.perf_counter()
     per_depth: list[float] = []
     invs, steps = _properties(system, properties)
@@ -310,9 +331,10 @@ def bmc(system: System, *, depth: int = 8, max_n: int = 3, timeout_ms: int = 600
                                         if z3.is_true(m.eval(b[3], model_completion=True)))
                 states, actions, picks, defaults = _read_trace(u, m, d)
                 per_depth.append((time.perf_counter() - td) * 1e3)
-                return BmcResult(**{**head, "depth": d}, verdict=Verdict.FAILED, violated=name, kind=kind, user=user,
-                                 states=states, actions=actions, picks=picks, defaults=defaults,
-                                 per_depth_ms=tuple(per_depth), ms=(time.perf_counter() - t0) * 1e3)
+                res = BmcResult(**{**head, "depth": d}, verdict=Verdict.FAILED, violated=name, kind=kind, user=user,
+                                states=states, actions=actions, picks=picks, defaults=defaults,
+                                per_depth_ms=tuple(per_depth), ms=(time.perf_counter() - t0) * 1e3)
+                return _checked(res, system)
             # no trace of d steps breaks them: assert them at step d, so that the next depth's query
             # (is there a trace of d + 1 steps?) is one step from states known to satisfy them
             s.add(*[z3.Not(b[3]) for b in bad])
@@ -320,6 +342,20 @@ def bmc(system: System, *, depth: int = 8, max_n: int = 3, timeout_ms: int = 600
         if on_depth:
             on_depth(d, per_depth[-1])
     return BmcResult(**head, verdict=Verdict.OK, per_depth_ms=tuple(per_depth), ms=(time.perf_counter() - t0) * 1e3)
+
+
+def _checked(res: BmcResult, system: System) -> BmcResult:
+    """``res`` if the spec's interpreter reproduces its trace, else an ERROR (an engine bug)."""
+    from .replay import replay
+
+    rr = replay(trace_to_itf(res), system=system)
+    if rr.reproduced:
+        return res
+    what = "; ".join([f"step {i}: {n} violated" for i, n in rr.violated] +
+                     [f"step {i}: {n} differs" for i, n in rr.mismatches]) or "no property breaks"
+    return dataclasses.replace(res, verdict=Verdict.ERROR,
+                               reason=f"engine bug: the interpreter does not reproduce the trace for {res.violated} "
+                                      f"({what})")
 
 
 def _honest(u: Unrolling, k: int, user: str, violated: Any) -> Any:
@@ -358,6 +394,9 @@ def trace_to_itf(res: BmcResult) -> dict[str, Any]:
 
 def format_trace(res: BmcResult) -> str:
     """The trace as a step table (:func:`nlmmap.spec.tables.trace_table`) and the property it breaks."""
-    cols = res.columns or layout(system_from_meta({"system": res.system, "variant": list(res.variant)}))
-    return (trace_table(res.states, res.actions, res.picks, cols)
+    cols, pcols = res.columns, res.param_columns
+    if not cols:
+        system = system_from_meta({"system": res.system, "variant": list(res.variant)})
+        cols, pcols = layout(system), param_layout(system)
+    return (trace_table(res.states, res.actions, res.picks, cols, pcols)
             + f"\nviolated: {res.violated} ({res.kind}, user={res.user}) after {res.steps} steps")

@@ -1,8 +1,9 @@
 """Making a violating trace readable before it is shown: a second, bounded pass over the model.
 
 A shortest trace found by :func:`nlmmap.spec.bmc.bmc` may carry any values the solver liked. Within
-:data:`READABLE_BUDGET_S` (each check bounded by what is left, so the pass never hangs), keeping the
-trace's length, the solver is asked in turn for:
+:data:`READABLE_BUDGET_S` per phase (the shape of the trace, then its values; each check bounded
+by what is left, so the pass never hangs), keeping the trace's length, the solver is asked in turn
+for:
 
 1. the fewest adversary steps (a user who misbehaves only where the flaw needs it);
 2. the fewest frames (every ring size at most ``cap`` for the smallest ``cap`` still satisfiable);
@@ -36,7 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["readable_model", "READABLE_BUDGET_S", "ROUND", "preferences"]
 
-READABLE_BUDGET_S = 1.5  # time spent making a found trace readable, at most (each check bounded)
+READABLE_BUDGET_S = 1.5  # time per phase spent making a found trace readable, at most (each check bounded)
 
 #: Round numbers, in the order a person reaches for them (0 first, then small, then round sizes).
 ROUND: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 8, 10, 16, 20, 32, 50, 64, 100, 128, 200, 256, 500, 512, 1000, 1500,
@@ -155,8 +156,9 @@ def readable_model(u: Unrolling, s: z3.Solver, d: int, lit: z3.BoolRef | None = 
                 m = got
                 keep(*[x <= cap for x in sizes])
                 break
-        # 3. the actions fixed, values a person would write
+        # 3. the actions fixed, values a person would write (a phase with its own budget)
         keep(*[sel == m.eval(sel, model_completion=True) for sel in u.sels[:d]])
+        deadline = time.perf_counter() + READABLE_BUDGET_S
         hints = readable_hints(u.system)
         terms: list[tuple[Any, list[int]]] = []
         s0 = u.states[0]
