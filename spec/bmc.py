@@ -317,9 +317,20 @@ def bmc(system: System, *, depth: int = 8, max_n: int = 3, timeout_ms: int = 600
                     bad.append((name, "step", user, _honest(u, d - 1, user, v)))
         if bad:
             s = u.solver
-            lit = z3.Bool(f"violation@{d}")
-            s.add(z3.Implies(lit, z3.Or(*[b[3] for b in bad])))
-            r = s.check(lit)
+            # one check per property, each under its own assumption literal (focused conflicts, and
+            # a property found clean is asserted at once, which helps the next ones)
+            groups: dict[str, list[tuple[str, str, str, Any]]] = {}
+            for b in bad:
+                groups.setdefault(b[0], []).append(b)
+            r = z3.unsat
+            for pname, g in groups.items():
+                lit = z3.Bool(f"violation@{d}@{pname}")
+                s.add(z3.Implies(lit, z3.Or(*[b[3] for b in g])))
+                r = s.check(lit)
+                if r != z3.unsat:
+                    bad = g
+                    break
+                s.add(*[z3.Not(b[3]) for b in g])
             if r == z3.unknown:
                 return BmcResult(**{**head, "depth": d}, verdict=Verdict.UNKNOWN, reason=s.reason_unknown(),
                                  per_depth_ms=tuple(per_depth), ms=(time.perf_counter() - t0) * 1e3)
@@ -335,9 +346,8 @@ def bmc(system: System, *, depth: int = 8, max_n: int = 3, timeout_ms: int = 600
                                 states=states, actions=actions, picks=picks, defaults=defaults,
                                 per_depth_ms=tuple(per_depth), ms=(time.perf_counter() - t0) * 1e3)
                 return _checked(res, system)
-            # no trace of d steps breaks them: assert them at step d, so that the next depth's query
+            # no trace of d steps breaks them (asserted at step d above), so the next depth's query
             # (is there a trace of d + 1 steps?) is one step from states known to satisfy them
-            s.add(*[z3.Not(b[3]) for b in bad])
         per_depth.append((time.perf_counter() - td) * 1e3)
         if on_depth:
             on_depth(d, per_depth[-1])
