@@ -107,6 +107,10 @@ def _cmd_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             err.write(f"model: {name} violated by {action}\n")
         if mres.unseen_decided:
             err.write(f"model: packets decided by a batch verdict but never read: {mres.unseen_decided}\n")
+        for note in mres.notes:
+            err.write(f"note: {note}\n")
+        for step, problem in getattr(mres, "problems", []):
+            err.write(f"step {step}: {problem}\n")
         for step, name in mres.mismatches:
             err.write(f"step {step}: the model's {name} differs from the recorded state\n")
         verdict = "reproduced" if mres.reproduced else "NOT reproduced"
@@ -167,5 +171,5 @@ def add_parsers(sub: argparse._SubParsersAction, epilog: str, parser_class: type
     r.add_argument("trace", metavar="TRACE.itf.json")
     r.add_argument("--on", choices=("spec", "model"), default="spec",
                    help="spec: the executable spec's interpreter (any trace); model: the byte-level reference "
-                        "model (queue-service traces)")
+                        "model (socket and queue-service traces, on real frame bytes)")
     r.set_defaults(func=_cmd_replay)

@@ -83,9 +83,10 @@ FRAME_SIZES = (4096, 2048, 16384)
 
 
 def readable_hints(system: System) -> dict[str, tuple[int, ...]]:
-    """Values a person would write, by parameter or state variable name, most preferred first: what
+    """Values a person would write, by action parameter name, most preferred first: what
     :mod:`nlmmap.spec.bmc_readable` tries before round numbers. For the socket: frame capacities of
-    real geometries (frame size - NL_MMAP_HDRLEN) and message lengths starting at a bare netlink header."""
+    real geometries (frame size - NL_MMAP_HDRLEN, so that ``nlmmap replay --on model`` maps each ring
+    to a kernel geometry) and message lengths starting at a bare netlink header."""
     if system.name != "socket":
         return {}
     from .abi import NL_MMAP_HDRLEN
@@ -93,4 +94,4 @@ def readable_hints(system: System) -> dict[str, tuple[int, ...]]:
 
     caps = tuple(fs - NL_MMAP_HDRLEN for fs in FRAME_SIZES)
     lengths = (NLMSG_HDRLEN, 20, 32, 64, 100, 256, 1000, 1500, 2000, 4000, 5000, 8000, 10000)
-    return {"cap": caps, "rx_capacity": caps, "tx_capacity": caps, "len": lengths, "size": lengths}
+    return {"cap": caps, "len": lengths, "size": lengths}
