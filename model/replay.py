@@ -72,6 +72,8 @@ class ModelReplay:
     mismatches: list[tuple[int, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     problems: list[tuple[int, str]] = field(default_factory=list)
+    #: the model socket the trace ran on (its frames' bytes can be read after the replay)
+    socket: Any = field(default=None, compare=False, repr=False)
 
     @property
     def reproduced(self) -> bool:
@@ -139,7 +141,7 @@ class _SocketReplay:
             raise NetlinkError("EINVAL", "the trace does not start from a fresh socket (is it a CTI, not a BMC trace?)")
         variant = Variant.from_mapping(system.variant)
         self.sock: ModelSocket = Kernel(ModelConfig(variant=variant)).socket()
-        self.out = ModelReplay(meta.get("invariant"), len(self.states) - 1)
+        self.out = ModelReplay(meta.get("invariant"), len(self.states) - 1, socket=self.sock)
         self.extra_maps = 0  # mappings the replay made that the trace does not have
         self.mapped_now = 0  # steps the replay took for this trace step before it (its own mmap)
         self.sizes: dict[int, int] = {}  # RX frame -> size of the message allocated in it
@@ -279,7 +281,7 @@ def _replay_queue(doc: Mapping[str, Any], system: System) -> ModelReplay:
     s.setsockopt(NETLINK_RX_RING, RingRequest(4096, n, 4096, n).pack())  # one frame per block
     s.mmap(4096 * n)
     q = QueueService(s)
-    out = ModelReplay(meta.get("invariant"), len(states) - 1)
+    out = ModelReplay(meta.get("invariant"), len(states) - 1, socket=s)
     for i, raw in enumerate(doc["states"][1:], start=1):
         action, picks = raw[ACTION_KEY], decode_value(raw.get(PICKS_KEY, {}))
         if action == "queue_alloc":
