@@ -183,3 +183,42 @@ def test_every_step_z3_allows_is_one_the_model_can_take(ops):
                 assert got == want, f"{a.name}{params}: interpreter says {want}, z3 says {got}"
                 seen.add(got)
     assert seen == {True, False}  # both enabled and disabled steps were compared
+
+
+def _cell_pin(enc, st, vals: dict) -> list:
+    """The cell state ``st`` holding the model's values (arrays over the ring's frames)."""
+    out = []
+    for name, v in vals.items():
+        t = st[name]
+        if isinstance(v, list):
+            out += [t.cells[k] == v[k] for k in range(len(v)) if k in t.cells]
+        else:
+            out.append(t == v)
+    return out
+
+
+@settings(max_examples=6, deadline=None)
+@given(ops=ops_strategy)
+def test_model_steps_satisfy_and_determine_the_cell_transition(ops):
+    """The same check for the finite-scope cell encoding that bounded model checking and the
+    prover's scopes use (nlmmap.spec.cells): the model's step is allowed, inside the cells, and
+    the only post-state the encoding allows from that pre-state."""
+    from nlmmap.spec.cells import CellEncoder
+
+    with pytest.MonkeyPatch.context() as mp:
+        steps, _ = record(mp)
+        s = drive(ops)
+    system = s.system
+    for action, params, pre_vals, post_vals in steps:
+        a = system.action(action)
+        enc = CellEncoder(system, frames=K)
+        pre = enc.fresh_state("pre")
+        prm = enc.make_params(a, "p")
+        post, inside = enc.successor(a, pre, prm, "post")
+        solver = make_solver(timeout_ms=10000, seed=0)
+        solver.add(*_cell_pin(enc, pre, pre_vals), *[prm[k] == v for k, v in params.items()])
+        solver.add(*enc.param_constraints(a, pre, prm), *[z3.BoolVal(c) if isinstance(c, bool) else c for c in inside],
+                   enc.expr(a.guard, pre, prm))
+        goal = [c if not isinstance(c, bool) else z3.BoolVal(c) for c in _cell_pin(enc, post, post_vals)]
+        assert solver.check(z3.And(*goal)) == z3.sat, f"{action}{params}: model step not allowed by the cells"
+        assert solver.check(z3.Not(z3.And(*goal))) == z3.unsat, f"{action}{params}: the cells allow another post"
