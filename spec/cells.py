@@ -2,7 +2,9 @@
 
 Bounded model checking (:mod:`.bmc`) and the prover's small-scope search (:mod:`.prove`) look at
 the states of a finite **scope**: ring sizes (``StateVar(size=True)``) at most ``frames``; an
-array indexed by a ring's frames (``StateVar(index=...)``) stored in cells ``[0, frames)``, an
+array indexed by a ring's frames (``StateVar(index=...)``) stored in cells ``[0, frames)`` (or a
+wider ``frame_cells``, so that a write just outside the ring, at a sentinel index such as -1, stays
+in the scope), an
 array indexed by unbounded integers (packet ids, CPUs) in cells ``[index_lo, index_hi)``; outside
 its cells every array holds one value of its own (``out``), which no step of the scope changes:
 a step that would write outside the cells is not taken in the scope (:meth:`CellEncoder.successor`
@@ -152,7 +154,8 @@ class CellState:
 class CellEncoder:
     """Encodes the expressions and actions of ``system`` over the states of one scope.
 
-    ``frames``: ring sizes at most this (cells ``[0, frames)`` of arrays indexed by a ring);
+    ``frames``: ring sizes at most this (cells ``[0, frames)`` of arrays indexed by a ring, or
+    ``frame_cells``);
     ``index_range``: the cells of arrays indexed by unbounded integers; ``bounds``: upper bounds of
     integer variables that the caller asserts in every state (ring sizes get ``frames``), and
     ``lower``: their lower bounds, used to expand quantifiers and counts (see the module docstring)."""
@@ -160,6 +163,7 @@ class CellEncoder:
     system: System
     frames: int
     index_range: tuple[int, int] = (0, 16)
+    frame_cells: tuple[int, int] | None = None
     bounds: Mapping[str, int] = field(default_factory=dict)
     lower: Mapping[str, int] = field(default_factory=dict)
     _memo: dict[tuple[int, int], tuple[Any, Any, Term]] = field(default_factory=dict, repr=False)
@@ -176,7 +180,9 @@ class CellEncoder:
     def domain(self, name: str) -> range:
         """The cells of array ``name``."""
         v = self._vars[name]
-        return range(0, self.frames) if v.index is not None else range(*self.index_range)
+        if v.index is not None:
+            return range(*(self.frame_cells or (0, self.frames)))
+        return range(*self.index_range)
 
     def arrays(self) -> list[str]:
         """The array variables, in declaration order."""

@@ -62,7 +62,7 @@ DEFAULT_SEED = 0
 SCOPE_FRAMES = 3
 SCOPE_INT = 8
 #: The wider scope searched when the unbounded query is not decided or its model is not a CTI.
-WIDE_FRAMES = 6
+WIDE_FRAMES = 5
 WIDE_INT = 64
 #: At most this much of an obligation's budget goes to the small-scope search.
 SCOPE_BUDGET_MS = 1000
@@ -227,13 +227,48 @@ def _abstract_hyps(system: System, hyps: list[Invariant]) -> _Hyps:
     return _Hyps(enc, pre, [enc.expr(system.assumptions, pre), *(enc.expr(i.formula, pre) for i in hyps)])
 
 
-def _scope_hyps(system: System, hyps: list[Invariant], frames: int, ints: int) -> _Hyps:
+def _scope_hyps(system: System, hyps: list[Invariant], frames: int, ints: int, *, wide: bool) -> _Hyps:
+    """The hypotheses in a finite scope: ring sizes <= ``frames`` (cells two beyond the ring on each
+    side, for writes at sentinel indices), and integers in ``[-ints, ints]``: all of them (small),
+    or only those bounding a quantifier or count (wide: other integers and parameters are free,
+    so a counterexample at a u32 boundary is in scope)."""
     names = [v.name for v in system.constants + system.state if v.sort == "int" and not v.size]
-    enc = CellEncoder(system, frames=frames, index_range=(-ints - 2, ints + 3), bounds=dict.fromkeys(names, ints),
-                      lower=dict.fromkeys(names, -ints))
+    bounded = [n for n in names if n in range_ints(system)] if wide else names
+    enc = CellEncoder(system, frames=frames, index_range=(-ints - 2, ints + 3), frame_cells=(-2, frames + 2),
+                      bounds=dict.fromkeys(bounded, ints), lower=dict.fromkeys(bounded, -ints))
     pre = enc.fresh_state(f"pre{frames}")
     facts = [enc.expr(system.assumptions, pre), *(enc.expr(i.formula, pre) for i in hyps), *enc.scope_facts(pre)]
-    return _Hyps(enc, pre, facts, f"in scope N <= {frames}", ints)
+    return _Hyps(enc, pre, facts, f"in scope N <= {frames}", 0 if wide else ints)
+
+
+def range_ints(system: System) -> set[str]:
+    """The integer state variables (ring sizes excluded) in the bounds of a quantifier or count of
+    the system (what a scope must bound for its formulas to expand into finite ones)."""
+    from .expr import Count, Quant
+
+    ints = {v.name for v in system.state + system.constants if v.sort == "int" and not v.size}
+    found: set[str] = set()
+
+    def walk(x: Any) -> None:
+        if isinstance(x, (Quant, Count)):
+            found.update((free_vars(x.lo) | free_vars(x.hi)) & ints)
+        for f in ("array", "index", "cond", "then", "other", "lo", "hi", "body"):
+            if hasattr(x, f):
+                walk(getattr(x, f))
+        for a in getattr(x, "args", ()) or ():
+            walk(a)
+
+    exprs = [i.formula for i in system.invariants + system.proof_aids] + [system.init, system.assumptions]
+    exprs += [f for sp in system.step_properties for f in sp.per_action.values()]
+    for a in system.actions:
+        exprs.append(a.guard)
+        for u in a.updates:
+            exprs += [getattr(u, f) for f in ("value", "index", "lo", "hi", "body") if hasattr(u, f)]
+    if system.run_bound is not None:
+        exprs.append(system.run_bound)
+    for e in exprs:
+        walk(e)
+    return found
 
 
 @dataclass
@@ -255,7 +290,8 @@ def _query(base: _Hyps, system: System, a: Action, goal: Expr, *, step: bool) ->
         params = enc.make_params(a, "pre")
         post, inside = (pre, []) if step else enc.successor(a, pre, params, f"post{base.scope}")
         facts = [*base.facts, *enc.param_constraints(a, pre, params), *inside, enc.expr(a.guard, pre, params)]
-        facts += [z3.And(t >= -base.ints, t <= base.ints) for t in params.values() if t.sort() == z3.IntSort()]
+        if base.ints:
+            facts += [z3.And(t >= -base.ints, t <= base.ints) for t in params.values() if t.sort() == z3.IntSort()]
         if not step:
             facts += enc.scope_facts(post, a.modifies)
     else:
@@ -309,9 +345,12 @@ class _Classes:
         key = (cls, which)
         if key not in self._bases:
             hyps = self.hyps(cls)
-            self._bases[key] = _abstract_hyps(self.system, hyps) if which == "unbounded" else \
-                _scope_hyps(self.system, hyps, *((SCOPE_FRAMES, SCOPE_INT) if which == "small" else
-                                                 (WIDE_FRAMES, WIDE_INT)))
+            if which == "unbounded":
+                self._bases[key] = _abstract_hyps(self.system, hyps)
+            elif which == "small":
+                self._bases[key] = _scope_hyps(self.system, hyps, SCOPE_FRAMES, SCOPE_INT, wide=False)
+            else:
+                self._bases[key] = _scope_hyps(self.system, hyps, WIDE_FRAMES, WIDE_INT, wide=True)
         return self._bases[key]
 
 
