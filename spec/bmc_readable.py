@@ -14,7 +14,8 @@ for:
    values have names (a status) prefers the named values; the catalog's hints for a name
    (:func:`nlmmap.spec.catalog.readable_hints`: real frame capacities, message lengths) come
    next; anything else prefers round numbers (:data:`ROUND`);
-4. an initial state whose arrays hold one value (0 or false if possible).
+4. an initial state whose arrays hold one value (0 or false if possible), and whose booleans are
+   false where they can be.
 
 A check that runs out of time keeps the trace found so far.
 """
@@ -186,6 +187,12 @@ def readable_model(u: Unrolling, s: z3.Solver, d: int, lit: z3.BoolRef | None = 
         if got is not None:
             m = got
             keep(*flat)
+        for v in u.system.constants + u.system.state:  # booleans at rest: false where possible
+            if v.sort == "bool":
+                got = check(z3.Not(s0[v.name]))
+                if got is not None:
+                    m = got
+                    keep(z3.Not(s0[v.name]))
         for t, prefs in terms:
             m = _prefer(check, keep, m, t, prefs)
     finally:
