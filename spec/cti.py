@@ -34,6 +34,8 @@ __all__ = ["Cti", "CtiCheck", "make_cti", "cell_cti", "minimize", "model_value",
 
 #: Integers a CTI prefers (ids, counters, parameters in ``[-SMALL, SMALL]``), and the most frames shown.
 SMALL = 16
+#: Time spent lowering a CTI's integers toward 0, at most.
+INT_BUDGET_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -121,17 +123,47 @@ def small_ints(system: System, states: list[SymState], params: Mapping[str, Any]
 
 def minimize(s: z3.Solver, sizes: list[Any], budget_s: float = 2.0, small: Iterable[Any] = ()) -> z3.ModelRef:
     """Fewest frames: lower the sum of the ring sizes while still satisfiable (within a budget),
-    among models whose integers lie in ``[-SMALL, SMALL]`` when there are such models."""
+    among models whose integers lie in ``[-SMALL, SMALL]`` when there are such models; then, the
+    frames kept, each of those integers as close to 0 as it can be (a counter of 3, not 8)."""
     m = s.model()
     small = list(small)
+    t0 = time.perf_counter()
     if small:
         s.push()
         s.add(*[z3.And(t >= -SMALL, t <= SMALL) for t in small])
         if s.check() == z3.sat:
             m = _fewest_frames(s, sizes, budget_s, s.model())
+            total = z3.Sum([z3.If(x >= 0, x, 0) for x in sizes]) if sizes else None
+            if total is not None:
+                s.add(total <= m.eval(total, model_completion=True))
+            m = _smallest_ints(s, small, min(INT_BUDGET_S, max(0.0, budget_s - (time.perf_counter() - t0))), m)
         s.pop()
         return m
     return _fewest_frames(s, sizes, budget_s, m)
+
+
+def _smallest_ints(s: z3.Solver, terms: list[Any], budget_s: float, m: z3.ModelRef) -> z3.ModelRef:
+    """Each term in turn at the smallest absolute value still satisfiable (binary search), kept."""
+    t0 = time.perf_counter()
+    seen: set[str] = set()
+    for t in terms:
+        key = t.sexpr()
+        if key in seen or z3.is_int_value(t):
+            continue
+        seen.add(key)
+        cur = abs(m.eval(t, model_completion=True).as_long())
+        lo, hi = 0, cur  # the smallest |t| is in [lo, hi]
+        while lo < hi and time.perf_counter() - t0 < budget_s:
+            mid = (lo + hi) // 2
+            s.push()
+            s.add(t >= -mid, t <= mid)
+            if s.check() == z3.sat:
+                m, hi = s.model(), abs(s.model().eval(t, model_completion=True).as_long())
+            else:
+                lo = mid + 1
+            s.pop()
+        s.add(t >= -hi, t <= hi)
+    return m
 
 
 def _fewest_frames(s: z3.Solver, sizes: list[Any], budget_s: float, m: z3.ModelRef) -> z3.ModelRef:

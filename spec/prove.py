@@ -406,7 +406,8 @@ def _in_scope(system: System, a: Action, goal: Expr, base: _Hyps, hyps: list[tup
         return None
     states = [q.pre] if step else [q.pre, q.post]
     enc: CellEncoder = base.enc
-    m = minimize(s, [q.pre[x] for x in size_vars(system)], small=_cell_ints(system, states, q.params))
+    shown = free_vars(goal) | free_vars(a.guard) | set(a.modifies)
+    m = minimize(s, [q.pre[x] for x in size_vars(system)], small=_cell_ints(system, states, q.params, q.pre, shown))
     cti = cell_cti(system, enc, m, q.pre, q.post, a, q.params, goal)
     chk = check_cti(system, cti, hyps, goal, step=step)
     if not chk.confirmed:
@@ -415,9 +416,17 @@ def _in_scope(system: System, a: Action, goal: Expr, base: _Hyps, hyps: list[tup
     return _Outcome(Verdict.FAILED, cti=cti, found=base.scope, check=chk.text())
 
 
-def _cell_ints(system: System, states: list[Any], params: Mapping[str, Any]) -> list[Any]:
+def _cell_ints(system: System, states: list[Any], params: Mapping[str, Any], pre: Any = None,
+               shown: set[str] | frozenset[str] = frozenset()) -> list[Any]:
+    """The integers of a scope CTI to keep small: scalars, parameters, and the pre-state cells of
+    the integer arrays the CTI shows."""
     out = [st[v.name] for st in states for v in system.state + system.constants if v.sort == "int"]
-    return out + [t for t in params.values() if t.sort() == z3.IntSort()]
+    out += [t for t in params.values() if t.sort() == z3.IntSort()]
+    if pre is not None:
+        for v in system.state + system.constants:
+            if v.sort == "int_array" and v.name in shown:
+                out += [c for c in pre[v.name].cells.values() if not isinstance(c, int)]
+    return out
 
 
 def prove_system(system: System, *, timeout_ms: int = DEFAULT_TIMEOUT_MS, seed: int = DEFAULT_SEED,
