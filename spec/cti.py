@@ -147,8 +147,10 @@ def _smallest_ints(s: z3.Solver, terms: list[Any], budget_s: float, m: z3.ModelR
     t0 = time.perf_counter()
     seen: set[str] = set()
     for t in terms:
+        if not z3.is_expr(t) or z3.is_int_value(t):
+            continue  # a constant (folded by the encoding)
         key = t.sexpr()
-        if key in seen or z3.is_int_value(t):
+        if key in seen:
             continue
         seen.add(key)
         cur = abs(m.eval(t, model_completion=True).as_long())
