@@ -258,9 +258,13 @@ def scoped_counters(system: System) -> list[str]:
 def _properties(system: System, properties: list[str] | None) -> tuple[list[tuple[str, str, Expr]],
                                                                          list[tuple[str, str, str, Expr]]]:
     """The invariants ``(name, user, formula)`` and step properties ``(name, user, action, formula)``
-    searched (only ``properties`` if given)."""
+    searched (only ``properties`` if given). The system's proof aids (invariants the prover uses
+    that the interpreter cannot evaluate, such as "ids not yet assigned carry no state") are
+    searched too: in the scope they are quantifier-free, a violation of one is a real one, and once
+    a depth has none they are asserted there like the others, which keeps each depth's query local."""
     want = set(properties) if properties is not None else None
-    invs = [(i.name, i.user, i.formula) for i in system.invariants if want is None or i.name in want]
+    aids = system.proof_aids if want is None else ()
+    invs = [(i.name, i.user, i.formula) for i in system.invariants + aids if want is None or i.name in want]
     steps = [(sp.name, sp.user, an, f) for sp in system.step_properties if want is None or sp.name in want
              for an, f in sp.per_action.items()]
     return invs, steps
@@ -358,9 +362,18 @@ def _checked(res: BmcResult, system: System) -> BmcResult:
     """``res`` if the spec's interpreter reproduces its trace, else an ERROR (an engine bug)."""
     from .replay import replay
 
-    rr = replay(trace_to_itf(res), system=system)
+    doc = trace_to_itf(res)
+    rr = replay(doc, system=system)
     if rr.reproduced:
         return res
+    aid = next((i for i in system.proof_aids if i.name == res.violated), None)
+    if aid is not None and not rr.mismatches:  # the interpreter evaluates a proof aid on the last state
+        from .cti import evaluate_finite
+        from .replay import map_state_factory
+
+        last = map_state_factory(system, res.states[-1], res.defaults)
+        if not evaluate_finite(aid.formula, last.__getitem__, last):
+            return res
     what = "; ".join([f"step {i}: {n} violated" for i, n in rr.violated] +
                      [f"step {i}: {n} differs" for i, n in rr.mismatches]) or "no property breaks"
     return dataclasses.replace(res, verdict=Verdict.ERROR,

@@ -4,6 +4,7 @@ depth; saved traces stay regressions."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -211,3 +212,21 @@ def test_a_capacity_without_a_kernel_geometry_is_a_clear_error():
     with pytest.raises(NetlinkError) as e:
         geometry_for(1, 2048 - 24)  # one frame of 2048 bytes: every page-sized block holds two
     assert e.value.errno == "EINVAL" and "no kernel geometry" in e.value.message
+
+
+def test_a_broken_proof_aid_is_a_confirmed_violation():
+    """Proof aids are searched too (and asserted at each clean depth, which keeps deep searches
+    local): a queue whose enqueue marks an id beyond the one it assigns breaks "ids not yet
+    assigned carry no state" at once, and the interpreter confirms it on the trace's last state."""
+    from nlmmap.spec.expr import var
+    from nlmmap.spec.protocol import queue_system
+    from nlmmap.spec.system import Store
+
+    system = queue_system(Variant(queue_alloc_outside_lock=False))
+    a = system.action("queue_enqueue")
+    ups = tuple(Store("queued", var("id_seq") + 2, u.value) if isinstance(u, Store) and u.array == "queued" else u
+                for u in a.updates)
+    mutant = dataclasses.replace(system, actions=tuple(dataclasses.replace(a, updates=ups) if x is a else x
+                                                       for x in system.actions))
+    res = bmc(mutant, depth=3)
+    assert res.verdict is Verdict.FAILED and res.violated == "QueueIdsAboveSeqUnused" and res.steps == 1
