@@ -54,7 +54,8 @@ from .z3enc import (
 )
 
 __all__ = ["Verdict", "ObligationResult", "ProofReport", "prove_system", "prove_systems", "prove_default",
-           "proof_classes", "untouched", "SCOPE_FRAMES", "SCOPE_INT", "WIDE_FRAMES", "WIDE_INT"]
+           "default_systems", "run_prove_cli", "proof_classes", "untouched", "range_ints", "SCOPE_FRAMES", "SCOPE_INT",
+           "WIDE_FRAMES", "WIDE_INT"]
 
 DEFAULT_TIMEOUT_MS = 5000
 DEFAULT_SEED = 0
@@ -513,3 +514,35 @@ def prove_default(**kw: Any) -> ProofReport:
     from .catalog import default_proof_systems
 
     return prove_systems(default_proof_systems(), **kw)
+
+
+def default_systems() -> list[System]:
+    """The systems ``nlmmap prove`` checks by default (:func:`nlmmap.spec.catalog.default_proof_systems`)."""
+    from .catalog import default_proof_systems
+
+    return default_proof_systems()
+
+
+def run_prove_cli(systems: Iterable[System], *, json_out: bool, out: Any, err: Any,
+                  timeout_ms: int = DEFAULT_TIMEOUT_MS, seed: int = DEFAULT_SEED,
+                  only: Iterable[str] | None = None) -> int:
+    """``nlmmap prove`` on ``systems`` as one call (what ``nlmmap verify`` runs): the settings, one
+    flushed line per obligation (a CTI under a FAILED one) and the summary on ``err``, the JSON
+    document on ``out`` when ``json_out``; returns the exit code (0, 1, 3, 4)."""
+
+    def write(text: str) -> None:
+        err.write(text + "\n")
+        err.flush()
+
+    systems = list(systems)
+    write(f"nlmmap prove: z3 {z3.get_full_version()}, seed {seed}, timeout {timeout_ms} ms per obligation")
+    for sysm in systems:
+        if sysm.run_bound is not None:
+            write(f"[{sysm.name}] proofs cover runs with {render(sysm.run_bound)} (a prefix-closed bound)")
+    rep = prove_systems(systems, timeout_ms=timeout_ms, seed=seed, on_result=lambda r: write(r.text()), only=only)
+    write(rep.summary())
+    if json_out:
+        import json
+
+        out.write(json.dumps(rep.as_dict(), sort_keys=True) + "\n")
+    return rep.exit_code

@@ -290,3 +290,17 @@ def test_free_variables_of_untouched_goals_are_really_unwritten():
     a, inv = s.action("set_no_enobufs"), s.invariant("TxActsOnValidated")
     assert not set(a.modifies) & free_vars(inv.formula) and untouched(a, inv.formula)
     assert not untouched(s.action("tx_validate"), inv.formula)
+
+
+def test_run_prove_cli_is_prove_as_one_call():
+    """What `nlmmap verify` runs: the same lines, summary and JSON document as `nlmmap prove`."""
+    from nlmmap.spec.prove import run_prove_cli
+
+    out, err = io.StringIO(), io.StringIO()
+    rc = run_prove_cli([queue_system(QUEUE_FIX)], json_out=True, out=out, err=err)
+    doc = json.loads(out.getvalue())
+    assert rc == 0 and doc["verdict"] == "ok" and len(doc["obligations"]) == len(err.getvalue().splitlines()) - 3
+    assert err.getvalue().splitlines()[-1].startswith("nlmmap prove: ") and "untouched by the action" in err.getvalue()
+    rc = run_prove_cli([queue_system(Variant(queue_alloc_outside_lock=True))], json_out=False, out=out, err=err,
+                       only=["BatchVerdictSound"])
+    assert rc == 1 and "counterexample to induction" in err.getvalue()
