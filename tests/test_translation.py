@@ -143,6 +143,7 @@ def test_model_steps_satisfy_and_determine_the_z3_transition(ops):
         assert solver.check(z3.Not(z3.And(*goal))) == z3.unsat, f"{action}{params}: z3 allows another post"
 
 
+#: Parameter values to try, by name (others: a few values of their sort).
 PARAM_DOMAIN = {"j": range(4), "size": (0, 500, 1001), "v": (0, 1, 2, 3, 4, 77), "len": (0, 16, 3000),
                 "data": (1000,), "on": (False, True), "n": (1, 2), "cap": (0, 1000)}
 
@@ -169,7 +170,8 @@ def test_every_step_z3_allows_is_one_the_model_can_take(ops):
         conc = Concrete(state)
         for a in system.actions:
             names = [p.name for p in a.params]
-            for combo in itertools.product(*(PARAM_DOMAIN[n] for n in names)):
+            doms = [PARAM_DOMAIN.get(p.name, (False, True) if p.sort == "bool" else (0, 1, 16)) for p in a.params]
+            for combo in itertools.product(*doms):
                 params = dict(zip(names, combo, strict=True))
                 try:
                     want = enabled(a, conc, params)
