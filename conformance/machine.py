@@ -168,7 +168,7 @@ class ConformanceMachine(RuleBasedStateMachine):
         return self.s.msock(p)
 
     def mapped(self, p: SockPair) -> bool:
-        return not p.closed and p.mapped and self.ms(p).g["mapped"] > 0
+        return not p.closed and p.mapped and self.ms(p).spec_state["mapped"] > 0
 
     def _pick(self, data: Any, pairs: list[SockPair]) -> SockPair:
         return pairs[0] if len(pairs) == 1 else data.draw(st.sampled_from(pairs), label="sock")
@@ -190,16 +190,16 @@ class ConformanceMachine(RuleBasedStateMachine):
                 n = len(st_)
                 self.seen["rx_full"] = max(self.seen["rx_full"], sum(v != UNUSED for v in st_) / n)
                 self.seen["skip_frames"] = max(self.seen["skip_frames"], sum(v == SKIP for v in st_) / n)
-                self.seen["wraps"] = max(self.seen["wraps"], m.g["claims"] / n)
+                self.seen["wraps"] = max(self.seen["wraps"], m.spec_state["claims"] / n)
                 # graded, for target(): a SKIP frame, one at the kernel's cursor, and with a free frame
                 # after it (where an allocation must step over the SKIP run)
                 score = 0.0
                 if SKIP in st_:
                     score = 1.0
-                    if st_[m.g["rx_head"]] == SKIP:
+                    if st_[m.spec_state["rx_head"]] == SKIP:
                         score = 2.0 + (UNUSED in st_)
                 self.seen["skip_at_cursor"] = max(self.seen["skip_at_cursor"], score)
-            self.seen["drops"] = max(self.seen["drops"], min(1.0, float(m.g["drops"])))  # congestion reached
+            self.seen["drops"] = max(self.seen["drops"], min(1.0, float(m.spec_state["drops"])))  # congestion reached
 
     def _configure(self, data: Any, p: SockPair) -> None:
         menu = P.geometry_menu(self.s.page_size)
@@ -260,7 +260,7 @@ class ConformanceMachine(RuleBasedStateMachine):
         self._guard(data, lambda: self.s.exchange("setsockopt", p, option=opt, optval=optval.hex()))
 
     def _unmapped_with_ring(self) -> list[SockPair]:
-        return [p for p in self.open_pairs() if self.ms(p).g["mapped"] == 0 and
+        return [p for p in self.open_pairs() if self.ms(p).spec_state["mapped"] == 0 and
                 (self.ms(p).rx is not None or self.ms(p).tx is not None)]
 
     @_needs("replace_ring", lambda self: bool(self._unmapped_with_ring()))
@@ -291,7 +291,7 @@ class ConformanceMachine(RuleBasedStateMachine):
         length = data.draw(st.sampled_from([total, total, total - 1, total - page + 1, total + 1, total - page,
                                             2 * total, page, 0]), label="length")
         offset = data.draw(st.sampled_from([0, 0, 0, 0, page, 1]), label="offset")
-        if p.mapped and self.ms(p).g["mapped"] >= 3:
+        if p.mapped and self.ms(p).spec_state["mapped"] >= 3:
             length, offset = total + 1, 0  # keep VMAs few (a real agent keeps 8 mappings)
         self._step("mmap_rings", f"length {length} offset {offset}")
 
@@ -422,7 +422,7 @@ class ConformanceMachine(RuleBasedStateMachine):
         p = self._pick(data, self.open_pairs())
         bufsize = data.draw(st.sampled_from([4096, 4096, 0, 1, 15, 16, 35, 36, 40, 64, 16384, 65536]), label="bufsize")
         m = self.ms(p)
-        dontwait = True if not (m.rq or m.g["sk_err"]) else data.draw(st.booleans(), label="dontwait")
+        dontwait = True if not (m.rq or m.spec_state["sk_err"]) else data.draw(st.booleans(), label="dontwait")
         self._step("recvmsg", f"bufsize {bufsize}" + ("" if dontwait else " blocking"))
         self._guard(data, lambda: self.s.exchange("recvmsg", p, bufsize=bufsize, dontwait=dontwait))
 
@@ -479,7 +479,7 @@ class ConformanceMachine(RuleBasedStateMachine):
         """The frame a user filling in ring order writes next: the first UNUSED one from the kernel's
         TX cursor (the user cannot see the cursor; a careful user tracks it the same way)."""
         m = self.ms(p)
-        st_, h = m.statuses("tx"), m.g["tx_head"]
+        st_, h = m.statuses("tx"), m.spec_state["tx_head"]
         for k in range(len(st_)):
             j = (h + k) % len(st_)
             if st_[j] == UNUSED:
@@ -496,9 +496,9 @@ class ConformanceMachine(RuleBasedStateMachine):
 
         def go() -> None:
             m = self.ms(p)
-            before = m.g["tx_head"]
+            before = m.spec_state["tx_head"]
             exp = self.s.exchange("sendmsg", p, payload=None, to=to)
-            if not exp["ok"] and m.tx is not None and m.g["tx_head"] != before:
+            if not exp["ok"] and m.tx is not None and m.spec_state["tx_head"] != before:
                 self.seen["tx_error_after_sent"] = max(self.seen["tx_error_after_sent"], 1.0)
         self._guard(data, go)
 
@@ -633,7 +633,7 @@ class ConformanceMachine(RuleBasedStateMachine):
         p = self._pick(data, [p for p in self.with_tx() if self._tx_head_valid(p)])
         m = self.ms(p)
         to = data.draw(st.sampled_from(["kernel", "kernel", "peer"]), label="to")
-        j = m.g["tx_head"]
+        j = m.spec_state["tx_head"]
         off = m.layout.frame_offset("tx", j)
         cap = m.tx.geom.payload_capacity
         what = data.draw(st.sampled_from(["message", "message", "nm_len", "status", "all"]), label="rewrite")
@@ -656,7 +656,7 @@ class ConformanceMachine(RuleBasedStateMachine):
 
     def _tx_head_valid(self, p: SockPair) -> bool:
         m = self.ms(p)
-        return m.tx is not None and m.statuses("tx")[m.g["tx_head"]] == VALID
+        return m.tx is not None and m.statuses("tx")[m.spec_state["tx_head"]] == VALID
 
     # ---- end of an example --------------------------------------------------------------------------
     def teardown(self) -> None:

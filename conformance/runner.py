@@ -259,7 +259,7 @@ def _write_transcript(recorded: list[str], rep: Report, exc: BaseException, tran
 
 
 def _coverage(session: Any, rep: Report, floor: float) -> None:
-    cov = session.coverage.summary(session.features)
+    cov = session.coverage.summary(session.features, system=session.model.kernel.system)
     rep.coverage = cov
     e = cov["edges"]
     if e.get("reachable") is None:

@@ -345,7 +345,7 @@ class Session:
         if pair.closed or not pair.mapped:
             return
         ms = self.msock(pair)
-        if ms.g["mapped"] == 0:
+        if ms.spec_state["mapped"] == 0:
             return
         lay = ms.layout
         size = lay.size
