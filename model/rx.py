@@ -121,22 +121,32 @@ class RxPaths(SocketCore):
 
     def deliver(self, payload: bytes, path: str = "copy", group: int = 0) -> Delivery:
         """A message arrives for this socket: ``ring`` (built by a kernel subsystem in a frame if
-        it fits) or ``copy`` (a plain message from the user-space peer; a multicast one with
-        ``group``, one of the family's groups, reaches the socket only as a member of it:
-        :func:`nlmmap.spec.family.multicast_deliver`)."""
+        it fits) or ``copy`` (a plain message from the user-space peer; with ``group``, one of the
+        family's groups, the peer sends to the group: :meth:`multicast`)."""
         self._alive()
         data = as_bytes(payload, "payload")
         family.check_delivery(path, group)
         if path == "ring":
             return self.kernel_send(data)
         if group:
-            join, reaches = family.multicast_deliver(group, self.groups, self.joined_by_deliver)
-            if join:
-                self.groups.add(group)
-                self.joined_by_deliver.add(group)
-            if not reaches:
-                return Delivery("dropped")  # not a member: the message is not for this socket
-        return self.plain_deliver(Msg(data, self.config.peer_pid, group), from_kernel=False, broadcast=bool(group))
+            return self.multicast(data, group)
+        return self.plain_deliver(Msg(data, self.config.peer_pid), from_kernel=False)
+
+    def multicast(self, data: bytes, group: int) -> Delivery:
+        """The peer sends ``data`` to ``group`` (this socket joins it on the first such delivery):
+        every socket of the kernel that is a member gets a copy (``netlink_broadcast``, 13.3:
+        admission, then a COPY frame and the queue, per listener). The outcome is this socket's."""
+        live = [s for s in self.kernel.sockets.values() if not s.closed]
+        join, members = family.multicast_deliver(group, self, self.joined_by_deliver, ((s, s.groups) for s in live))
+        if join:
+            self.groups.add(group)
+            self.joined_by_deliver.add(group)
+        out = Delivery("dropped")  # not a member (it left the group): the message is not for this socket
+        for s in members:
+            d = s.plain_deliver(Msg(data, self.config.peer_pid, group), from_kernel=False, broadcast=True)
+            if s is self:
+                out = d
+        return out
 
     # ---- the user's calls (7, 8) ----------------------------------------------------------------
     def recvmsg(self, bufsize: int, dontwait: bool = True) -> tuple[bytes, bool]:

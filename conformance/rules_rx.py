@@ -1,0 +1,136 @@
+"""The RX rules of the conformance machine: deliveries by the ring and the copy path, to groups
+(also to several members at once), the well-behaved reader, releasing and SKIPping frames, recvmsg."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import strategies as st
+from hypothesis.stateful import rule
+
+from nlmmap.spec.abi import NL_MMAP_HDRLEN
+
+from . import payloads as P
+from .machine_base import _U32, COPY, SKIP, UNUSED, VALID, MachineBase, needs
+from .session import SockPair
+
+
+class RxRules(MachineBase):
+    """Rules on the RX side."""
+
+    def _capacity(self, p: SockPair) -> int | None:
+        rx = self.ms(p).rx
+        return rx.geom.payload_capacity if rx is not None else None
+
+    @needs("deliver_ring", lambda self: bool(self.open_pairs()))
+    @rule(data=st.data())
+    def deliver_ring(self, data: Any) -> None:
+        """A kernel subsystem's message: built in a frame if it fits (netlink_alloc_skb)."""
+        p = self._pick(data, self.open_pairs())
+        burst = [data.draw(P.deliver_payload(self._capacity(p)), label="payload")
+                 for _ in range(data.draw(st.sampled_from([1, 2, 4, 8]), label="messages"))]
+        self._step("deliver_ring", f"{len(burst)} messages of {', '.join(str(len(b)) for b in burst)} bytes")
+
+        def go() -> None:
+            for payload in burst:
+                self.s.exchange("deliver", p, payload=payload.hex(), path="ring")
+        self._guard(data, go)
+
+    def _copy_targets(self) -> list[SockPair]:
+        return [p for p in self.open_pairs() if self.ms(p).rx is None or self.ctx.has("copy_fallback")]
+
+    @needs("deliver_copy", lambda self: bool(self._copy_targets()))
+    @rule(data=st.data())
+    def deliver_copy(self, data: Any) -> None:
+        """A user-space peer's message (the COPY path with an RX ring)."""
+        p = self._pick(data, self._copy_targets())
+        burst = [data.draw(P.deliver_payload(self._capacity(p)), label="payload")
+                 for _ in range(data.draw(st.sampled_from([1, 1, 1, 2, 4]), label="messages"))]
+        self._step("deliver_copy", f"{len(burst)} messages of {', '.join(str(len(b)) for b in burst)} bytes")
+
+        def go() -> None:
+            for payload in burst:
+                self.s.exchange("deliver", p, payload=payload.hex(), path="copy")
+        self._guard(data, go)
+
+    @needs("deliver_group", lambda self: bool(self.open_pairs()))
+    @rule(data=st.data())
+    def deliver_group(self, data: Any) -> None:
+        """A multicast message to one of the family's groups (a COPY frame with nm_group)."""
+        p = self._pick(data, self.open_pairs())
+        group = data.draw(st.sampled_from([1, 2, 3, 16, 28, 32]), label="group")
+        payload = data.draw(P.group_payload(), label="payload")
+        self._step("deliver_group", f"group {group}, {len(payload)} bytes")
+        self._guard(data, lambda: self.s.exchange("deliver", p, payload=payload.hex(), path="copy", group=group))
+
+    @needs("release_frame", lambda self: any(self.rx_frames(p, (VALID, COPY, SKIP)) for p in self.with_rx()))
+    @rule(data=st.data())
+    def release_frame(self, data: Any) -> None:
+        """Read a frame the user owns (header, then nm_len bytes) and hand it back (UNUSED)."""
+        p = self._pick(data, [p for p in self.with_rx() if self.rx_frames(p, (VALID, COPY, SKIP))])
+        i = data.draw(st.sampled_from(self.rx_frames(p, (VALID, COPY, SKIP))), label="frame")
+        off = self.ms(p).layout.frame_offset("rx", i)
+        self._step("release_frame", f"RX frame {i}")
+
+        def go() -> None:
+            hdr = self.s.peek(p, off, NL_MMAP_HDRLEN)
+            n = min(_U32.unpack_from(hdr, 4)[0], self.ms(p).rx.geom.payload_capacity)
+            if n:
+                self.s.peek(p, off + NL_MMAP_HDRLEN, n)
+            self.s.poke(p, off, _U32.pack(UNUSED))
+        self._guard(data, go)
+
+    @needs("read_ring", lambda self: bool(self.with_rx()))
+    @rule(data=st.data())
+    def read_ring(self, data: Any) -> None:
+        """A well-behaved reader: from its cursor, in ring order, read each VALID frame (header, then
+        nm_len bytes) and release it or keep it (SKIP), fetch each COPY frame's message with recvmsg
+        and release it, release frames it kept earlier; stop at the first frame the kernel owns."""
+        p = self._pick(data, self.with_rx())
+        keep = data.draw(st.sampled_from([0, 0, 2, 3, 1]), label="keep 1 in") if self.ctx.has("skip") else 0
+        limit = data.draw(st.sampled_from([1, 2, 100]), label="frames at most")
+        self._step("read_ring", f"from frame {p.cursor}, at most {limit}" + (f", SKIP 1 in {keep}" if keep else ""))
+
+        def go() -> None:
+            m = self.ms(p)
+            n, lay, cap = m.rx.geom.frame_nr, m.layout, m.rx.geom.payload_capacity
+            p.cursor %= n
+            for k in range(min(limit, n)):
+                off = lay.frame_offset("rx", p.cursor)
+                hdr = self.s.peek(p, off, NL_MMAP_HDRLEN)
+                status, ln = _U32.unpack_from(hdr, 0)[0], min(_U32.unpack_from(hdr, 4)[0], cap)
+                if status == VALID:
+                    if ln:
+                        self.s.peek(p, off + NL_MMAP_HDRLEN, ln)
+                    kept = keep and k % keep == 0
+                    self.s.poke(p, off, _U32.pack(SKIP if kept else UNUSED))
+                elif status == COPY:
+                    self.s.exchange("recvmsg", p, bufsize=65536, dontwait=True)
+                    self.s.poke(p, off, _U32.pack(UNUSED))
+                elif status == SKIP:
+                    self.s.poke(p, off, _U32.pack(UNUSED))
+                else:
+                    break
+                p.cursor = (p.cursor + 1) % n
+        self._guard(data, go)
+
+    @needs("skip_frame", lambda self: any(self.rx_frames(p, (VALID,)) for p in self.with_rx()))
+    @rule(data=st.data())
+    def skip_frame(self, data: Any) -> None:
+        """Keep a VALID frame for later (SKIP): ring allocations step over it, the COPY path does not."""
+        p = self._pick(data, [p for p in self.with_rx() if self.rx_frames(p, (VALID,))])
+        i = data.draw(st.sampled_from(self.rx_frames(p, (VALID,))), label="frame")
+        self._step("skip_frame", f"RX frame {i}")
+        self._guard(data, lambda: self.s.poke(p, self.ms(p).layout.frame_offset("rx", i), _U32.pack(SKIP)))
+
+    @needs("recvmsg", lambda self: bool(self.open_pairs()))
+    @rule(data=st.data())
+    def recvmsg(self, data: Any) -> None:
+        """recvmsg with any buffer size; blocking only when something is there (no timed waits)."""
+        p = self._pick(data, self.open_pairs())
+        bufsize = data.draw(st.sampled_from([4096, 4096, 0, 1, 15, 16, 35, 36, 40, 64, 16384, 65536]), label="bufsize")
+        m = self.ms(p)
+        dontwait = True if not (m.rq or m.spec_state["sk_err"]) else data.draw(st.booleans(), label="dontwait")
+        self._step("recvmsg", f"bufsize {bufsize}" + ("" if dontwait else " blocking"))
+        self._guard(data, lambda: self.s.exchange("recvmsg", p, bufsize=bufsize, dontwait=dontwait))
+
