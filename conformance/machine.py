@@ -54,24 +54,14 @@ class ConformanceMachine(RxRules, TxRules):
 
         self.poll_rate = data.draw(st.sampled_from([0, 2, 5]), label="polls after 1 step in 10")
 
-        def go() -> None:
-            p = self.s.open_socket()
-            self.pairs.append(p)
-            if data.draw(st.integers(0, 9), label="configure (9: leave unconfigured)") < 9:
-                self._configure(data, p)
-        self._guard(data, go)
+        self._guard(data, lambda: self.open_socket_now(data))
 
     @needs("open_socket", lambda self: len(self.open_pairs()) < self.ctx.max_sockets)
     @rule(data=st.data())
     def open_socket(self, data: Any) -> None:
         self._step("open_socket")
 
-        def go() -> None:
-            p = self.s.open_socket()
-            self.pairs.append(p)
-            if data.draw(st.integers(0, 9), label="configure (9: leave unconfigured)") < 9:
-                self._configure(data, p)
-        self._guard(data, go)
+        self._guard(data, lambda: self.open_socket_now(data))
 
     @needs("set_ring", lambda self: bool(self.open_pairs()))
     @rule(data=st.data())
@@ -168,7 +158,7 @@ class ConformanceMachine(RxRules, TxRules):
                                             NETLINK_DROP_MEMBERSHIP, NETLINK_PKTINFO, NETLINK_BROADCAST_ERROR,
                                             9, 11, 99]), label="option")
         if option in (NETLINK_ADD_MEMBERSHIP, NETLINK_DROP_MEMBERSHIP):
-            optval = _U32.pack(data.draw(st.sampled_from([1, 3, 28, 32, 0, 33, 1000]), label="group"))
+            optval = _U32.pack(data.draw(P.group_number(), label="group"))
         else:
             optval = data.draw(st.sampled_from([_U32.pack(1), _U32.pack(0), b"\x01"]), label="optval")
         self._step("set_option", f"{option} {optval.hex()}")

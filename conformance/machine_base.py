@@ -47,10 +47,11 @@ def _no_skip(blob: bytes, off: int, lay: Any) -> bytes:
 RULE_FEATURES: dict[str, tuple[str, ...]] = {
     "open_socket": (), "set_ring": (), "replace_ring": (), "mmap_rings": (), "munmap_rings": ("op:munmap",),
     "deliver_ring": ("deliver_ring",), "deliver_copy": ("deliver_copy",),
-    "deliver_group": ("deliver_copy", "multicast"), "release_frame": ("rx_ring",), "read_ring": ("rx_ring",),
-    "skip_frame": ("rx_ring", "skip"), "recvmsg": (), "fill_tx": ("tx_ring",),
-    "kick": (), "send": (), "received": (), "poll": (), "set_no_enobufs": ("no_enobufs",), "set_option": (),
-    "close_socket": (), "scribble": (), "write_status": (), "pause_and_rewrite": ("tx_ring", "pause_after_validate"),
+    "deliver_group": ("deliver_copy", "multicast"), "multicast_members": ("deliver_copy", "multicast"),
+    "release_frame": ("rx_ring",), "read_ring": ("rx_ring",), "skip_frame": ("rx_ring", "skip"),
+    "recvmsg": (), "fill_tx": ("tx_ring",), "kick": (), "send": (), "received": (), "poll": (),
+    "set_no_enobufs": ("no_enobufs",), "set_option": (), "close_socket": (), "scribble": (), "write_status": (),
+    "pause_and_rewrite": ("tx_ring", "pause_after_validate"),
 }
 
 
@@ -178,6 +179,14 @@ class MachineBase(RuleBasedStateMachine):
                         score = 2.0 + (UNUSED in st_)
                 self.seen["skip_at_cursor"] = max(self.seen["skip_at_cursor"], score)
             self.seen["drops"] = max(self.seen["drops"], min(1.0, float(m.spec_state["drops"])))  # congestion reached
+
+    def open_socket_now(self, data: Any) -> SockPair:
+        """Open a socket on both sides and, mostly, configure it (rings, mmap)."""
+        p = self.s.open_socket()
+        self.pairs.append(p)
+        if data.draw(st.integers(0, 9), label="configure (9: leave unconfigured)") < 9:
+            self._configure(data, p)
+        return p
 
     def _configure(self, data: Any, p: SockPair) -> None:
         menu = P.geometry_menu(self.s.page_size)

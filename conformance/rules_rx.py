@@ -8,7 +8,8 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.stateful import rule
 
-from nlmmap.spec.abi import NL_MMAP_HDRLEN
+from nlmmap.spec.abi import NETLINK_ADD_MEMBERSHIP, NETLINK_DROP_MEMBERSHIP, NL_MMAP_HDRLEN
+from nlmmap.spec.family import FAMILY_GROUPS
 
 from . import payloads as P
 from .machine_base import _U32, COPY, SKIP, UNUSED, VALID, MachineBase, needs
@@ -58,10 +59,45 @@ class RxRules(MachineBase):
     def deliver_group(self, data: Any) -> None:
         """A multicast message to one of the family's groups (a COPY frame with nm_group)."""
         p = self._pick(data, self.open_pairs())
-        group = data.draw(st.sampled_from([1, 2, 3, 16, 28, 32]), label="group")
+        group = data.draw(P.group_number(), label="group")
+        if group > 0xFFFF:  # the wire carries any non-negative integer; keep it readable
+            group = FAMILY_GROUPS + 1
         payload = data.draw(P.group_payload(), label="payload")
         self._step("deliver_group", f"group {group}, {len(payload)} bytes")
         self._guard(data, lambda: self.s.exchange("deliver", p, payload=payload.hex(), path="copy", group=group))
+
+    @needs("multicast_members", lambda self: bool(self.open_pairs()))
+    @rule(data=st.data())
+    def multicast_members(self, data: Any) -> None:
+        """Two sockets and a group: B joins it (NETLINK_ADD_MEMBERSHIP, or a delivery to B joins it),
+        then A's peer sends to the group: every member gets its own COPY frame and queued message
+        (13.3); sometimes B leaves the group again before a second message."""
+        if len(self.open_pairs()) < 2:
+            self._step("multicast_members", "(a second socket first)")
+            self._guard(data, lambda: self.open_socket_now(data))
+        pairs = self.open_pairs()
+        a = self._pick(data, pairs)
+        b = data.draw(st.sampled_from([q for q in pairs if q is not a]), label="member") if len(pairs) > 1 else a
+        group = data.draw(P.group_number(errors=False), label="group")
+        how = data.draw(st.sampled_from(["setsockopt", "deliver", "already"]), label="B joins by")
+        msgs = [data.draw(P.group_payload(), label="payload") for _ in range(data.draw(st.integers(1, 3)))]
+        leave = data.draw(st.booleans(), label="B leaves, then one more")
+        self._step("multicast_members", f"group {group}: B joins by {how}, A's peer sends {len(msgs)}"
+                                        + (", B leaves, one more" if leave else ""))
+
+        def go() -> None:
+            if how == "setsockopt":
+                self.s.exchange("setsockopt", b, option=NETLINK_ADD_MEMBERSHIP, optval=_U32.pack(group).hex())
+            elif how == "deliver":
+                self.s.exchange("deliver", b, payload=msgs[0].hex(), path="copy", group=group)
+            for m in msgs:
+                self.s.exchange("deliver", a, payload=m.hex(), path="copy", group=group)
+            if leave:
+                self.s.exchange("setsockopt", b, option=NETLINK_DROP_MEMBERSHIP, optval=_U32.pack(group).hex())
+                self.s.exchange("deliver", a, payload=msgs[-1].hex(), path="copy", group=group)
+            if data.draw(st.booleans(), label="B reads"):
+                self.s.exchange("recvmsg", b, bufsize=4096, dontwait=True)
+        self._guard(data, go)
 
     @needs("release_frame", lambda self: any(self.rx_frames(p, (VALID, COPY, SKIP)) for p in self.with_rx()))
     @rule(data=st.data())
