@@ -35,6 +35,7 @@ from nlmmap.spec.abi import (
 
 from . import payloads as P
 from .machine_base import _LABELS, _U32, _VALUES, RULE_FEATURES, RunContext, _label, _no_skip, needs
+from .rules_dump import DumpRules
 from .rules_rx import RxRules
 from .rules_tx import TxRules
 from .session import SockPair
@@ -42,9 +43,9 @@ from .session import SockPair
 __all__ = ["ConformanceMachine", "RULE_FEATURES", "RunContext", "machine_for"]
 
 
-class ConformanceMachine(RxRules, TxRules):
+class ConformanceMachine(RxRules, TxRules, DumpRules):
     """The user (and the adversary) against the SUT, with the model's answers as the truth: every
-    rule of :mod:`.rules_rx`, :mod:`.rules_tx` and the ones below."""
+    rule of :mod:`.rules_rx`, :mod:`.rules_tx`, :mod:`.rules_dump` and the ones below."""
 
     # ---- rules ------------------------------------------------------------------------------------
     @initialize(data=st.data())

@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition
 
-from nlmmap.spec.abi import Status
+from nlmmap.spec.abi import NL_MMAP_HDRLEN, Status
 
 from . import payloads as P
 from .session import Session, SockPair
@@ -51,7 +51,7 @@ RULE_FEATURES: dict[str, tuple[str, ...]] = {
     "release_frame": ("rx_ring",), "read_ring": ("rx_ring",), "skip_frame": ("rx_ring", "skip"),
     "recvmsg": (), "fill_tx": ("tx_ring",), "kick": (), "send": (), "received": (), "poll": (),
     "set_no_enobufs": ("no_enobufs",), "set_option": (), "close_socket": (), "scribble": (), "write_status": (),
-    "pause_and_rewrite": ("tx_ring", "pause_after_validate"),
+    "pause_and_rewrite": ("tx_ring", "pause_after_validate"), "dump": ("dump",),
 }
 
 
@@ -179,6 +179,35 @@ class MachineBase(RuleBasedStateMachine):
                         score = 2.0 + (UNUSED in st_)
                 self.seen["skip_at_cursor"] = max(self.seen["skip_at_cursor"], score)
             self.seen["drops"] = max(self.seen["drops"], min(1.0, float(m.spec_state["drops"])))  # congestion reached
+
+    def read_frames(self, p: SockPair, limit: int, *, keep: int = 0, bufsize: int = 65536) -> int:
+        """The well-behaved reader: from its cursor, in ring order, read each VALID frame (header,
+        then nm_len bytes) and release it (or, 1 in ``keep``, SKIP it), fetch each COPY frame's
+        message with recvmsg and release it, release SKIP frames; stop at the first frame the kernel
+        owns or after ``limit`` frames. Returns the frames it went past."""
+        m = self.ms(p)
+        if m.rx is None:
+            return 0
+        n, lay, cap = m.rx.geom.frame_nr, m.layout, m.rx.geom.payload_capacity
+        p.cursor %= n
+        k = 0
+        for k in range(min(limit, n)):
+            off = lay.frame_offset("rx", p.cursor)
+            hdr = self.s.peek(p, off, NL_MMAP_HDRLEN)
+            status, ln = _U32.unpack_from(hdr, 0)[0], min(_U32.unpack_from(hdr, 4)[0], cap)
+            if status == VALID:
+                if ln:
+                    self.s.peek(p, off + NL_MMAP_HDRLEN, ln)
+                self.s.poke(p, off, _U32.pack(SKIP if keep and k % keep == 0 else UNUSED))
+            elif status == COPY:
+                self.s.exchange("recvmsg", p, bufsize=bufsize, dontwait=True)
+                self.s.poke(p, off, _U32.pack(UNUSED))
+            elif status == SKIP:
+                self.s.poke(p, off, _U32.pack(UNUSED))
+            else:
+                return k
+            p.cursor = (p.cursor + 1) % n
+        return k + 1
 
     def open_socket_now(self, data: Any) -> SockPair:
         """Open a socket on both sides and, mostly, configure it (rings, mmap)."""

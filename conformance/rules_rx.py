@@ -127,28 +127,7 @@ class RxRules(MachineBase):
         limit = data.draw(st.sampled_from([1, 2, 100]), label="frames at most")
         self._step("read_ring", f"from frame {p.cursor}, at most {limit}" + (f", SKIP 1 in {keep}" if keep else ""))
 
-        def go() -> None:
-            m = self.ms(p)
-            n, lay, cap = m.rx.geom.frame_nr, m.layout, m.rx.geom.payload_capacity
-            p.cursor %= n
-            for k in range(min(limit, n)):
-                off = lay.frame_offset("rx", p.cursor)
-                hdr = self.s.peek(p, off, NL_MMAP_HDRLEN)
-                status, ln = _U32.unpack_from(hdr, 0)[0], min(_U32.unpack_from(hdr, 4)[0], cap)
-                if status == VALID:
-                    if ln:
-                        self.s.peek(p, off + NL_MMAP_HDRLEN, ln)
-                    kept = keep and k % keep == 0
-                    self.s.poke(p, off, _U32.pack(SKIP if kept else UNUSED))
-                elif status == COPY:
-                    self.s.exchange("recvmsg", p, bufsize=65536, dontwait=True)
-                    self.s.poke(p, off, _U32.pack(UNUSED))
-                elif status == SKIP:
-                    self.s.poke(p, off, _U32.pack(UNUSED))
-                else:
-                    break
-                p.cursor = (p.cursor + 1) % n
-        self._guard(data, go)
+        self._guard(data, lambda: self.read_frames(p, limit, keep=keep))
 
     @needs("skip_frame", lambda self: any(self.rx_frames(p, (VALID,)) for p in self.with_rx()))
     @rule(data=st.data())

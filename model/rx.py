@@ -23,8 +23,9 @@ from nlmmap.spec import family
 from nlmmap.spec.abi import NL_MMAP_HDRLEN, as_bytes
 from nlmmap.spec.errors import NetlinkError
 from nlmmap.spec.protocol import dump_space, fits_frame, poll_err, poll_in
+from nlmmap.spec.protocol.names import rx_on
 
-from .core import Delivery, Msg, SocketCore
+from .core import Delivery, ModelInvariantError, Msg, SocketCore
 
 __all__ = ["RxPaths", "RING_ALLOC", "SENDSKB", "RECVMSG", "ACK_LOST"]
 
@@ -151,21 +152,53 @@ class RxPaths(SocketCore):
     # ---- the user's calls (7, 8) ----------------------------------------------------------------
     def recvmsg(self, bufsize: int, dontwait: bool = True) -> tuple[bytes, bool]:
         """recvmsg (section 8): ENOBUFS once after an overrun, the next queued message
-        (truncated to ``bufsize``), or EAGAIN. Never touches a frame."""
+        (truncated to ``bufsize``), or EAGAIN. Never touches a frame. ``netlink_recvmsg`` records
+        ``max_recvmsg_len``, continues a running dump, and only then runs ``netlink_rcv_wake``
+        (:meth:`_recvmsg_with_dump`)."""
         self._alive()
         if isinstance(bufsize, bool) or not isinstance(bufsize, int) or bufsize < 0:
             raise NetlinkError("EINVAL", f"bufsize must be a non-negative integer, got {bufsize!r}")
         a, params = self.select(RECVMSG, what="recvmsg")  # type: ignore[misc]
-        msg = self.rq.pop(0) if a.name == "recvmsg" else None
-        self.step(a.name, **params)
         if a.errno:
+            self.step(a.name, **params)
             blocked = not dontwait and a.name == "recvmsg_empty"
             raise NetlinkError(a.errno, a.doc + (" (the model cannot block: nothing else runs)" if blocked else ""))
-        assert msg is not None
+        msg = self.rq[0]
         self.max_recvmsg_len = family.recvmsg_len_after(self.max_recvmsg_len, bufsize)
-        if self.dump is not None:  # type: ignore[attr-defined]
-            self.dump_continue()  # type: ignore[attr-defined]
+        if self.dump is None:  # type: ignore[attr-defined]
+            self.rq.pop(0)
+            self.step(a.name, **params)
+        else:
+            self._recvmsg_with_dump()
         return msg.data[:bufsize], len(msg.data) > bufsize
+
+    def _recvmsg_with_dump(self) -> None:
+        """The dequeue, ``netlink_dump`` (an error becomes sk_err), then ``netlink_rcv_wake`` on the
+        queue as the dump left it. The spec's ``recvmsg`` is the dequeue and the wake in one action,
+        so the model orders the steps to give the kernel's result:
+
+        * on a CONGESTED socket whose dump will not fail, the dump first (an overrun cannot raise
+          sk_err on a congested socket, so the dequeue stays enabled; its skb joins the queue behind
+          the message taken), then ``recvmsg``, whose wake sees the final queue;
+        * otherwise ``recvmsg`` first (its wake changes nothing: CONGESTED is clear, or the dump
+          fails, whose overrun and ENOBUFS leave the same CONGESTED and sk_err either way), then the
+          dump, then the wake if it is still due: the spec's ``poll`` action, which on an RX-ring
+          socket is exactly ``netlink_rcv_wake`` (a dump without an RX ring always queues its skb).
+        """
+        if self.view["congested"] and not self.dump_would_fail():  # type: ignore[attr-defined]
+            if self.dump_continue():  # type: ignore[attr-defined]
+                raise ModelInvariantError("netlink_dump failed although dump_would_fail() said it would not")
+            self.rq.pop(0)
+            self.step("recvmsg")
+            return
+        self.rq.pop(0)
+        self.step("recvmsg")
+        if self.dump_continue():  # type: ignore[attr-defined]
+            self.take(ACK_LOST, what="netlink_recvmsg: netlink_dump's error becomes sk_err")
+        if self.view["congested"] and self.view["rq_len"] == 0:
+            if not self.holds(rx_on):
+                raise ModelInvariantError("a dump continued without an RX ring left the receive queue empty")
+            self.step("poll")
 
     def poll(self) -> set[str]:
         """poll() mask (section 7): continue a dump while there is space, rcv_wake, then POLLIN /
@@ -173,6 +206,7 @@ class RxPaths(SocketCore):
         self._alive()
         while self.dump is not None and self.holds(dump_space()):  # type: ignore[attr-defined]
             if self.dump_continue():  # type: ignore[attr-defined]
+                self.take(ACK_LOST, what="netlink_poll: netlink_dump's error becomes sk_err")
                 break
         self.step("poll")
         mask = {"POLLOUT"}

@@ -698,6 +698,31 @@ def test_s8_large_recvmsg_buffer_makes_dumps_try_bigger_allocations():
     assert plain.statuses("rx") == [V, U, U, U]  # without the large recvmsg: a ring frame
 
 
+def test_s8_recvmsg_continues_a_dump_before_rcv_wake():
+    """netlink_recvmsg: dequeue, netlink_dump, and only then netlink_rcv_wake (8). With one
+    4096-byte frame and max_recvmsg_len 4096 every dump skb is plain (COPY); a recvmsg that
+    continues the dump while the frame is still COPY overruns. Found by the conformance suite
+    against the implementation (the model woke before the dump)."""
+    s = sock(rx=RingRequest(4096, 1, 4096, 1), tx=None)
+    s.deliver(b"q" * 16, "copy")
+    s.recvmsg(4096)
+    set_status(s, 0, U)
+    s.sendmsg(family.dump_request(2000, 0))  # 256 messages per skb
+    assert s.statuses("rx") == [C] and s.spec_state["rq_len"] == 1
+    s.recvmsg(4096)  # the dump's next skb meets the COPY frame: overrun; then the queue is empty: wake
+    g = s.spec_state
+    assert (g["sk_err"], g["congested"], g["drops"], g["rq_len"]) == (True, False, 1, 0)
+    assert errno_of(lambda: s.recvmsg(4096)) == "ENOBUFS"
+    set_status(s, 0, U)
+    s.poll()  # the dump goes on into the frame
+    assert s.statuses("rx") == [C] and s.spec_state["rq_len"] == 1
+    s.deliver(b"p" * 16, "copy")  # frame busy: the peer's message overruns, CONGESTED
+    assert errno_of(lambda: s.recvmsg(4096)) == "ENOBUFS"
+    assert (g["congested"], g["rq_len"]) == (True, 1)
+    s.recvmsg(4096)  # congested: the dump's overrun raises no sk_err; the empty queue then wakes it
+    assert (g["sk_err"], g["congested"], g["drops"], g["rq_len"]) == (False, False, 3, 0)
+
+
 def test_s10_dump_continues_only_with_half_the_ring_free():
     rx = RingRequest(16384, 2, 4096, 8)
     s = sock(rx=rx, tx=None)  # 40 messages of 1000 bytes: 3 per skb
