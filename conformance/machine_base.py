@@ -49,6 +49,7 @@ RULE_FEATURES: dict[str, tuple[str, ...]] = {
     "deliver_ring": ("deliver_ring",), "deliver_copy": ("deliver_copy",),
     "deliver_group": ("deliver_copy", "multicast"), "multicast_members": ("deliver_copy", "multicast"),
     "release_frame": ("rx_ring",), "read_ring": ("rx_ring",), "skip_frame": ("rx_ring", "skip"),
+    "skip_at_cursor": ("rx_ring", "skip"),
     "recvmsg": (), "fill_tx": ("tx_ring",), "kick": (), "send": (), "received": (), "poll": (),
     "set_no_enobufs": ("no_enobufs",), "set_option": (), "close_socket": (), "scribble": (), "write_status": (),
     "pause_and_rewrite": ("tx_ring", "pause_after_validate"), "dump": ("dump",),

@@ -8,12 +8,17 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.stateful import rule
 
+from nlmmap.spec import netlink as nl
 from nlmmap.spec.abi import NETLINK_ADD_MEMBERSHIP, NETLINK_DROP_MEMBERSHIP, NL_MMAP_HDRLEN
 from nlmmap.spec.family import FAMILY_GROUPS
 
 from . import payloads as P
 from .machine_base import _U32, COPY, SKIP, UNUSED, VALID, MachineBase, needs
 from .session import SockPair
+
+#: A NOOP request with NLM_F_ACK and its ACK (the length decides whether the ACK takes the ring path).
+_NOOP = nl.build_message(nl.NLMSG_NOOP, nl.NLM_F_REQUEST | nl.NLM_F_ACK, 0, 0, b"")
+_NOOP_ACK = nl.build_ack(_NOOP, 1)
 
 
 class RxRules(MachineBase):
@@ -137,6 +142,60 @@ class RxRules(MachineBase):
         i = data.draw(st.sampled_from(self.rx_frames(p, (VALID,))), label="frame")
         self._step("skip_frame", f"RX frame {i}")
         self._guard(data, lambda: self.s.poke(p, self.ms(p).layout.frame_offset("rx", i), _U32.pack(SKIP)))
+
+    def _skip_targets(self) -> list[SockPair]:
+        """Mapped RX rings of 2 frames or more whose frames hold a ring-path message the SUT can
+        send: a ``deliver_ring`` message, or else an ACK (36 bytes, the real kernel's ring path)."""
+        return [p for p in self.with_rx() if self.ms(p).rx.geom.frame_nr >= 2
+                and (self.ctx.has("deliver_ring") or self.ms(p).fits(len(_NOOP_ACK)))]
+
+    def _ring_message(self, p: SockPair, seq: int) -> None:
+        """One kernel-built message through the ring path: a ``deliver`` by the ring path if the SUT
+        has it, else the ACK of a NOOP request (what a real kernel builds in a frame)."""
+        if self.ctx.has("deliver_ring"):
+            self.s.exchange("deliver", p, payload=nl.build_message(0x10, 0, seq, 0, b"").hex(), path="ring")
+        else:
+            req = nl.build_message(nl.NLMSG_NOOP, nl.NLM_F_REQUEST | nl.NLM_F_ACK, seq, 0, b"")
+            self.s.exchange("sendmsg", p, payload=req.hex(), to="kernel")
+
+    @needs("skip_at_cursor", lambda self: bool(self._skip_targets()))
+    @rule(data=st.data())
+    def skip_at_cursor(self, data: Any) -> None:
+        """SKIP at the kernel's cursor with UNUSED frames after it, then ring-path messages (9): the
+        user empties the ring, the kernel fills it (the cursor comes round to where it started), the
+        user SKIPs the cursor frame (or a run of frames from it, or all of them) and releases the
+        rest; the next ring allocation steps over the SKIP run (before 4.4 it failed), a COPY-path
+        message is dropped at the SKIP."""
+        p = self._pick(data, self._skip_targets())
+        n = self.ms(p).rx.geom.frame_nr
+        run = data.draw(st.sampled_from([1, 1, 1, 2, n - 1, n]), label="SKIP frames from the cursor")
+        then = data.draw(st.sampled_from(["ring", "ring", "ring", "copy"]), label="then")
+        if then == "copy" and not self.ctx.has("deliver_copy"):
+            then = "ring"
+        more = data.draw(st.integers(1, 3), label="messages")
+        self._step("skip_at_cursor", f"{run} of {n} frames SKIP at the cursor, then {more} {then} message(s)")
+
+        def go() -> None:
+            m = self.ms(p)
+            lay = m.layout
+            for i, v in enumerate(m.statuses("rx")):  # empty the ring (a COPY frame's message too)
+                if v == COPY:
+                    self.s.exchange("recvmsg", p, bufsize=65536, dontwait=True)
+                if v != UNUSED:
+                    self.s.poke(p, lay.frame_offset("rx", i), _U32.pack(UNUSED))
+            for k in range(n):
+                self._ring_message(p, k)
+            h = m.spec_state["rx_head"]
+            for k in range(n):  # SKIP the run from the cursor, release the other frames
+                i = (h + k) % n
+                self.s.poke(p, lay.frame_offset("rx", i), _U32.pack(SKIP if k < run else UNUSED))
+            for k in range(more):
+                if then == "ring":
+                    self._ring_message(p, n + k)
+                else:
+                    self.s.exchange("deliver", p, payload=nl.build_message(0x10, 0, k, 0, b"").hex(), path="copy")
+            p.cursor = (h + run) % n
+        self._guard(data, go)
 
     @needs("recvmsg", lambda self: bool(self.open_pairs()))
     @rule(data=st.data())

@@ -45,6 +45,17 @@ def test_boundary_mutants_are_killed(name, tmp_path):
     assert rep.failure["check"].startswith(("answer.", "memory."))
 
 
+@pytest.mark.parametrize("switch,check", [("skip_broken", "answer.deliver.outcome"),
+                                          ("dump_offset_bug", "memory.RX[0].payload")])
+def test_skip_and_dump_history_switches_are_killed_in_a_few_hundred_steps(switch, check, tmp_path):
+    """skip_at_cursor (SKIP at the kernel's cursor, UNUSED after it, a ring-path message) kills
+    skip_broken; the dump rule (a dump into a frame with room past NLMSG_GOODSIZE) kills
+    dump_offset_bug."""
+    rep = run_conformance(lambda: _model(switch), profile="quick", max_steps=600, stop_on_failure_shrink=False,
+                          transcript_dir=str(tmp_path))
+    assert rep.verdict == "fail" and rep.failure["check"] == check, rep.human()
+
+
 def test_poll_history_switch_is_killed(tmp_path):
     rep = run_conformance(lambda: _model("poll_head_minus_one"), profile="quick", max_steps=3000,
                           stop_on_failure_shrink=False, transcript_dir=str(tmp_path))
