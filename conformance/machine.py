@@ -119,12 +119,31 @@ class ConformanceMachine(RxRules, TxRules, DumpRules):
                 self._mmap(p, total, 0)
         self._guard(data, go)
 
-    @needs("munmap_rings", lambda self: any(self.mapped(p) for p in self.open_pairs()))
+    @needs("munmap_rings", lambda self: bool(self.open_pairs()))
     @rule(data=st.data())
     def munmap_rings(self, data: Any) -> None:
-        p = self._pick(data, [p for p in self.open_pairs() if self.mapped(p)])
-        self._step("munmap_rings")
-        self._guard(data, lambda: self.s.exchange("munmap", p))
+        """munmap (the optional op): one mapping fewer (EINVAL when unmapped); while mapped, a ring
+        change is EBUSY; after the last munmap the rings can change again (tear down, new geometry,
+        whatever the frames hold), and be mapped again."""
+        mapped = [p for p in self.open_pairs() if self.mapped(p)]
+        p = self._pick(data, mapped) if mapped and data.draw(st.integers(0, 7), label="unmapped (0)") else \
+            self._pick(data, self.open_pairs())
+        ring = data.draw(st.sampled_from(["NETLINK_RX_RING", "NETLINK_TX_RING"]), label="then change ring")
+        new = data.draw(st.one_of(st.none(), st.sampled_from(P.geometry_menu(self.s.page_size))), label="new geometry")
+        remap = data.draw(st.booleans(), label="map again")
+        what = f"-> {new}" if new else "torn down"
+        self._step("munmap_rings", f"then {ring} {what}" + (", mmap" if remap else ""))
+
+        def go() -> None:
+            if self.s.exchange("munmap", p)["ok"]:
+                self.s.after_munmap(p)
+            self.s.exchange("setsockopt", p, option=ring, optval=RingRequest(0, 0, 0, 0).pack().hex())
+            if new is not None:
+                self.s.exchange("setsockopt", p, option=ring, optval=new.pack().hex())
+            m = self.ms(p)
+            if remap and m.spec_state["mapped"] == 0 and (m.rx is not None or m.tx is not None):
+                self._mmap(p, m.layout.size, 0)
+        self._guard(data, go)
 
     @needs("received", lambda self: bool(self.open_pairs()))
     @rule(data=st.data())

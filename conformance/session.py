@@ -94,6 +94,9 @@ class SockPair:
     closed: bool = False
     cursor: int = 0  # the well-behaved reader's RX position
 
+    def __repr__(self) -> str:  # how Hypothesis' reproducer names a drawn socket
+        return f"SockPair(model={self.model}, sut={self.sut!r}, portid={self.portid})"
+
 
 class Session:
     """The oracle and the SUT side by side for one run (several examples: sockets are per example)."""
@@ -285,6 +288,18 @@ class Session:
                     raise SUTDead(SUTFailure("garbage", f"mmap path {got_path!r} cannot be mapped: {e}")) from None
         elif self.memory == "shared":
             raise SUTDead(SUTFailure("garbage", "--memory shared, but the SUT's mmap gave no path"))
+
+    def after_munmap(self, pair: SockPair) -> None:
+        """A successful munmap: when it was the last mapping, the user's own mapping of the SUT's
+        file goes too (shared mode), and memory is no longer compared until the next mmap."""
+        if self.msock(pair).spec_state["mapped"] > 0:
+            return
+        pair.mapped = False
+        pair.last_image = b""
+        if pair.shm is not None:
+            with contextlib.suppress(Exception):
+                pair.shm.close()
+            pair.shm = None
 
     def close_pair(self, pair: SockPair, *, compare: bool = True) -> None:
         if pair.closed:
