@@ -6,6 +6,7 @@ memory after every step, the model socket's state for preconditions, ``target()`
 from __future__ import annotations
 
 import struct
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -68,6 +69,7 @@ class RunContext:
         self.targets: dict[str, float] = {}
         self.first_failure: tuple[int, str] | None = None  # (steps run when it was seen, check)
         self.max_sockets = 2
+        self.rule_cost: dict[str, list] = {}  # rule -> [seconds, requests] (what each rule costs)
 
     def has(self, *features: str) -> bool:
         return all(f in self.session.features for f in features)
@@ -119,6 +121,7 @@ class MachineBase(RuleBasedStateMachine):
         self.ctx.rule_counts[name] = self.ctx.rule_counts.get(name, 0) + 1
         self.s.step, self.s.rule = self.n, name
         self.s.rec.case([f"step {self.n}: {name}" + (f" {detail}" if detail else "")])
+        self._t0, self._r0 = time.perf_counter(), self.s.stats.requests
 
     def _guard(self, data: Any, fn: Callable[[], None]) -> None:
         try:
@@ -134,6 +137,10 @@ class MachineBase(RuleBasedStateMachine):
         except BaseException as e:
             self._failed(e)
             raise
+        finally:
+            cost = self.ctx.rule_cost.setdefault(self.s.rule, [0.0, 0])
+            cost[0] += time.perf_counter() - self._t0
+            cost[1] += self.s.stats.requests - self._r0
 
     def _failed(self, e: BaseException) -> None:
         self.dead = True

@@ -108,10 +108,9 @@ class DumpRules(MachineBase):
         ring is full; after a large recvmsg), then continue it with poll and recvmsg."""
         fresh = not self.open_pairs() or (len(self.open_pairs()) < self.ctx.max_sockets
                                           and data.draw(st.booleans(), label="fresh socket"))
-        count = data.draw(st.one_of(st.sampled_from(DUMP_COUNTS), st.sampled_from([DUMP_MAX_MESSAGES,
-                                                                                 DUMP_MAX_MESSAGES + 1])),
-                          label="messages")
         size = data.draw(st.sampled_from(DUMP_SIZES), label="message payload bytes")
+        counts = DUMP_COUNTS if size > 16 else DUMP_COUNTS + (DUMP_MAX_MESSAGES, DUMP_MAX_MESSAGES + 1)
+        count = data.draw(st.sampled_from(counts), label="messages")  # the most messages only when small
         full = data.draw(st.integers(0, 3), label="ring full first (0)") == 0
         raise_to = data.draw(st.sampled_from([0, 0, 0, 4096, 8192, 16384, 65536]), label="recvmsg first")
         flags = nl.NLM_F_REQUEST | nl.NLM_F_DUMP | data.draw(st.sampled_from([0, nl.NLM_F_ACK]), label="ack")

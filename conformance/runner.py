@@ -205,6 +205,7 @@ def _run_machine(session: Any, rep: Report, prof: Profile, budget: int, seed: in
             break
     rep.timings["state_machine"] = round(time.perf_counter() - t, 3)
     rep.steps, rep.examples, rep.rule_counts = ctx.steps, ctx.examples, dict(sorted(ctx.rule_counts.items()))
+    rep.rule_cost = {r: {"seconds": round(c[0], 3), "requests": c[1]} for r, c in sorted(ctx.rule_cost.items())}
     rep.targets = {k: round(v, 3) for k, v in ctx.targets.items()}
     if failure is None:
         rep.checks.append(Check("state_machine", "pass", f"{ctx.steps} steps, {ctx.examples} examples"))
