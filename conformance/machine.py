@@ -253,6 +253,7 @@ class ConformanceMachine(RxRules, TxRules, DumpRules):
         for label, v in self.seen.items():
             target(v, label=label)
         target(float(len(self.s.coverage.recent)), label="status-machine edges in one example")
+        self.ctx.tick()
         if self.dead:
             self.s.close_all()
             return
@@ -264,7 +265,6 @@ class ConformanceMachine(RxRules, TxRules, DumpRules):
         except BaseException as e:
             self._failed(e)
             raise
-
 
 
 def machine_for(ctx: RunContext) -> type[ConformanceMachine]:

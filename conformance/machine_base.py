@@ -70,6 +70,21 @@ class RunContext:
         self.first_failure: tuple[int, str] | None = None  # (steps run when it was seen, check)
         self.max_sockets = 2
         self.rule_cost: dict[str, list] = {}  # rule -> [seconds, requests] (what each rule costs)
+        self.progress: Any = None  # a stream for a line every ``progress_every`` steps (long runs)
+        self.progress_every = 2000
+        self.budget = 0
+        self._next_report = self.progress_every
+        self._t0 = time.perf_counter()
+
+    def tick(self) -> None:
+        """End of an example: a progress line when another ``progress_every`` steps are done."""
+        if self.progress is None or self.steps < self._next_report:
+            return
+        self._next_report = (self.steps // self.progress_every + 1) * self.progress_every
+        t = time.perf_counter() - self._t0
+        self.progress.write(f"    {self.steps}/{self.budget or '?'} steps, {self.examples} examples, {t:.0f} s "
+                            f"({self.steps / max(t, 1e-9):.0f} steps/s)\n")
+        self.progress.flush()
 
     def has(self, *features: str) -> bool:
         return all(f in self.session.features for f in features)

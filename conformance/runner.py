@@ -171,6 +171,7 @@ def _run_machine(session: Any, rep: Report, prof: Profile, budget: int, seed: in
     from .session import Mismatch, OracleError, SUTDead
 
     ctx = RunContext(session)
+    ctx.progress, ctx.budget = progress, budget
     rep.skipped_rules = ctx.skipped_rules()
     db = None
     if prof.database or database:
