@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from hypothesis import target
 from hypothesis.stateful import initialize, rule
 
+from nlmmap.spec import netlink as nl
 from nlmmap.spec.abi import (
     NETLINK_ADD_MEMBERSHIP,
     NETLINK_BROADCAST_ERROR,
@@ -89,9 +90,13 @@ class ConformanceMachine(RxRules, TxRules, DumpRules):
                          label="ring")
         new = data.draw(st.one_of(st.none(), st.sampled_from(P.geometry_menu(self.s.page_size))), label="new geometry")
         opt = "NETLINK_RX_RING" if ring == "rx" else "NETLINK_TX_RING"
-        self._step("replace_ring", f"{ring}" + (f" by {new}" if new else ""))
+        ack = ring == "rx" and data.draw(st.booleans(), label="an ACK lands in the ring first")
+        self._step("replace_ring", f"{ring}" + (" after an ACK" if ack else "") + (f" by {new}" if new else ""))
 
         def go() -> None:
+            if ack:  # the kernel fills frames of an unmapped ring too; tear-down takes them as they are
+                req = nl.build_message(nl.NLMSG_NOOP, nl.NLM_F_REQUEST | nl.NLM_F_ACK, 0, 0, b"")
+                self.s.exchange("sendmsg", p, payload=req.hex(), to="kernel")
             self.s.exchange("setsockopt", p, option=opt, optval=RingRequest(0, 0, 0, 0).pack().hex())
             if new is not None:
                 self.s.exchange("setsockopt", p, option=opt, optval=new.pack().hex())

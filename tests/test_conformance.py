@@ -102,6 +102,28 @@ def test_a_missing_optional_op_is_a_skipped_rule_with_its_reason():
     assert "munmap_rings" not in rep.rule_counts
 
 
+def test_the_oracle_is_configured_like_the_target():
+    """A target without the dump service (a real kernel) answers a dump request with EOPNOTSUPP; the
+    oracle must too (ModelConfig.for_target), not parse it. Found on Linux 4.5: a short dump request
+    got EINVAL from the oracle, EOPNOTSUPP from the kernel."""
+    from nlmmap.conformance.session import Session
+    from nlmmap.spec import netlink as nl
+    from nlmmap.spec.abi import RingRequest
+    from nlmmap.spec.family import DUMP_TYPE
+
+    s = Session(InProcessTarget(ModelBackend(ModelConfig(dump_service=False, check_invariants="never"))))
+    s.hello()
+    assert "dump" not in s.features and s.model.kernel.config.dump_service is False
+    p = s.open_socket()
+    g = RingRequest(4096, 1, 2048, 2)
+    s.exchange("setsockopt", p, option="NETLINK_RX_RING", optval=g.pack().hex())
+    s.after_mmap(p, s.exchange("mmap", p, length=4096, offset=0), None)
+    short = nl.build_message(DUMP_TYPE, nl.NLM_F_REQUEST | nl.NLM_F_ACK | nl.NLM_F_DUMP, 0, 0, b"\0")
+    s.exchange("sendmsg", p, payload=short.hex(), to="kernel")
+    s.check_memory(p, full=True)  # the error ACK's errno, byte for byte
+    s.close_all()
+
+
 def test_cli_json_report_and_exit_codes(capsys, tmp_path):
     junit = tmp_path / "r.xml"
     rc = main(["conform", "--impl", "nlmmap.model.adapter:ModelBackend", "--profile", "quick", "--max-steps", "150",
