@@ -144,9 +144,10 @@ class RxRules(MachineBase):
         self._guard(data, lambda: self.s.poke(p, self.ms(p).layout.frame_offset("rx", i), _U32.pack(SKIP)))
 
     def _skip_targets(self) -> list[SockPair]:
-        """Mapped RX rings of 2 frames or more whose frames hold a ring-path message the SUT can
-        send: a ``deliver_ring`` message, or else an ACK (36 bytes, the real kernel's ring path)."""
-        return [p for p in self.with_rx() if self.ms(p).rx.geom.frame_nr >= 2
+        """Mapped RX rings of 2 to 16 frames (the rule costs ~3 requests a frame) whose frames hold a
+        ring-path message the SUT can send: a ``deliver_ring`` message, or else an ACK (36 bytes,
+        the real kernel's ring path)."""
+        return [p for p in self.with_rx() if 2 <= self.ms(p).rx.geom.frame_nr <= 16
                 and (self.ctx.has("deliver_ring") or self.ms(p).fits(len(_NOOP_ACK)))]
 
     def _ring_message(self, p: SockPair, seq: int) -> None:
