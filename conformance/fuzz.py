@@ -13,6 +13,10 @@ shared directory, by machines), and the test then fails there: a mismatch is rep
 ``nlmmap conform`` (the request, both answers, the frames). ``NLMMAP_FUZZ_MEMORY`` picks the
 memory mode (``auto``, ``shared``, ``proxied``). Without a target variable the test errors, naming
 them. The module is not named ``test_*``: ``pytest --pyargs nlmmap.conformance`` does not run it.
+As a plain Hypothesis test (``pytest --pyargs nlmmap.conformance.fuzz``) it runs as many examples as
+the settings profile says, e.g. ``--hypothesis-profile nlmmap-soak`` (examples kept in
+``.hypothesis/nlmmap-soak``, or the directory ``NLMMAP_DATABASE`` names: share it between workers
+and machines), under pytest-xdist too.
 """
 
 from __future__ import annotations
@@ -70,7 +74,9 @@ def _start_session() -> Any:
 
 
 _Machine = machine_for(LazyRunContext())
-_Machine.TestCase.settings = settings(max_examples=200, stateful_step_count=50, deadline=None,
+# max_examples and the database come from the settings profile in force (``--hypothesis-profile``:
+# the plugin registers nlmmap-ci and nlmmap-soak); HypoFuzz ignores max_examples and runs until stopped
+_Machine.TestCase.settings = settings(stateful_step_count=50, deadline=None,
                                       suppress_health_check=list(HealthCheck), print_blob=True)
 
 
