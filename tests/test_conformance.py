@@ -124,6 +124,25 @@ def test_the_oracle_is_configured_like_the_target():
     s.close_all()
 
 
+def test_peer_credentials_the_user_overwrote_compare_as_bytes():
+    """The peer's credentials are the SUT's choice, held to one value per field; but a header word
+    the user overwrote is the user's bytes on both sides (found on Linux 4.5: a scribble over a COPY
+    frame's nm_gid was taken for a change of the peer's gid)."""
+    import struct
+
+    from nlmmap.conformance.compare import Freedoms, compare_memory
+    from nlmmap.spec.abi import MappingLayout, RingGeometry
+
+    lay = MappingLayout(RingGeometry(4096, 1, 2048, 2), None)
+    free = Freedoms(peer_pid=4242)
+    frame = lambda pid, gid: struct.pack("=6I", 3, 20, 0, pid, 0, gid).ljust(2048, b"\0")  # noqa: E731
+    assert compare_memory(frame(4242, 0) * 2, frame(1, 0) * 2, 0, lay, free) == []  # learns pid 1, gid 0
+    assert compare_memory(frame(4242, 0x04030201) + frame(4242, 0), frame(1, 0x04030201) + frame(1, 0), 0, lay,
+                          free) == []
+    bad = compare_memory(frame(4242, 0) * 2, frame(1, 7) + frame(1, 0), 0, lay, free)  # the SUT changed its gid
+    assert [d.check for d in bad] == ["memory.RX[0].nm_gid"]
+
+
 def test_cli_json_report_and_exit_codes(capsys, tmp_path):
     junit = tmp_path / "r.xml"
     rc = main(["conform", "--impl", "nlmmap.model.adapter:ModelBackend", "--profile", "quick", "--max-steps", "150",
