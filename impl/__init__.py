@@ -37,6 +37,7 @@ hook (module)                                       what it does (kernel functio
 ``publish(j, data, group, pid)`` (rings)            payload, header, VALID, kick (6.2)
 ``free_ring_skb(j)`` (rings)                        undelivered ring skb: nm_len 0, VALID (6.4)
 ``sendskb_plain(data, group, pid) -> str`` (rings)  the COPY path (6.3)
+``deliver_multicast(data, group, pid)`` (rings)     one multicast listener: admission, COPY (13.3)
 ``overrun()`` / ``raise_err()`` (rings)             ``netlink_overrun``; sk_err = ENOBUFS (6.5)
 ``poll_mask() -> list[str]`` (rings)                poll's mask (7)
 ``check_ring(name, req, ...) -> geom`` (sockopt)    ``netlink_set_ring``'s checks and errnos (3.1)
