@@ -173,7 +173,7 @@ class RingsMixin(SockState):
             self.ctl.store_sc(wire.CTL_ERR_RAISED, (self.ctl.load_acquire(wire.CTL_ERR_RAISED) + 1) & 0xFFFFFFFF)
 
     def is_congested(self) -> bool:
-        """CONGESTED, cleared lazily by the user's rcv_wake (recvmsg ending on an empty queue)."""
+        """Hook: CONGESTED, cleared lazily by the user's rcv_wake (recvmsg ending on an empty queue)."""
         if self.congested and self.ctl.load_acquire(wire.CTL_WAKE_EPOCH) != self.congested_epoch:
             self.congested = False
         return self.congested
@@ -319,7 +319,7 @@ class RingsMixin(SockState):
             return self.sendskb_plain(data, 0, pid)
 
     def kernel_send(self, data: bytes, *, is_ack: bool = False) -> str:
-        """A kernel-built message (an ACK, a dump skb, a ``deliver`` by the ring path): in a frame
+        """Hook: a kernel-built message (an ACK, a dump skb, a ``deliver`` by the ring path): in a frame
         when it fits one, else a plain message. A lost ACK also sets sk_err (``netlink_ack``,
         whatever NETLINK_NO_ENOBUFS says). Returns ``frame``, ``copy`` or ``dropped``."""
         if self.ring_path(len(data)):
