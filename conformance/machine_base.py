@@ -65,6 +65,7 @@ class RunContext:
         self.steps = 0
         self.examples = 0
         self.rule_counts: dict[str, int] = {}
+        self.paused_walks = 0  # TX walks that paused after validation and were rewritten (toctou_pause)
         self.last_failure: tuple[BaseException, list[str]] | None = None
         self.targets: dict[str, float] = {}
         self.first_failure: tuple[int, str] | None = None  # (steps run when it was seen, check)

@@ -116,6 +116,14 @@ def datagram(draw, *, max_len: int = 1 << 16, to_kernel: bool = True) -> bytes:
 
 
 @st.composite
+def acked_noop(draw, *, max_len: int = 1 << 16) -> bytes:
+    """A NLMSG_NOOP asking for an ACK, with a drawn seq: every kernel answers it with an ACK that
+    echoes its header, so a walk that acts on these bytes instead of the validated ones shows."""
+    seq = draw(st.integers(0x1000, 0xFFFF))
+    return nl.build_message(nl.NLMSG_NOOP, nl.NLM_F_REQUEST | nl.NLM_F_ACK, seq, 0, b"")[:max_len]
+
+
+@st.composite
 def deliver_payload(draw, capacity: int | None) -> bytes:
     """A message for the socket, sized around the RX frame payload capacity (ring vs COPY path)."""
     if capacity is None:

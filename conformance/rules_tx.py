@@ -115,36 +115,51 @@ class TxRules(MachineBase):
         self._step("send", f"{len(payload)} bytes to {to}")
         self._guard(data, lambda: self.s.exchange("sendmsg", p, payload=payload.hex(), to=to))
 
-    @needs("pause_and_rewrite", lambda self: any(self._tx_head_valid(p) for p in self.with_tx()))
+    @needs("pause_and_rewrite", lambda self: any(self._tx_head_fillable(p) for p in self.with_tx()))
     @rule(data=st.data())
     def pause_and_rewrite(self, data: Any) -> None:
-        """TOCTOU: kick with pause_after_validate, rewrite the frame (message, nm_len or status) while
-        the kernel holds what it validated, resume; what it acted on must be what it validated."""
-        p = self._pick(data, [p for p in self.with_tx() if self._tx_head_valid(p)])
+        """TOCTOU: a good message at the kernel's TX cursor (written now, or the one there), a kick
+        with pause_after_validate, a rewrite (message, nm_len or status) while the kernel holds what
+        it validated, resume; what it acted on must be what it validated."""
+        p = self._pick(data, [p for p in self.with_tx() if self._tx_head_fillable(p)])
         m = self.ms(p)
         to = data.draw(st.sampled_from(["kernel", "kernel", "peer"]), label="to")
         j = m.spec_state["tx_head"]
         off = m.layout.frame_offset("tx", j)
         cap = m.tx.geom.payload_capacity
+        fresh = m.statuses("tx")[j] != VALID or data.draw(st.integers(0, 3), label="write a good message first") > 0
+        first = data.draw(st.one_of(P.acked_noop(max_len=cap), P.datagram(max_len=cap)), label="message") \
+            if fresh else b""
         what = data.draw(st.sampled_from(["message", "message", "nm_len", "status", "all"]), label="rewrite")
-        self._step("pause_and_rewrite", f"TX frame {j} to {to}, rewrite {what}")
+        self._step("pause_and_rewrite", f"TX frame {j} to {to}" + (f", {len(first)} good bytes" if fresh else "")
+                   + f", rewrite {what}")
 
         def go() -> None:
+            if fresh:
+                self.s.poke(p, off + NL_MMAP_HDRLEN, first)
+                self.s.poke(p, off + 4, _U32.pack(len(first)))
+                self.s.poke(p, off, _U32.pack(VALID))
             exp = self.s.exchange("sendmsg", p, payload=None, to=to, pause_after_validate=True)
             if "paused" not in exp:
                 return
+            self.ctx.paused_walks += 1
             self.s.check_memory(p, full=True)  # the frame as the kernel left it while it holds the message
             if what in ("message", "all"):
-                self.s.poke(p, off + NL_MMAP_HDRLEN, data.draw(P.datagram(max_len=cap), label="new message"))
+                self.s.poke(p, off + NL_MMAP_HDRLEN, data.draw(st.one_of(P.acked_noop(max_len=cap),
+                                                                         P.datagram(max_len=cap)), label="new message"))
             if what in ("nm_len", "all"):
                 self.s.poke(p, off + 4, _U32.pack(data.draw(st.sampled_from([0, 16, cap, cap + 1, 0xFFFF]),
                                                             label="new nm_len")))
             if what in ("status", "all"):
                 self.s.poke(p, off, _U32.pack(data.draw(st.sampled_from([VALID, UNUSED, SKIP]), label="new status")))
             self.s.exchange("resume", None, token=exp["paused"])
+            if to == "peer":  # what the peer got shows at once which bytes the walk acted on
+                self.s.exchange("received", p)
         self._guard(data, go)
 
-    def _tx_head_valid(self, p: SockPair) -> bool:
+    def _tx_head_fillable(self, p: SockPair) -> bool:
+        """The frame at the kernel's TX cursor is one the user may write a message into (UNUSED)
+        or already holds one (VALID)."""
         m = self.ms(p)
-        return m.tx is not None and m.statuses("tx")[m.spec_state["tx_head"]] == VALID
+        return m.tx is not None and m.statuses("tx")[m.spec_state["tx_head"]] in (UNUSED, VALID)
 

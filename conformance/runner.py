@@ -210,7 +210,7 @@ def _run_machine(session: Any, rep: Report, prof: Profile, budget: int, seed: in
     rep.targets = {k: round(v, 3) for k, v in ctx.targets.items()}
     if failure is None:
         rep.checks.append(Check("state_machine", "pass", f"{ctx.steps} steps, {ctx.examples} examples"))
-        _pause_check(session, rep)
+        _pause_check(session, rep, ctx.paused_walks)
         return
     exc = failure
     recorded = ctx.last_failure[1] if ctx.last_failure else []
@@ -230,13 +230,14 @@ def _run_machine(session: Any, rep: Report, prof: Profile, budget: int, seed: in
         rep.failure["stderr_tail"] = tail
 
 
-def _pause_check(session: Any, rep: Report) -> None:
-    n = rep.rule_counts.get("pause_and_rewrite", 0)
+def _pause_check(session: Any, rep: Report, paused: int) -> None:
+    n = paused
     if "pause_after_validate" not in session.features or "tx_ring" not in session.features:
         rep.checks.append(Check("toctou_pause", "skipped", "SUT lacks pause_after_validate"))
     elif not n:
-        rep.checks.append(Check("toctou_pause", "not-exercised", "no TX frame was VALID at the cursor when the rule "
-                                                                 "could run"))
+        tries = rep.rule_counts.get("pause_and_rewrite", 0)
+        rep.checks.append(Check("toctou_pause", "not-exercised",
+                                f"no TX walk paused after validating a frame ({tries} tries)"))
     else:
         rep.checks.append(Check("toctou_pause", "pass", f"{n} paused TX walks rewritten between validation and use; "
                                                        f"the SUT acted on what it validated"))
