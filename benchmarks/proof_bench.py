@@ -1,25 +1,90 @@
-"""Proof-kit figures: ``nlmmap bench --only proofs`` (``nlmmap prove`` time and its slowest
-obligation, BMC time per depth for the manifest's clean runs, time to each historical flaw), then,
-for contrast, an explicit-state bounded check of the fixed queue service as the ring size grows
-(the z3 proofs cover every ring size at once).
+"""Proof-kit figures: ``nlmmap prove`` (total, slowest obligation, untouched ones counted apart),
+BMC time per depth, the historical flaws, and an explicit-state check as the ring size grows (for
+contrast: the z3 proofs cover every ring size at once).
 
-Run: ``python benchmarks/proof_bench.py [--max-depth 10] [--explicit-depth 10]``. Prints tables;
-no assertions."""
+The BMC rows are the runs of the expected-results manifest (``spec/expected.json``, section
+``bmc``): each clean run is one incremental search to ``--max-depth`` (or its manifest depth, if
+deeper), timed at every depth it finishes (cumulative wall and CPU seconds of that one search);
+the historical flaws are timed to their trace. Each is checked against its expected verdict, and
+every row states the scope searched.
+
+Run: ``python benchmarks/proof_bench.py [--max-depth 12] [--depth-budget-s 60] [--json]``. Prints
+tables; no assertions (figures go in the README, measured side by side). ``--json`` prints one JSON
+document instead.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import platform
+import sys
 import time
 from collections import deque
+from typing import Any
 
 import z3
 
-from nlmmap.cli import main as nlmmap_main
+from nlmmap.spec.bmc import bmc
+from nlmmap.spec.catalog import for_variant
+from nlmmap.spec.expected import bmc_runs
 from nlmmap.spec.protocol import Variant, queue_system
+from nlmmap.spec.prove import Verdict, prove_default
 from nlmmap.spec.system import DefaultArray, MapState, apply_action, enabled, violated_invariants
 
 
-def _key(st: MapState, n: int) -> tuple:
+def bench_prove() -> dict[str, Any]:
+    """Whole default prove: obligations, verdicts, untouched, total and slowest."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    rep = prove_default()
+    total, cpu = time.perf_counter() - t0, time.process_time() - c0
+    worst = rep.slowest
+    return {"obligations": len(rep.results), "counts": rep.counts, "untouched": rep.untouched,
+            "total_s": round(total, 2), "cpu_s": round(cpu, 2), "slowest_ms": round(worst.ms, 1) if worst else 0.0,
+            "slowest": worst.line() if worst else "", "over_1s": sum(r.ms > 1000 for r in rep.results)}
+
+
+def bench_clean(max_depth: int, budget_s: float) -> list[dict[str, Any]]:
+    """For each clean run of the manifest: one search, the cumulative time to finish each depth."""
+    rows = []
+    for run in bmc_runs():
+        if run.verdict is not Verdict.OK:
+            continue
+        depth = max(max_depth, run.depth)
+        marks: list[tuple[int, float, float]] = []
+        t0, c0 = time.perf_counter(), time.process_time()
+
+        def tick(d: int, _ms: float, marks: list = marks, t0: float = t0, c0: float = c0) -> None:
+            marks.append((d, time.perf_counter() - t0, time.process_time() - c0))
+
+        res = bmc(for_variant(run.variant), depth=depth, max_n=run.max_n, timeout_ms=int(budget_s * 1000),
+                  properties=list(run.properties) or None, on_depth=tick)
+        rows.append({"run": run.label.replace(" --property ", " "), "manifest_depth": run.depth,
+                     "verdict": res.verdict.search_text,
+                     "reached": max((d for d, _, _ in marks), default=-1), "scope": res.scope(),
+                     "sliced": bool(res.sliced), "per_depth": [{"depth": d, "wall_s": round(w, 2), "cpu_s": round(c, 2)}
+                                                               for d, w, c in marks]})
+    return rows
+
+
+def bench_flaws() -> list[dict[str, Any]]:
+    """Time to each historical flaw of the manifest, its trace length, and whether it is as expected."""
+    rows = []
+    for run in bmc_runs():
+        if run.verdict is not Verdict.FAILED:
+            continue
+        t0, c0 = time.perf_counter(), time.process_time()
+        res = bmc(for_variant(run.variant), depth=run.depth, max_n=run.max_n, properties=list(run.properties) or None)
+        rows.append({"run": run.label.replace(" --property ", " "), "property": res.violated,
+                     "verdict": res.verdict.search_text,
+                     "steps": res.steps, "wall_s": round(time.perf_counter() - t0, 2),
+                     "cpu_s": round(time.process_time() - c0, 2),
+                     "as_expected": res.verdict is Verdict.FAILED and res.violated in run.violates})
+    return rows
+
+
+def _key(st: MapState) -> tuple:
     out = []
     for k in sorted(st):
         v = st[k]
@@ -38,7 +103,7 @@ def explicit_queue(n: int, depth: int, cpus: int = 2) -> tuple[int, float, list[
                      "cpu_busy": DefaultArray(False), "cpu_frame": DefaultArray(0), "id_seq": 0, "user_cursor": 0,
                      "queued": DefaultArray(False), "seen": DefaultArray(False), "verdicted": DefaultArray(False)})
     t0 = time.perf_counter()
-    seen = {_key(init, n)}
+    seen = {_key(init)}
     frontier = deque([(init, 0)])
     bad: list[str] = []
     while frontier:
@@ -54,7 +119,7 @@ def explicit_queue(n: int, depth: int, cpus: int = 2) -> tuple[int, float, list[
                     continue
                 nxt = MapState({k: (v.copy() if isinstance(v, DefaultArray) else v) for k, v in st.items()})
                 apply_action(a, nxt, p)
-                k = _key(nxt, n)
+                k = _key(nxt)
                 if k in seen:
                     continue
                 seen.add(k)
@@ -63,19 +128,68 @@ def explicit_queue(n: int, depth: int, cpus: int = 2) -> tuple[int, float, list[
     return len(seen), time.perf_counter() - t0, bad
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--max-depth", type=int, default=10)
-    ap.add_argument("--explicit-depth", type=int, default=10)
-    args = ap.parse_args()
-    print(f"z3 {z3.get_full_version()}")
-    nlmmap_main(["bench", "--only", "proofs", "--bmc-depth", str(args.max_depth)])
-    print(f"\nexplicit-state check of the fixed queue service to depth {args.explicit_depth} (2 CPUs):")
+def _print(doc: dict[str, Any], max_depth: int) -> None:
+    print(f"z3 {doc['z3']}, {doc['machine']}, load {doc['load']}")
+    p = doc["prove"]
+    c = p["counts"]
+    print(f"prove: {p['obligations']} obligations: {c['ok']} proved, of which {p['untouched']} untouched by the "
+          f"action; {c['FAILED']} FAILED, {c['unknown']} unknown, {c['ERROR']} ERROR; total {p['total_s']:.2f} s "
+          f"(cpu {p['cpu_s']:.2f} s), slowest {p['slowest_ms']:.1f} ms, {p['over_1s']} over 1 s")
+    print(f"  slowest: {p['slowest']}")
+    print("\nbmc, fixed variants: one incremental search each, cumulative wall seconds to finish depth d "
+          "(manifest: clean to the depth marked *):")
+    width = max([28] + [len(r["run"]) for r in doc["clean"]])
+    top = max([max_depth] + [r["manifest_depth"] for r in doc["clean"]])
+    print(f"{'run':<{width}} " + " ".join(f"{d:>7}" for d in range(1, top + 1)))
+    for r in doc["clean"]:
+        cells = []
+        by = {x["depth"]: x for x in r["per_depth"]}
+        for d in range(1, top + 1):
+            if d in by:
+                cells.append(f"{by[d]['wall_s']:6.1f}{'*' if d == r['manifest_depth'] else ' '}")
+            elif d == r["reached"] + 1 and r["verdict"] != "none":
+                cells.append(f"{r['verdict'][:7]:>7}")
+        print(f"{r['run']:<{width}} " + " ".join(cells))
+    for r in doc["clean"]:
+        print(f"  {r['run']}: {r['scope']}{' (cone-of-influence slice first)' if r['sliced'] else ''}")
+    plain = next((r for r in doc["clean"] if r["run"] == "default"), None)
+    if plain is not None:
+        print("\nplain bmc of the whole socket system, per depth (wall / cpu seconds, cumulative):")
+        print("  " + "  ".join(f"d{x['depth']} {x['wall_s']:.1f}/{x['cpu_s']:.1f}" for x in plain["per_depth"]))
+    print("\nbmc, historical flaws (manifest: violation within the depth given):")
+    for r in doc["flaws"]:
+        print(f"  {r['run']:<{width}} {r['property'] or r['verdict']:<20} {r['steps']} steps in {r['wall_s']:.2f} s "
+              f"(cpu {r['cpu_s']:.2f} s){'' if r['as_expected'] else '  (NOT as expected)'}")
+    print(f"\nexplicit-state check of the fixed queue service to depth {doc['explicit_depth']} (2 CPUs):")
     print(f"{'N':>3} {'states':>9} {'seconds':>8} violations")
+    for r in doc["explicit"]:
+        print(f"{r['n']:>3} {r['states']:>9} {r['seconds']:>8.2f} {r['violations']}")
+    print("(z3: every N at once, see 'prove' above)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--max-depth", type=int, default=12, help="search the clean runs at least this deep (default 12)")
+    ap.add_argument("--depth-budget-s", type=float, default=60.0, help="per solver call (default 60)")
+    ap.add_argument("--explicit-depth", type=int, default=10)
+    ap.add_argument("--json", action="store_true", help="one JSON document on stdout instead of tables")
+    args = ap.parse_args(argv)
+    doc: dict[str, Any] = {"tool": "proof_bench", "z3": z3.get_full_version(),
+                           "machine": f"{platform.machine()}, {os.cpu_count()} cpus, python {sys.version.split()[0]}",
+                           "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+                           "command": "python benchmarks/proof_bench.py " + " ".join(argv or sys.argv[1:])}
+    doc["prove"] = bench_prove()
+    doc["clean"] = bench_clean(args.max_depth, args.depth_budget_s)
+    doc["flaws"] = bench_flaws()
+    doc["explicit_depth"] = args.explicit_depth
+    doc["explicit"] = []
     for n in range(1, 6):
         count, secs, bad = explicit_queue(n, args.explicit_depth)
-        print(f"{n:>3} {count:>9} {secs:>8.2f} {len(bad)}")
-    print("(z3: every N at once, see 'prove' above)")
+        doc["explicit"].append({"n": n, "states": count, "seconds": round(secs, 2), "violations": len(bad)})
+    if args.json:
+        print(json.dumps(doc, indent=1, sort_keys=True))
+    else:
+        _print(doc, args.max_depth)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import sys
 import time
 from typing import Any, TextIO
@@ -78,7 +79,7 @@ def _cmd_conform(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     rep = run_conformance(target, profile=args.profile, max_steps=args.max_steps, seed=args.seed, memory=args.memory,
                           transcript_dir=args.transcript_dir, database=args.database, toctou=not args.no_toctou,
-                          coverage_floor=args.coverage_floor, progress=err)
+                          coverage_floor=args.coverage_floor, progress=err, shrink_seconds=args.shrink_seconds)
     return _finish(rep, args, out, err)
 
 
@@ -87,8 +88,12 @@ def _mutants(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     err.write("nlmmap conform --mutants: the suite against every mutant (no shrinking) and the correct kernel "
               "sides\n")
-    table = kill_table(max_steps=args.max_steps or 20000, seed=args.seed, only=args.mutant or None, progress=err,
-                       timeout=args.timeout)
+    try:
+        table = kill_table(max_steps=args.max_steps or 20000, seed=args.seed, only=args.mutant or None, progress=err,
+                           timeout=args.timeout, jobs=args.jobs or 1, transcript_dir=args.transcript_dir)
+    except ValueError as e:
+        err.write(f"nlmmap conform --mutants: {e}\n")
+        return EXIT_USAGE
     err.write(render_table(table) + "\n")
     if args.json:
         out.write(json.dumps(table, sort_keys=True) + "\n")
@@ -124,7 +129,9 @@ def _cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
          lines[-1] if lines else f"exit {rc}", time.perf_counter() - t, doc)
 
     t = time.perf_counter()
-    table = kill_table(max_steps=args.mutant_steps, seed=args.seed, progress=err)
+    jobs = args.jobs if args.jobs else min(2, os.cpu_count() or 1)
+    table = kill_table(max_steps=args.mutant_steps, seed=args.seed, progress=err, jobs=jobs,
+                       reference_steps=args.reference_steps, transcript_dir=args.transcript_dir)
     part("mutants", table["verdict"], f"killed {table['killed']}/{table['total']}; correct kernel sides "
          f"{'pass' if table['reference_pass'] else 'FAIL'}", time.perf_counter() - t, table)
     steps = args.max_steps
@@ -142,7 +149,7 @@ def _cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             target = ExecTarget(sut)
         # the coverage floor belongs to the full ci budget; a shorter verify run reports the figure
         rep = run_conformance(target, profile="ci", max_steps=steps, seed=args.seed, transcript_dir=args.transcript_dir,
-                              coverage_floor=None if steps >= 20000 else 0)
+                              coverage_floor=None if steps >= 20000 else 0, shrink_seconds=30)
         e = rep.coverage.get("edges", {})
         cov = f"edges {e.get('hit')}/{e.get('reachable')}" if e.get("reachable") else f"edges {e.get('hit')} observed"
         part(name, rep.verdict, f"{rep.steps} steps, {cov}, memory {rep.memory_mode.split(' ')[0]}"
@@ -187,6 +194,9 @@ def add_parsers(sub: argparse._SubParsersAction, epilog: str, parser_class: type
     c.add_argument("--replay", metavar="FILE", help="run a transcript again and compare every answer")
     c.add_argument("--mutants", action="store_true", help="print the kill table of the mutant zoo")
     c.add_argument("--mutant", action="append", metavar="NAME", help="with --mutants: only this one (repeatable)")
+    c.add_argument("--jobs", type=int, metavar="N", help="with --mutants: run N mutants at once (default 1)")
+    c.add_argument("--shrink-seconds", type=float, metavar="S",
+                   help="bound Hypothesis' shrinking of a failure (default: Hypothesis' own, 300 s)")
     c.set_defaults(func=_cmd_conform)
 
     v = sub.add_parser("verify", help="prove, run the suite on the bundled implementation, and the mutant table",
@@ -197,6 +207,10 @@ def add_parsers(sub: argparse._SubParsersAction, epilog: str, parser_class: type
                    help="steps of each suite run (default 5000; 20000 and more also holds the coverage floor)")
     v.add_argument("--mutant-steps", type=int, default=6000, metavar="N",
                    help="at most this many steps per mutant (default 6000)")
+    v.add_argument("--reference-steps", type=int, default=1000, metavar="N",
+                   help="steps of the kill table's runs against the correct kernel sides (default 1000; the "
+                        "suite runs above are the long ones)")
+    v.add_argument("--jobs", type=int, metavar="N", help="mutants run at once (default: min(2, cores))")
     v.add_argument("--seed", type=int, metavar="N")
     v.add_argument("--transcript-dir", metavar="DIR")
     v.set_defaults(func=_cmd_verify)

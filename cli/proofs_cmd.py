@@ -4,7 +4,8 @@ Handlers have the shape ``(args, out, err) -> int``; human text goes to ``err`` 
 obligation or depth), ``--json`` writes one document to ``out``. The spec's engines return result
 objects; these handlers only print them (as text and as JSON, from the same object). Exit codes:
 0 proved or no violation, 1 counterexample (a replay that reproduces its violation included), 2
-usage or input error, 3 inconclusive (solver unknown or timeout).
+usage or input error, 3 inconclusive (solver unknown or timeout), 4 internal error (an engine
+bug: a counterexample the spec's interpreter refutes).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import argparse
 import json
 from typing import Any, TextIO
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INCONCLUSIVE = 0, 1, 2, 3
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INCONCLUSIVE, EXIT_INTERNAL = 0, 1, 2, 3, 4
 
 
 def _write(err: TextIO, text: str) -> None:
@@ -139,6 +140,10 @@ def _cmd_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             err.write(f"model: {name} violated by {action}\n")
         if mres.unseen_decided:
             err.write(f"model: packets decided by a batch verdict but never read: {mres.unseen_decided}\n")
+        for note in mres.notes:
+            err.write(f"note: {note}\n")
+        for step, problem in getattr(mres, "problems", []):
+            err.write(f"step {step}: {problem}\n")
         for step, name in mres.mismatches:
             err.write(f"step {step}: the model's {name} differs from the recorded state\n")
         verdict = "reproduced" if mres.reproduced else "NOT reproduced"
@@ -165,10 +170,15 @@ def add_parsers(sub: argparse._SubParsersAction, epilog: str, parser_class: type
     variants = variant_choices()
     p = sub.add_parser("prove", help="prove every invariant inductive for every ring size (z3)", epilog=epilog,
                        description="One line per obligation (initiation, consecution per action, step "
-                                   "properties, count lemmas). Default: the socket (Linux 4.5) and the queue "
-                                   "service with the under-lock fix; then (without --variant/--only) the "
-                                   "memory-ordering checks of the status-word handoff. Exit 0 all ok, 1 some "
-                                   "FAILED (a counterexample to induction is printed), 3 some unknown.")
+                                   "properties, count lemmas) with its verdict and time; a consecution whose "
+                                   "action writes none of the invariant's variables is proved by the frame "
+                                   "condition alone and marked 'untouched' (counted apart in the summary and "
+                                   "the JSON). Default: the socket (Linux 4.5) and the queue service with the "
+                                   "under-lock fix; then (without --variant/--only) the memory-ordering checks of the "
+                                   "status-word handoff. Every counterexample to induction is run in the spec's "
+                                   "interpreter before it is printed. Exit 0 all ok, 1 some FAILED (the CTI is "
+                                   "printed), 3 some unknown, 4 ERROR (a CTI the interpreter refutes: an "
+                                   "engine bug).")
     p.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
     p.add_argument("--variant", action="append", choices=variants, help="prove this variant instead (repeatable)")
     p.add_argument("--only", action="append", metavar="PROPERTY", help="only this invariant/step property")
@@ -179,9 +189,13 @@ def add_parsers(sub: argparse._SubParsersAction, epilog: str, parser_class: type
     p.set_defaults(func=_cmd_prove)
 
     b = sub.add_parser("bmc", help="shortest counterexample trace by bounded model checking", epilog=epilog,
-                       description="Iterative deepening from the initial state; prints the trace as a table "
-                                   "and saves it as ITF JSON. Exit 1 violation found, 0 none to the depth, "
-                                   "3 solver unknown.")
+                       description="Iterative deepening from the initial state in one incremental solver, "
+                                   "in a finite scope stated before the search (ring sizes <= --max-n, "
+                                   "integer-indexed arrays in a few cells); prints the trace as a table with "
+                                   "readable values, replays it in the spec's interpreter, and saves it as ITF "
+                                   "JSON. Exit 1 violation found, 0 none to the depth, 3 solver unknown (the "
+                                   "depth reached is reported, never as clean), 4 a trace the interpreter "
+                                   "does not reproduce (an engine bug).")
     b.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
     b.add_argument("--variant", choices=variants, default="default")
     b.add_argument("--depth", type=int, default=8, help="maximum number of steps (default 8)")
@@ -195,12 +209,14 @@ def add_parsers(sub: argparse._SubParsersAction, epilog: str, parser_class: type
 
     r = sub.add_parser("replay", help="re-run an ITF trace on the executable spec", epilog=epilog,
                        description="Builds a concrete state from the first state, applies each action with "
-                                   "its parameters, and reports the violated property. Exit 1 when the "
-                                   "trace's violation is reproduced (it is a counterexample), 0 when no "
-                                   "property breaks, 2 unreadable file.")
+                                   "its parameters, and reports the violated property; with --on model the "
+                                   "byte-level reference model runs the trace (real ring geometries, the user's "
+                                   "writes poked into the mapping). Exit 1 when the trace's violation is "
+                                   "reproduced (it is a counterexample), 0 when no property breaks, 2 "
+                                   "unreadable file or a trace the model cannot run.")
     r.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
     r.add_argument("trace", metavar="TRACE.itf.json")
     r.add_argument("--on", choices=("spec", "model"), default="spec",
                    help="spec: the executable spec's interpreter (any trace); model: the byte-level reference "
-                        "model (queue-service traces)")
+                        "model (socket and queue-service traces, on real frame bytes)")
     r.set_defaults(func=_cmd_replay)

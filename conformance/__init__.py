@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["run_conformance", "replay_transcript", "kill_table"]
+__all__ = ["run_conformance", "replay_transcript", "kill_table", "bench"]
 
 
 def run_conformance(sut: Any, **kw: Any) -> Any:
@@ -35,3 +35,10 @@ def kill_table(**kw: Any) -> dict:
     from .mutants import kill_table as kt
 
     return kt(**kw)
+
+
+def bench(targets: Any = ("in-process", "shared", "proxied"), **kw: Any) -> list[dict]:
+    """Steps per second of the suite per target (see :func:`nlmmap.conformance.bench.bench`)."""
+    from .bench import bench as b
+
+    return b(targets, **kw)

@@ -52,11 +52,12 @@ class Freedoms:
     peer: dict[str, int] = field(default_factory=dict)  # nm_pid/nm_uid/nm_gid the SUT uses for the peer
 
     def peer_field(self, name: str, model: int, sut: int, where: str) -> Deviation | None:
-        """A credential field of a peer message: learn the SUT's value once, then hold it to it."""
+        """A credential field of a peer message: learn the SUT's value once, then hold it to it (a
+        value equal to the model's is the user's own bytes over the header: accepted as such)."""
         if name == "nm_pid" and sut == 0:
             return Deviation(f"memory.{where}.nm_pid", f"a user-space peer's message with nm_pid 0 (model {model})")
         have = self.peer.setdefault(name, sut)
-        if have != sut:
+        if have != sut and model != sut:  # equal to the model's: bytes the user wrote there, on both sides
             return Deviation(f"memory.{where}.{name}", f"the peer's {name} was {have} in earlier frames, now {sut}")
         return None
 

@@ -77,20 +77,6 @@ def status_label(v: int | None) -> str:
         return OTHER
 
 
-def _changes(before: dict[str, list[int]],
-             after: dict[str, list[int]]) -> list[tuple[str, int, int | None, int | None]]:
-    """Frames whose status (or presence in a ring) differs between two snapshots."""
-    out = []
-    for ring in ("rx", "tx"):
-        b, a = before[ring], after[ring]
-        for i in range(max(len(b), len(a))):
-            x = b[i] if i < len(b) else None
-            y = a[i] if i < len(a) else None
-            if status_label(x) != status_label(y):
-                out.append((ring, i, x, y))
-    return out
-
-
 def drivable(action: str, features: Iterable[str]) -> tuple[bool, str]:
     """Whether the suite can drive ``action`` with these features, and why not."""
     feats = set(features)
@@ -114,65 +100,60 @@ class Coverage:
         self.edges: Counter[tuple[str, str, str, str]] = Counter()
         self.source = "none"
         self.recent: set[tuple[str, str, str, str]] = set()  # edges of the current example (for target())
+        self._kernels: dict[int, tuple[Any, Any]] = {}  # id(kernel) -> (kernel, its spec analysis)
+        self._last: dict[tuple[int, int], dict[str, Any]] = {}  # (kernel, socket) -> status words after its last step
 
-    def record(self, action: str, changes: Iterable[tuple[str, int, int, int]]) -> None:
-        """One spec step: its action and the (ring, frame, status before, status after) it wrote."""
+    def record(self, action: str, edges: Iterable[tuple[str, str, str, str]]) -> None:
+        """One spec step: its action and the status-machine edges ``(ring, before, after, action)``
+        its frames went through."""
         self.actions[action] += 1
-        for ring, _i, before, after in changes:
-            e = (ring, status_label(before), status_label(after), action)
+        for e in edges:
             self.edges[e] += 1
             self.recent.add(e)
 
     # ---- how the numbers are obtained from the oracle ------------------------------------------------
-    def attach(self, kernel: Any, sock: Any) -> None:
-        """Observe a model socket: through the oracle's observer if it has one, else by wrapping the
-        socket's ``step`` so the status of every frame is read before and after each spec action."""
-        observe = getattr(kernel, "observe", None)
-        if callable(observe):
-            if self.source != "observer":
-                self.source = "observer"
-                observe(self._on_step)
+    def attach(self, kernel: Any, sock: Any = None) -> None:
+        """Observe a model kernel (:meth:`nlmmap.model.socket.Kernel.observe`): every spec action any
+        of its sockets takes, counted by :func:`nlmmap.spec.graphs.frame_changes` on the socket's
+        status words before and after the step. Attaching a kernel twice observes it once; ``sock``
+        (a socket about to be used) is snapshotted so its first step has a "before"."""
+        from nlmmap.spec.graphs import analyse
+
+        key = id(kernel)
+        if key not in self._kernels:
+            self._kernels[key] = (kernel, analyse(kernel.system))
+            self.source = "observer"
+            kernel.observe(lambda handle, step, k=kernel: self._on_step(k, handle, step))
+        if sock is not None:
+            self._last[(key, sock.handle)] = _snapshot(sock)
+
+    def _on_step(self, kernel: Any, handle: int, step: Any) -> None:
+        """The oracle's observer: ``step`` is a :class:`nlmmap.model.core.Step`. The state before it
+        is the socket's status words after its previous step (the model installs a new ring's bytes,
+        and drops a torn-down ring, just before the spec action that says so)."""
+        from nlmmap.spec.graphs import frame_changes
+
+        key = (id(kernel), handle)
+        sock = kernel.sockets.get(handle)
+        if sock is None:
             return
-        self.source = "step wrapper"
-        orig = sock.step
-
-        def snapshot() -> dict[str, list[int]]:
-            return {"rx": sock.statuses("rx"), "tx": sock.statuses("tx")}
-
-        # "before" is the state after the previous step: the model installs a new ring's bytes (and
-        # drops a torn-down ring) just before it takes the spec action that says so
-        last = [snapshot()]
-
-        def step(action: str, **params: Any) -> None:
-            orig(action, **params)
-            now = snapshot()
-            self.record(action, _changes(last[0], now))
-            last[0] = now
-
-        sock.step = step
-
-    def _on_step(self, action: Any, actor: str = "", params: Any = None, changes: Iterable[Any] = ()) -> None:
-        """The oracle's per-step observer: (action, actor, params, frame changes (ring, index,
-        status_before, status_after)), as arguments or as one record with those fields."""
-        if not isinstance(action, str):  # one record
-            rec = action
-            action, changes = getattr(rec, "action", ""), getattr(rec, "changes", ()) or getattr(rec, "frames", ())
-        out = []
-        for c in changes:
-            if isinstance(c, (tuple, list)):
-                out.append((c[0], c[1], c[2], c[3]))
-            else:
-                out.append((c.ring, c.index, c.status_before,
-                            c.status_after))
-        self.record(action, out)
+        now = _snapshot(sock)
+        before = self._last.get(key)
+        if before is None:  # never snapshotted: this step's own frame changes give the before-state
+            before = _undo(now, step.frames)
+        self._last[key] = now
+        self.record(step.action, frame_changes(self._kernels[id(kernel)][1], before, now, step.action, step.params))
 
     # ---- the report -------------------------------------------------------------------------------------
-    def summary(self, features: Iterable[str], *, variant: Any = None) -> dict[str, Any]:
-        """Actions and edges hit, against what is reachable with ``features`` where that is known."""
+    def summary(self, features: Iterable[str], *, system: Any = None) -> dict[str, Any]:
+        """Actions and edges hit, against what is reachable with ``features``: the spec's status
+        machine (:func:`nlmmap.spec.graphs.frame_status_edges`) explored with the actions the suite
+        can drive, minus the :data:`ADAPTER_LIMITS` (listed with their reasons), compared by
+        :func:`nlmmap.spec.graphs.edge_coverage`."""
         from nlmmap.spec.protocol import socket_system
 
         feats = set(features)
-        system = socket_system(variant) if variant is not None else socket_system()
+        system = socket_system() if system is None else system
         reach, unreach = [], {}
         for a in system.actions:
             ok, why = drivable(a.name, feats)
@@ -181,25 +162,39 @@ class Coverage:
         actions = {"hit": len(hit), "reachable": len(reach), "percent": _pct(len(hit), len(reach)),
                    "missing": sorted(set(reach) - set(hit)), "unreachable": unreach,
                    "counts": dict(sorted(self.actions.items()))}
-        edges_hit = sorted(self.edges)
-        denom, why = _edge_denominator(system, feats, reach)
-        edges: dict[str, Any] = {"hit": len(edges_hit),
-                                 "observed": [list(e) + [self.edges[e]] for e in edges_hit]}
+        observed = sorted(self.edges)
+        edges: dict[str, Any] = {"hit": len(observed), "observed": [list(e) + [self.edges[e]] for e in observed]}
+        denom, excluded, why = _edge_denominator(system, feats, reach)
         if denom is None:
-            edges.update(reachable=None, percent=None, missing=None,
-                         note=f"numerator only: {why}")
+            edges.update(reachable=None, percent=None, missing=None, note=f"numerator only: {why}")
         else:
-            got = set(edges_hit) & denom
-            edges.update(reachable=len(denom), percent=_pct(len(got), len(denom)), excluded=adapter_limits_doc(feats),
-                         missing=[list(e) for e in sorted(denom - got)], hit=len(got),
-                         outside=[list(e) for e in sorted(set(edges_hit) - denom)])
+            from nlmmap.spec.graphs import edge_coverage
+
+            cov = edge_coverage(denom, observed)
+            edges.update(hit=cov["covered"], reachable=cov["total"], percent=_pct(cov["covered"], cov["total"]),
+                         missing=[list(e) for e in cov["missing"]],
+                         outside=[list(e) for e in cov["unexpected"]],
+                         excluded=[list(e) + [r] for e, r in sorted(excluded.items())],
+                         limits=adapter_limits_doc(feats))
         return {"source": self.source, "actions": actions, "edges": edges}
 
 
-def _lookup(view: Any, params: dict) -> Any:
-    def f(name: str) -> Any:
-        return params[name] if name in params else view[name]
-    return f
+def _snapshot(sock: Any) -> dict[str, Any]:
+    """What :func:`nlmmap.spec.graphs.frame_changes` reads of a model socket: each ring's frame
+    count and status words."""
+    st = sock.spec_state
+    return {"rx_frame_nr": st["rx_frame_nr"], "rx_status": st["rx_status"],
+            "tx_frame_nr": st["tx_frame_nr"], "tx_status": st["tx_status"]}
+
+
+def _undo(now: dict[str, Any], frames: Iterable[Any]) -> dict[str, Any]:
+    """The status words before a step, from those after it and the step's frame changes."""
+    out = {k: (list(v) if isinstance(v, tuple) else v) for k, v in now.items()}
+    for f in frames:
+        arr = out[f"{f.ring}_status"]
+        if 0 <= f.index < len(arr):
+            arr[f.index] = f.status_before
+    return out
 
 
 def _pct(a: int, b: int) -> float | None:
@@ -208,29 +203,38 @@ def _pct(a: int, b: int) -> float | None:
 
 def _edge_denominator(system: Any, features: set[str], reachable_actions: list[str]):
     """The status machine's edges reachable with the actions the suite can drive
-    (:func:`nlmmap.spec.graphs.frame_status_edges`, re-explored under that restriction)."""
-    try:
-        from nlmmap.spec import graphs  # type: ignore[attr-defined]
-    except ImportError:
-        return None, "nlmmap.spec.graphs (the per-frame status machine) is not available in this build"
-    fn = getattr(graphs, "frame_status_edges", None)
-    if not callable(fn):
-        return None, "nlmmap.spec.graphs has no frame_status_edges()"
-    try:
-        edges = fn(system, actions=sorted(reachable_actions))
-    except Exception as e:  # a denominator we cannot compute is no denominator
-        return None, f"nlmmap.spec.graphs.frame_status_edges failed: {type(e).__name__}: {e}"
-    out = set()
-    for e in edges:
+    (:func:`nlmmap.spec.graphs.frame_status_edges`, re-explored under that restriction), without
+    the edges of rings or statuses the SUT lacks and those :data:`ADAPTER_LIMITS` exclude.
+    Returns (edges, excluded edge -> reason, why there is no denominator)."""
+    key = (system.name, tuple(sorted(system.variant.items())), tuple(sorted(reachable_actions)))
+    if key not in _DENOMINATORS:
+        try:
+            from nlmmap.spec.graphs import frame_status_edges
+        except ImportError:
+            return None, {}, "nlmmap.spec.graphs (the per-frame status machine) is not available in this build"
+        try:
+            _DENOMINATORS[key] = frame_status_edges(system, actions=sorted(reachable_actions))
+        except Exception as e:  # a denominator we cannot compute is no denominator
+            return None, {}, f"nlmmap.spec.graphs.frame_status_edges failed: {type(e).__name__}: {e}"
+    out, excluded = set(), {}
+    for e in _DENOMINATORS[key]:
         ring, before, after, action = e
         if f"{ring}_ring" not in features:
+            excluded[e] = f"the SUT lacks {ring}_ring"
             continue
         if "skip" not in features and "SKIP" in (before, after):
+            excluded[e] = "the SUT lacks skip"
             continue
-        if any(pred(e) and not lift <= features for pred, lift, _ in ADAPTER_LIMITS):
+        why = next((why for pred, lift, why in ADAPTER_LIMITS if pred(e) and not lift <= features), None)
+        if why is not None:
+            excluded[e] = why
             continue
         out.add((ring, str(before), str(after), action))
-    return out, ""
+    return out, excluded, ""
+
+
+#: frame_status_edges results by (system, variant, actions): the exploration costs a second or two
+_DENOMINATORS: dict[tuple, frozenset] = {}
 
 
 def adapter_limits_doc(features: Iterable[str]) -> list[str]:

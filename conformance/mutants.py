@@ -275,56 +275,93 @@ class KillRow:
 
 
 def kill_table(*, max_steps: int = 20000, seed: int | None = None, only: list[str] | None = None,
-               include_reference: bool = True, progress: Any = None, timeout: float = 10.0) -> dict[str, Any]:
-    """Run the suite against every mutant (and the correct kernel sides, which must pass)."""
-    from .runner import run_conformance
-    from .targets import ExecTarget
+               include_reference: bool = True, reference_steps: int | None = None, progress: Any = None,
+               timeout: float = 10.0, jobs: int = 1, transcript_dir: str | None = None) -> dict[str, Any]:
+    """Run the suite against every mutant (and, with ``include_reference``, against the correct
+    kernel sides for ``reference_steps``, default ``max_steps``: they must pass). ``jobs`` > 1 runs
+    that many mutants at once, each in its own process (a run is one busy core: the suite and its
+    SUT take turns). Failing runs write their transcripts to ``transcript_dir`` (default: a
+    temporary directory, removed afterwards)."""
+    import tempfile
 
-    rows: list[KillRow] = []
+    names = [m.name for m in registry(timeout=timeout) if not only or m.name in only]
+    unknown = sorted(set(only or ()) - set(names))
+    if unknown:
+        raise ValueError(f"unknown mutant(s) {unknown}; known: {', '.join(m.name for m in registry())}")
     refs: list[KillRow] = []
-    muts = [m for m in registry(timeout=timeout) if not only or m.name in only]
-    if include_reference:
-        for name, build in (("nlmmap.impl (correct)", lambda: ExecTarget(_impl_cmd(), timeout=timeout)),
-                            ("nlmmap.model (correct)", lambda: ExecTarget(_model_cmd(), timeout=timeout))):
-            t = time.perf_counter()
-            rep = run_conformance(build(), profile="quick", max_steps=max_steps, seed=seed, coverage_floor=0,
-                                  stop_on_failure_shrink=False)
-            refs.append(KillRow(name, "reference", rep.verdict != "pass", rep.verdict, None,
-                                (rep.failure or {}).get("check", ""), round(time.perf_counter() - t, 2),
-                                "must pass"))
-            _progress(progress, refs[-1])
-    for m in muts:
-        t = time.perf_counter()
-        target = m.build()
-        if m.needs:
-            hello = _hello(target)
-            missing = [x for x in m.needs if x not in hello]
-            if missing:
-                target.close()
-                rows.append(KillRow(m.name, m.kind, False, "not-observable", None, "",
-                                    round(time.perf_counter() - t, 2), m.doc,
-                                    f"cannot be observed: the SUT lacks {', '.join(missing)}"))
+    with tempfile.TemporaryDirectory(prefix="nlmmap-mutants-") as tmp:
+        tdir = transcript_dir or tmp
+        if include_reference:
+            steps = max_steps if reference_steps is None else reference_steps
+            for name in REFERENCES:
+                refs.append(_reference_row(name, steps, seed, timeout, tdir))
+                _progress(progress, refs[-1])
+        args = [(n, max_steps, seed, timeout, tdir) for n in names]
+        if jobs > 1 and len(names) > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+                futures = [pool.submit(_mutant_row, *a) for a in args]
+                rows = []
+                for fut in futures:
+                    rows.append(fut.result())
+                    _progress(progress, rows[-1])
+        else:
+            rows = []
+            for a in args:
+                rows.append(_mutant_row(*a))
                 _progress(progress, rows[-1])
-                continue
-        rep = run_conformance(target, profile="quick", max_steps=max_steps, seed=seed, coverage_floor=0,
-                              stop_on_failure_shrink=False)
-        f = rep.failure or {}
-        failing = next((c for c in rep.checks if c.verdict == "fail"), None)
-        check = f.get("first_check") or f.get("check") or (failing.name if failing else "")
-        missing = [x for x in m.needs if x not in rep.features]
-        note = ""
-        if rep.verdict == "pass" and missing:
-            note = f"cannot be observed: the SUT lacks {', '.join(missing)}"
-        elif rep.verdict == "inconclusive":
-            note = f.get("text", "")[:160]
-        rows.append(KillRow(m.name, m.kind, rep.verdict == "fail", rep.verdict, f.get("first_seen_at_step"),
-                            check if rep.verdict == "fail" else "", round(time.perf_counter() - t, 2), m.doc, note))
-        _progress(progress, rows[-1])
     killed = sum(r.killed for r in rows)
     refs_ok = all(not r.killed for r in refs)
     return {"mutants": [r.as_dict() for r in rows], "reference": [r.as_dict() for r in refs],
             "killed": killed, "total": len(rows), "reference_pass": refs_ok,
             "verdict": "pass" if killed == len(rows) and refs_ok else "fail", "max_steps": max_steps}
+
+
+#: The correct kernel sides a kill table runs first (they must pass).
+REFERENCES = ("nlmmap.impl (correct)", "nlmmap.model (correct)")
+
+
+def _reference_row(name: str, steps: int, seed: int | None, timeout: float, tdir: str) -> KillRow:
+    from .runner import run_conformance
+    from .targets import ExecTarget
+
+    cmd = _impl_cmd() if name.startswith("nlmmap.impl") else _model_cmd()
+    t = time.perf_counter()
+    rep = run_conformance(ExecTarget(cmd, timeout=timeout), profile="quick", max_steps=steps, seed=seed,
+                          coverage_floor=0, stop_on_failure_shrink=False, transcript_dir=tdir)
+    return KillRow(name, "reference", rep.verdict != "pass", rep.verdict, None, (rep.failure or {}).get("check", ""),
+                   round(time.perf_counter() - t, 2), "must pass", (rep.failure or {}).get("text", "")[:160])
+
+
+def _mutant_row(name: str, max_steps: int, seed: int | None, timeout: float, tdir: str) -> KillRow:
+    """Run the suite against one mutant (by name: picklable, for worker processes)."""
+    from .runner import run_conformance
+
+    m = next(x for x in registry(timeout=timeout) if x.name == name)
+    t = time.perf_counter()
+    target = m.build()
+    if m.needs:
+        hello = _hello(target)
+        missing = [x for x in m.needs if x not in hello]
+        if missing:
+            target.close()
+            return KillRow(m.name, m.kind, False, "not-observable", None, "", round(time.perf_counter() - t, 2),
+                           m.doc, f"cannot be observed: the SUT lacks {', '.join(missing)}")
+    rep = run_conformance(target, profile="quick", max_steps=max_steps, seed=seed, coverage_floor=0,
+                          stop_on_failure_shrink=False, transcript_dir=tdir)
+    f = rep.failure or {}
+    failing = next((c for c in rep.checks if c.verdict == "fail"), None)
+    check = f.get("first_check") or f.get("check") or (failing.name if failing else "")
+    missing = [x for x in m.needs if x not in rep.features]
+    note = ""
+    if rep.verdict == "pass" and missing:
+        note = f"cannot be observed: the SUT lacks {', '.join(missing)}"
+    elif rep.verdict == "inconclusive":
+        note = f.get("text", "")[:160]
+    return KillRow(m.name, m.kind, rep.verdict == "fail", rep.verdict, f.get("first_seen_at_step"),
+                   check if rep.verdict == "fail" else "", round(time.perf_counter() - t, 2), m.doc, note)
 
 
 def _hello(target: Any) -> list[str]:

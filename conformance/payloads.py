@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 
 from nlmmap.spec import netlink as nl
 from nlmmap.spec.abi import NL_MMAP_HDRLEN, RingRequest
-from nlmmap.spec.family import DUMP_TYPE
+from nlmmap.spec.family import DUMP_TYPE, FAMILY_GROUPS
 
-__all__ = ["geometry_menu", "ring_optval", "pattern", "message", "datagram", "deliver_payload", "group_payload",
-           "scribble_value", "KERNEL_SAFE_TYPES"]
+__all__ = ["geometry_menu", "ring_optval", "pattern", "message", "datagram", "deliver_payload", "group_number",
+           "group_payload", "scribble_value", "KERNEL_SAFE_TYPES"]
 
 #: Request types the test family answers without acting (section 20), safe on a real NETLINK_ROUTE:
 #: control types (< 0x10), DUMP_TYPE (no handler on 4.5), types above RTM_MAX. Other family types
@@ -116,6 +116,14 @@ def datagram(draw, *, max_len: int = 1 << 16, to_kernel: bool = True) -> bytes:
 
 
 @st.composite
+def acked_noop(draw, *, max_len: int = 1 << 16) -> bytes:
+    """A NLMSG_NOOP asking for an ACK, with a drawn seq: every kernel answers it with an ACK that
+    echoes its header, so a walk that acts on these bytes instead of the validated ones shows."""
+    seq = draw(st.integers(0x1000, 0xFFFF))
+    return nl.build_message(nl.NLMSG_NOOP, nl.NLM_F_REQUEST | nl.NLM_F_ACK, seq, 0, b"")[:max_len]
+
+
+@st.composite
 def deliver_payload(draw, capacity: int | None) -> bytes:
     """A message for the socket, sized around the RX frame payload capacity (ring vs COPY path)."""
     if capacity is None:
@@ -128,6 +136,15 @@ def deliver_payload(draw, capacity: int | None) -> bytes:
     if size < 16:
         return draw(pattern(size))
     return nl.build_message(draw(st.sampled_from([0x10, 0x1234, 0x24])), 0, draw(st.integers(0, 3)), 0, body)[:size]
+
+
+def group_number(*, errors: bool = True) -> st.SearchStrategy[int]:
+    """A multicast group of the test family: 1..FAMILY_GROUPS (32), and with ``errors`` the
+    numbers just outside (0, 33) and far outside it."""
+    ok = st.integers(1, FAMILY_GROUPS)
+    if not errors:
+        return ok
+    return st.one_of(ok, ok, ok, st.sampled_from([0, FAMILY_GROUPS + 1, FAMILY_GROUPS + 1, 1000, 0xFFFFFFFF]))
 
 
 @st.composite

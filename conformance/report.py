@@ -40,6 +40,7 @@ class Report:
     examples: int = 0
     requests: int = 0
     rule_counts: dict[str, int] = field(default_factory=dict)
+    rule_cost: dict[str, dict[str, float]] = field(default_factory=dict)  # rule -> seconds, requests
     skipped_rules: dict[str, str] = field(default_factory=dict)
     checks: list[Check] = field(default_factory=list)
     coverage: dict[str, Any] = field(default_factory=dict)

@@ -74,9 +74,11 @@ def run_conformance(sut: Any, *, profile: str = "ci", max_steps: int | None = No
                     memory: str = "auto", transcript_dir: str | None = None, database: str | None = None,
                     timeout: float | None = None, toctou: bool = True, coverage_floor: float | None = None,
                     progress: TextIO | None = None, oracle_config: Any = None, stop_on_failure_shrink: bool = True,
-                    close_target: bool = True) -> Report:
+                    close_target: bool = True, shrink_seconds: float | None = None) -> Report:
     """Run the suite against ``sut`` (a Backend factory, a Backend, a Target, or an ``--exec``
-    command line) and return its :class:`Report` (never raises for a failing or hung SUT)."""
+    command line) and return its :class:`Report` (never raises for a failing or hung SUT).
+    ``stop_on_failure_shrink`` False reports the first failure unshrunk; ``shrink_seconds`` bounds
+    the time Hypothesis spends shrinking one (default: Hypothesis' own bound, 300 s)."""
     from .session import Mismatch, OracleError, Session, SUTDead
     from .targets import SUTFailure
 
@@ -97,7 +99,8 @@ def run_conformance(sut: Any, *, profile: str = "ci", max_steps: int | None = No
         rep.implementation = session.implementation
         rep.features = sorted(session.features)
         _say(progress, f"nlmmap conform: {rep.target}: {rep.implementation}; features {' '.join(rep.features)}")
-        _run_machine(session, rep, prof, budget, seed, transcript_dir, database, progress, stop_on_failure_shrink)
+        with _shrink_time(shrink_seconds):
+            _run_machine(session, rep, prof, budget, seed, transcript_dir, database, progress, stop_on_failure_shrink)
         if rep.verdict == "pass" and toctou:
             from .toctou import race_check
 
@@ -129,6 +132,26 @@ def run_conformance(sut: Any, *, profile: str = "ci", max_steps: int | None = No
     return rep
 
 
+@contextlib.contextmanager
+def _shrink_time(seconds: float | None):
+    """Bound Hypothesis' shrinking time for one run (its engine's MAX_SHRINKING_SECONDS, restored
+    afterwards; left alone when this Hypothesis has no such knob)."""
+    if seconds is None:
+        yield
+        return
+    from hypothesis.internal.conjecture import engine
+
+    saved = getattr(engine, "MAX_SHRINKING_SECONDS", None)
+    if saved is None:
+        yield
+        return
+    engine.MAX_SHRINKING_SECONDS = seconds
+    try:
+        yield
+    finally:
+        engine.MAX_SHRINKING_SECONDS = saved
+
+
 def _say(progress: TextIO | None, text: str) -> None:
     if progress is not None:
         progress.write(text + "\n")
@@ -148,6 +171,7 @@ def _run_machine(session: Any, rep: Report, prof: Profile, budget: int, seed: in
     from .session import Mismatch, OracleError, SUTDead
 
     ctx = RunContext(session)
+    ctx.progress, ctx.budget = progress, budget
     rep.skipped_rules = ctx.skipped_rules()
     db = None
     if prof.database or database:
@@ -182,10 +206,11 @@ def _run_machine(session: Any, rep: Report, prof: Profile, budget: int, seed: in
             break
     rep.timings["state_machine"] = round(time.perf_counter() - t, 3)
     rep.steps, rep.examples, rep.rule_counts = ctx.steps, ctx.examples, dict(sorted(ctx.rule_counts.items()))
+    rep.rule_cost = {r: {"seconds": round(c[0], 3), "requests": c[1]} for r, c in sorted(ctx.rule_cost.items())}
     rep.targets = {k: round(v, 3) for k, v in ctx.targets.items()}
     if failure is None:
         rep.checks.append(Check("state_machine", "pass", f"{ctx.steps} steps, {ctx.examples} examples"))
-        _pause_check(session, rep)
+        _pause_check(session, rep, ctx.paused_walks)
         return
     exc = failure
     recorded = ctx.last_failure[1] if ctx.last_failure else []
@@ -205,13 +230,14 @@ def _run_machine(session: Any, rep: Report, prof: Profile, budget: int, seed: in
         rep.failure["stderr_tail"] = tail
 
 
-def _pause_check(session: Any, rep: Report) -> None:
-    n = rep.rule_counts.get("pause_and_rewrite", 0)
+def _pause_check(session: Any, rep: Report, paused: int) -> None:
+    n = paused
     if "pause_after_validate" not in session.features or "tx_ring" not in session.features:
         rep.checks.append(Check("toctou_pause", "skipped", "SUT lacks pause_after_validate"))
     elif not n:
-        rep.checks.append(Check("toctou_pause", "not-exercised", "no TX frame was VALID at the cursor when the rule "
-                                                                 "could run"))
+        tries = rep.rule_counts.get("pause_and_rewrite", 0)
+        rep.checks.append(Check("toctou_pause", "not-exercised",
+                                f"no TX walk paused after validating a frame ({tries} tries)"))
     else:
         rep.checks.append(Check("toctou_pause", "pass", f"{n} paused TX walks rewritten between validation and use; "
                                                        f"the SUT acted on what it validated"))
@@ -259,7 +285,7 @@ def _write_transcript(recorded: list[str], rep: Report, exc: BaseException, tran
 
 
 def _coverage(session: Any, rep: Report, floor: float) -> None:
-    cov = session.coverage.summary(session.features)
+    cov = session.coverage.summary(session.features, system=session.model.kernel.system)
     rep.coverage = cov
     e = cov["edges"]
     if e.get("reachable") is None:

@@ -94,6 +94,9 @@ class SockPair:
     closed: bool = False
     cursor: int = 0  # the well-behaved reader's RX position
 
+    def __repr__(self) -> str:  # how Hypothesis' reproducer names a drawn socket
+        return f"SockPair(model={self.model}, sut={self.sut!r}, portid={self.portid})"
+
 
 class Session:
     """The oracle and the SUT side by side for one run (several examples: sockets are per example)."""
@@ -203,8 +206,25 @@ class Session:
         return out
 
     # ---- start-up ------------------------------------------------------------------------------------
+    def _configure_oracle(self, hello: dict) -> None:
+        """The oracle configured like the target (``ModelConfig.for_target``: its page size, and the
+        dump service only if it advertises ``dump``); the rest of the configuration stays."""
+        from dataclasses import replace
+
+        from nlmmap.model import ModelConfig
+        from nlmmap.model.adapter import ModelBackend
+
+        cfg = self.model.kernel.config
+        ps = hello.get("page_size")
+        want = ModelConfig.for_target({"page_size": ps if isinstance(ps, int) else cfg.page_size,
+                                       "features": sorted(self.features)})
+        new = replace(cfg, page_size=want.page_size, dump_service=want.dump_service)
+        if new != cfg:
+            self.model = ModelBackend(new)
+
     def hello(self) -> dict:
-        """``hello`` to the SUT (the model follows its page size); probes optional ops."""
+        """``hello`` to the SUT (the oracle is configured like it: :meth:`_configure_oracle`);
+        probes optional ops."""
         self.next_id += 1
         req = {"id": self.next_id, "op": "hello", "protocol": "nlmmap-adapter/1"}
         got = self._ask_sut(req)
@@ -213,13 +233,7 @@ class Session:
         feats = got.get("features")
         self.features = {f for f in feats if isinstance(f, str)} if isinstance(feats, list) else set()
         self.implementation = str(got.get("implementation", ""))
-        ps = got.get("page_size")
-        if isinstance(ps, int) and ps != self.model.kernel.config.page_size:
-            from dataclasses import replace
-
-            from nlmmap.model.adapter import ModelBackend
-
-            self.model = ModelBackend(replace(self.model.kernel.config, page_size=ps))
+        self._configure_oracle(got)
         self.page_size = self.model.kernel.config.page_size
         exp = self._ask_model(dict(req))
         rec = self._in_sut_names("hello", exp, got, req["id"])
@@ -286,6 +300,18 @@ class Session:
         elif self.memory == "shared":
             raise SUTDead(SUTFailure("garbage", "--memory shared, but the SUT's mmap gave no path"))
 
+    def after_munmap(self, pair: SockPair) -> None:
+        """A successful munmap: when it was the last mapping, the user's own mapping of the SUT's
+        file goes too (shared mode), and memory is no longer compared until the next mmap."""
+        if self.msock(pair).spec_state["mapped"] > 0:
+            return
+        pair.mapped = False
+        pair.last_image = b""
+        if pair.shm is not None:
+            with contextlib.suppress(Exception):
+                pair.shm.close()
+            pair.shm = None
+
     def close_pair(self, pair: SockPair, *, compare: bool = True) -> None:
         if pair.closed:
             return
@@ -345,7 +371,7 @@ class Session:
         if pair.closed or not pair.mapped:
             return
         ms = self.msock(pair)
-        if ms.g["mapped"] == 0:
+        if ms.spec_state["mapped"] == 0:
             return
         lay = ms.layout
         size = lay.size

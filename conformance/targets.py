@@ -151,7 +151,7 @@ class ExecTarget:
         with contextlib.suppress(OSError):
             self.p.stdin.close()  # type: ignore[union-attr]
         try:
-            self.p.wait(5)
+            self.p.wait(5 if self.dead is None else 0.5)  # a hung or garbled SUT is not waited for long
         except subprocess.TimeoutExpired:
             for sig in (signal.SIGTERM, signal.SIGKILL):
                 with contextlib.suppress(OSError):

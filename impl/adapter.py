@@ -7,6 +7,7 @@ one already running (``--kernel PATH``), and plays the user with :class:`~nlmmap
 - shared memory mode: ``mmap`` answers ``/proc/<pid>/fd/<n>``, the memfd the kernel side handed
   over with SCM_RIGHTS, so the suite can map the very pages the kernel side writes; ``peek`` and
   ``poke`` also work (proxied through this process's own mapping);
+- ``munmap`` (an optional op of the protocol) drops the newest mapping;
 - ``sendmsg`` with ``pause_after_validate`` stops the kernel's TX walk after it copied and
   checked the first frame (its private copy); ``resume`` finishes it;
 - a blocking ``recvmsg`` (``dontwait`` false) waits at most :data:`RECVMSG_WAIT` = 1 s for a
@@ -95,6 +96,18 @@ class ImplBackend:
             self._extra_maps[sock] = self._extra_maps.get(sock, 0) + 1
         return s.map_path
 
+    def munmap(self, sock: int) -> None:
+        """The optional ``munmap`` op: the newest mapping goes (an extra VMA first, then this
+        process's own mapping, whose memfd path then stops being served); EINVAL when unmapped."""
+        s = self._get(sock)
+        if self._extra_maps.get(sock):
+            s._call("munmap")
+            self._extra_maps[sock] -= 1
+        elif s.mm is not None:
+            s.munmap()
+        else:
+            s._call("munmap")  # the kernel side answers EINVAL: not mapped
+
     def _span(self, s: RingSocket, offset: int, length: int) -> None:
         if s.mm is None:
             raise NetlinkError("EFAULT", "the rings are not mapped")
@@ -143,6 +156,7 @@ class ImplBackend:
     def close(self, sock: int) -> None:
         self._get(sock).close()
         del self.socks[sock]
+        self._extra_maps.pop(sock, None)
         self._tokens = {t: v for t, v in self._tokens.items() if v[0] != sock}
 
     def shutdown(self) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import mmap
 import os
 import socket
@@ -143,7 +144,15 @@ class RingSocket(RxReader):
         if len(data) > wire.MAX_DATAGRAM:
             raise NetlinkError("EMSGSIZE", f"{op}: {len(blob)} bytes exceed what the kernel side takes in one call")
         with self._lock:
-            self.sock.send(data)
+            try:
+                self.sock.send(data)
+            except OSError as e:
+                if e.errno != errno.EMSGSIZE:
+                    raise
+                # the control socket's buffer (SO_SNDBUF, capped by net.core.wmem_max) is smaller than
+                # this call: a typed error naming the cause, not an internal one
+                raise NetlinkError("EMSGSIZE", f"{op}: a call of {len(data)} bytes does not fit the control "
+                                               f"socket's send buffer (net.core.wmem_max too small?)") from None
             while True:
                 data, fds, _, _ = socket.recv_fds(self.sock, wire.MAX_DATAGRAM, 4)
                 if not data:

@@ -65,7 +65,7 @@ class FamilyInputMixin(SockState):
         return len(data)
 
     def kernel_input(self, datagram: bytes) -> None:
-        """``netlink_rcv_skb`` over one datagram; each ACK is sent before the next message."""
+        """Hook: ``netlink_rcv_skb`` over one datagram; each ACK is sent before the next message."""
         for ack in family.rcv_skb(datagram, self.portid, cap_ack=self.cap_ack, answer=self.answer):
             self.kernel_send(ack, is_ack=True)
 

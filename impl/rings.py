@@ -173,7 +173,7 @@ class RingsMixin(SockState):
             self.ctl.store_sc(wire.CTL_ERR_RAISED, (self.ctl.load_acquire(wire.CTL_ERR_RAISED) + 1) & 0xFFFFFFFF)
 
     def is_congested(self) -> bool:
-        """CONGESTED, cleared lazily by the user's rcv_wake (recvmsg ending on an empty queue)."""
+        """Hook: CONGESTED, cleared lazily by the user's rcv_wake (recvmsg ending on an empty queue)."""
         if self.congested and self.ctl.load_acquire(wire.CTL_WAKE_EPOCH) != self.congested_epoch:
             self.congested = False
         return self.congested
@@ -319,7 +319,7 @@ class RingsMixin(SockState):
             return self.sendskb_plain(data, 0, pid)
 
     def kernel_send(self, data: bytes, *, is_ack: bool = False) -> str:
-        """A kernel-built message (an ACK, a dump skb, a ``deliver`` by the ring path): in a frame
+        """Hook: a kernel-built message (an ACK, a dump skb, a ``deliver`` by the ring path): in a frame
         when it fits one, else a plain message. A lost ACK also sets sk_err (``netlink_ack``,
         whatever NETLINK_NO_ENOBUFS says). Returns ``frame``, ``copy`` or ``dropped``."""
         if self.ring_path(len(data)):
@@ -334,18 +334,45 @@ class RingsMixin(SockState):
 
     def op_deliver(self, args: dict, blob: bytes) -> dict:
         """A message for this socket (``family.check_delivery``): ``ring`` as a kernel subsystem
-        building it (netlink_alloc_skb), ``copy`` from the user-space peer, unicast or to a group."""
+        building it (netlink_alloc_skb), ``copy`` from the user-space peer, unicast or to a group
+        (:meth:`multicast`)."""
         path, group = args.get("path", "copy"), args.get("group", 0)
         family.check_delivery(path, group)
         if path == "ring":
             return {"outcome": self.kernel_send(blob)}
+        if group:
+            return {"outcome": self.multicast(blob, group)}
+        return {"outcome": self.unicast_plain(blob, from_kernel=False, pid=self.cfg.peer_pid)}
+
+    def multicast(self, data: bytes, group: int) -> str:
+        """The peer sends ``data`` to ``group`` (``family.multicast_deliver``: this socket joins the
+        group on the first such delivery): every live socket of the server that is a member gets a
+        copy (``netlink_broadcast``, 13.3), each under its own lock, one at a time. Returns this
+        socket's outcome (``dropped`` when it is no member)."""
+        live = self.server.live_sockets()
         with self.lock:
-            if not group:
-                return {"outcome": self.unicast_plain(blob, from_kernel=False, pid=self.cfg.peer_pid)}
+            join, members = family.multicast_deliver(group, self, self.joined_by_deliver,
+                                                     [(ks, set(ks.groups)) for ks in live])
+            if join:
+                self.groups.add(group)
+                self.joined_by_deliver.add(group)
+        out = "dropped"
+        for ks in members:
+            got = ks.deliver_multicast(data, group, self.cfg.peer_pid)
+            if ks is self:
+                out = got
+        return out
+
+    def deliver_multicast(self, data: bytes, group: int, pid: int) -> str:
+        """Hook: ``netlink_broadcast_deliver`` to this listener (13.3, 6.5): a CONGESTED socket
+        overruns, else the COPY path with ``nm_group``."""
+        with self.lock:
+            if self.dead:
+                return "dropped"
             if family.admission(self.is_congested(), from_kernel=False, broadcast=True) == "overrun":
                 self.overrun()
-                return {"outcome": "dropped"}
-            return {"outcome": self.sendskb_plain(blob, group, self.cfg.peer_pid)}
+                return "dropped"
+            return self.sendskb_plain(data, group, pid)
 
     # ---- poll (7) -------------------------------------------------------------------------------------
     def poll_mask(self) -> list[str]:

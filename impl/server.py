@@ -114,6 +114,11 @@ class KernelServer:
                                                 f"{self.config.settle_timeout} s")
             return dict(self.retired[portid])
 
+    def live_sockets(self) -> list[KSock]:
+        """The sockets being served now (a snapshot: multicast delivers to the members among them)."""
+        with self._lock:
+            return list(self.live.values())
+
     def global_stats(self) -> dict[str, Any]:
         with self._lock:
             out: dict[str, Any] = dict(self.totals)

@@ -82,11 +82,15 @@ class SockoptMixin(SockState):
                 self._rebuild(rx_g, geom, keep_rx=True, keep_tx=False)
             else:
                 self._rebuild(geom, tx_g, keep_rx=False, keep_tx=True)
-                # purge the receive queue (rcv_wake runs later, in recvmsg/poll)
-                self.purged = self.pushed - self.ctl.load64(wire.CTL_CONSUMED)
-                self.ctl.store64(wire.CTL_PURGED, self.purged)
-                self.gen += 1
-                self.ctl.store_sc(wire.CTL_GEN, self.gen)
+                self.purge_receive_queue()
+
+    def purge_receive_queue(self) -> None:
+        """Hook: an RX ring change drops every message queued for recvmsg (3.1 step 6; rcv_wake runs
+        later, in recvmsg/poll): the user's library discards messages of the old generation."""
+        self.purged = self.pushed - self.ctl.load64(wire.CTL_CONSUMED)
+        self.ctl.store64(wire.CTL_PURGED, self.purged)
+        self.gen += 1
+        self.ctl.store_sc(wire.CTL_GEN, self.gen)
 
     def _rebuild(self, rx_g: RingGeometry | None, tx_g: RingGeometry | None, *, keep_rx: bool, keep_tx: bool) -> None:
         """A new memfd laid out as the single mapping (RX, then TX); surviving rings keep bytes."""

@@ -90,7 +90,8 @@ class SockState:
         self.congested_epoch = 0
         self.no_enobufs = False
         self.cap_ack = False
-        self.groups: set[int] = set()
+        self.groups: set[int] = set()  # multicast groups this socket is a member of
+        self.joined_by_deliver: set[int] = set()  # groups a multicast deliver joined (family.multicast_deliver)
         self.drops = 0  # sk_drops
         self.pub_seq = 0  # publishes begun (the wake-up handshake's count, CTL_PUB_BEGUN)
         self.max_recvmsg_len = 0

@@ -111,6 +111,10 @@ class ModelBackend:
     def poll(self, sock: int) -> set[str]:
         return self.kernel.get(sock).poll()
 
+    def munmap(self, sock: int) -> None:
+        """The optional ``munmap`` op: one mapping fewer (EINVAL when not mapped)."""
+        self.kernel.get(sock).munmap()
+
     def close(self, sock: int) -> None:
         self.kernel.close(sock)
 

@@ -16,7 +16,7 @@ from nlmmap.spec import netlink as nl
 from nlmmap.spec.errors import errno_code
 
 from .core import Msg
-from .rx import RxPaths
+from .rx import RING_ALLOC, RxPaths
 
 __all__ = ["FamilyInput"]
 
@@ -53,6 +53,17 @@ class FamilyInput(RxPaths):
         self.dump = family.dump_messages(hdr, self.portid, count, size)
         self.dump_seq = hdr.seq
         return self.dump_continue()
+
+    def dump_would_fail(self) -> bool:
+        """Whether :meth:`dump_continue` would fail now (every allocation attempt a ring allocation
+        that meets a full ring), decided by the same spec guards, without taking a step."""
+        for alloc_size in family.dump_alloc_sizes(self.max_recvmsg_len, self.config.page_size):
+            if not self.fits(alloc_size):
+                return False
+            a, _ = self.select(RING_ALLOC, what=f"netlink_alloc_skb({alloc_size})", size=alloc_size)  # type: ignore[misc]
+            if a.name == "alloc":
+                return False
+        return True
 
     def dump_continue(self) -> int:
         """``netlink_dump``: one skb of dump messages (NLMSG_DONE at the end). 0, or -ENOBUFS when

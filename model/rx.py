@@ -25,9 +25,9 @@ from nlmmap.spec.abi import NL_MMAP_HDRLEN, as_bytes
 from nlmmap.spec.errors import NetlinkError
 from nlmmap.spec.expr import and_
 from nlmmap.spec.protocol import dump_space, fits_frame
-from nlmmap.spec.protocol.names import dump_running
+from nlmmap.spec.protocol.names import dump_running, rx_on
 
-from .core import Delivery, Msg, SocketCore
+from .core import Delivery, ModelInvariantError, Msg, SocketCore
 
 __all__ = ["RxPaths", "RING_ALLOC", "SENDSKB", "RECVMSG", "ACK_LOST"]
 
@@ -125,42 +125,84 @@ class RxPaths(SocketCore):
 
     def deliver(self, payload: bytes, path: str = "copy", group: int = 0) -> Delivery:
         """A message arrives for this socket: ``ring`` (built by a kernel subsystem in a frame if
-        it fits) or ``copy`` (a plain message from the user-space peer; a multicast one with
-        ``group``, one of the family's groups, reaches the socket only as a member of it:
-        :func:`nlmmap.spec.family.multicast_deliver`)."""
+        it fits) or ``copy`` (a plain message from the user-space peer; with ``group``, one of the
+        family's groups, the peer sends to the group: :meth:`multicast`)."""
         self._alive()
         data = as_bytes(payload, "payload")
         family.check_delivery(path, group)
         if path == "ring":
             return self.kernel_send(data)
         if group:
-            join, reaches = family.multicast_deliver(group, self.groups, self.joined_by_deliver)
-            if join:
-                self.groups.add(group)
-                self.joined_by_deliver.add(group)
-            if not reaches:
-                return Delivery("dropped")  # not a member: the message is not for this socket
-        return self.plain_deliver(Msg(data, self.config.peer_pid, group), from_kernel=False, broadcast=bool(group))
+            return self.multicast(data, group)
+        return self.plain_deliver(Msg(data, self.config.peer_pid), from_kernel=False)
+
+    def multicast(self, data: bytes, group: int) -> Delivery:
+        """The peer sends ``data`` to ``group`` (this socket joins it on the first such delivery):
+        every socket of the kernel that is a member gets a copy (``netlink_broadcast``, 13.3:
+        admission, then a COPY frame and the queue, per listener). The outcome is this socket's."""
+        live = [s for s in self.kernel.sockets.values() if not s.closed]
+        join, members = family.multicast_deliver(group, self, self.joined_by_deliver, ((s, s.groups) for s in live))
+        if join:
+            self.groups.add(group)
+            self.joined_by_deliver.add(group)
+        out = Delivery("dropped")  # not a member (it left the group): the message is not for this socket
+        for s in members:
+            d = s.plain_deliver(Msg(data, self.config.peer_pid, group), from_kernel=False, broadcast=True)
+            if s is self:
+                out = d
+        return out
 
     # ---- the user's calls (7, 8) ----------------------------------------------------------------
     def recvmsg(self, bufsize: int, dontwait: bool = True) -> tuple[bytes, bool]:
         """recvmsg (section 8): ENOBUFS once after an overrun, the next queued message
-        (truncated to ``bufsize``), or EAGAIN. Never touches a frame."""
+        (truncated to ``bufsize``), or EAGAIN. Never touches a frame. ``netlink_recvmsg`` records
+        ``max_recvmsg_len``, continues a running dump, and only then runs ``netlink_rcv_wake``
+        (:meth:`_recvmsg_with_dump`)."""
         self._alive()
         if isinstance(bufsize, bool) or not isinstance(bufsize, int) or bufsize < 0:
             raise NetlinkError("EINVAL", f"bufsize must be a non-negative integer, got {bufsize!r}")
         head = self.rq[0].frame if self.rq else None  # None: no RX ring, or the user handed the frame back
         a, params = self.select(RECVMSG, what="recvmsg", j=-1 if head is None else head)  # type: ignore[misc]
-        msg = self.rq.pop(0) if a.name == "recvmsg" else None
-        self.step(a.name, **params)
         if a.errno:
+            self.step(a.name, **params)
             blocked = not dontwait and a.name == "recvmsg_empty"
             raise NetlinkError(a.errno, a.doc + (" (the model cannot block: nothing else runs)" if blocked else ""))
-        assert msg is not None
+        msg = self.rq[0]
         self.max_recvmsg_len = family.recvmsg_len_after(self.max_recvmsg_len, bufsize)
-        if self.dump is not None:  # type: ignore[attr-defined]
-            self.dump_continue()  # type: ignore[attr-defined]
+        if self.dump is None:  # type: ignore[attr-defined]
+            self.rq.pop(0)
+            self.step(a.name, **params)
+        else:
+            self._recvmsg_with_dump(params)
         return msg.data[:bufsize], len(msg.data) > bufsize
+
+    def _recvmsg_with_dump(self, params: dict) -> None:
+        """The dequeue, ``netlink_dump`` (an error becomes sk_err), then ``netlink_rcv_wake`` on the
+        queue as the dump left it. The spec's ``recvmsg`` is the dequeue and the wake in one action,
+        so the model orders the steps to give the kernel's result:
+
+        * on a CONGESTED socket whose dump will not fail, the dump first (an overrun cannot raise
+          sk_err on a congested socket, so the dequeue stays enabled; its skb joins the queue behind
+          the message taken), then ``recvmsg``, whose wake sees the final queue;
+        * otherwise ``recvmsg`` first (its wake changes nothing: CONGESTED is clear, or the dump
+          fails, whose overrun and ENOBUFS leave the same CONGESTED and sk_err either way), then the
+          dump, then the wake if it is still due: the spec's ``poll`` action, which on an RX-ring
+          socket is exactly ``netlink_rcv_wake`` (a dump without an RX ring always queues its skb).
+        """
+        if self.view["congested"] and not self.dump_would_fail():  # type: ignore[attr-defined]
+            if self.dump_continue():  # type: ignore[attr-defined]
+                raise ModelInvariantError("netlink_dump failed although dump_would_fail() said it would not")
+            self.rq.pop(0)
+            self.step("recvmsg", **params)
+            return
+        self.rq.pop(0)
+        self.step("recvmsg", **params)
+        if self.dump_continue():  # type: ignore[attr-defined]
+            self.take(ACK_LOST, what="netlink_recvmsg: netlink_dump's error becomes sk_err")
+        if self.view["congested"] and self.view["rq_len"] == 0:
+            if not self.holds(rx_on):
+                raise ModelInvariantError("a dump continued without an RX ring left the receive queue empty")
+            self.take(("poll",), what="netlink_rcv_wake after recvmsg's netlink_dump")
 
     def poll(self) -> set[str]:
         """poll() mask (section 7): continue a dump while there is space, then the spec's poll
@@ -170,6 +212,7 @@ class RxPaths(SocketCore):
         running_with_space = and_(dump_running, dump_space())
         while self.holds(running_with_space):
             if self.dump_continue():  # type: ignore[attr-defined]
+                self.take(ACK_LOST, what="netlink_poll: netlink_dump's error becomes sk_err")
                 break
         a, params = self.select(("poll",), what="poll")  # type: ignore[misc]
         self.step(a.name, **params)

@@ -25,7 +25,7 @@ from .abi import socket_option
 from .errors import NetlinkError
 
 __all__ = [
-    "PROTOCOL", "FEATURES", "OPS", "POLL_FLAGS", "Backend", "Paused", "handle_line", "handle_request",
+    "PROTOCOL", "FEATURES", "OPS", "OPTIONAL_OPS", "POLL_FLAGS", "Backend", "Paused", "handle_line", "handle_request",
     "serve", "main_for", "schema",
 ]
 
@@ -86,6 +86,10 @@ class Backend(Protocol):
 
     def close(self, sock: int) -> None:
         """Close the socket."""
+
+    # Optional (an extension of the protocol's first table): a backend without it answers ENOSYS.
+    # def munmap(self, sock: int) -> None:
+    #     """munmap() of one mapping of the rings (the newest); EINVAL when the socket is not mapped."""
 
 
 class _BadRequest(Exception):
@@ -198,6 +202,14 @@ def _op_poll(b: Backend, req: dict) -> dict:
     return {"revents": [f for f in POLL_FLAGS if f in mask]}
 
 
+def _op_munmap(b: Backend, req: dict) -> dict:
+    fn = getattr(b, "munmap", None)
+    if not callable(fn):
+        raise NetlinkError("ENOSYS", "this kernel side has no munmap (an optional op of nlmmap-adapter/1)")
+    fn(_arg(req, "sock", "sock"))
+    return {}
+
+
 def _op_close(b: Backend, req: dict) -> dict:
     b.close(_arg(req, "sock", "sock"))
     return {}
@@ -212,8 +224,11 @@ OPS: dict[str, Callable[[Backend, dict], dict]] = {
     "hello": _op_hello, "socket": _op_socket, "setsockopt": _op_setsockopt, "mmap": _op_mmap,
     "peek": _op_peek, "poke": _op_poke, "deliver": _op_deliver, "sendmsg": _op_sendmsg,
     "resume": _op_resume, "received": _op_received, "recvmsg": _op_recvmsg, "poll": _op_poll,
-    "close": _op_close, "bye": _op_bye,
+    "close": _op_close, "bye": _op_bye, "munmap": _op_munmap,
 }
+#: Ops outside the protocol's first table (design.md section 4): a kernel side may lack them and
+#: then answers ENOSYS, as for any unknown op; the conformance suite probes them.
+OPTIONAL_OPS = ("munmap",)
 
 
 def _error(rid: Any, errno: str, message: str) -> dict:

@@ -1,19 +1,28 @@
 """``nlmmap bmc``: shortest counterexample traces by bounded model checking.
 
-The system is unrolled from its initial state one step at a time (iterative deepening, one
-incremental solver per user class with push/pop per depth), so the first violation found is a
-shortest one. Each step picks one action (a selector per step) with fresh parameters; the
-post-state is generated from the action's updates (:mod:`nlmmap.spec.z3enc`). The scope: ring
-sizes (``StateVar(size=True)``) <= ``max_n`` (``Count`` nodes are unrolled up to it), integer
-parameters without an upper bound below :data:`INDEX_SCOPE`, and the system's scoped counters
-(which start at 0 and grow by at most one per step) <= depth + 1. A trace found is made readable
-(:mod:`nlmmap.spec.bmc_readable`) and read into a :class:`BmcResult`, rendered as a table
-(:mod:`nlmmap.spec.tables`) and as ITF JSON (:mod:`nlmmap.spec.itf`); :mod:`nlmmap.spec.replay`
-runs it again on a concrete state.
+The system is unrolled from its initial state one step at a time (iterative deepening in one
+incremental solver), so the first violation found is a shortest one. Each step picks one action
+(a selector per step) with parameters shared by name between the actions; the post-state is
+generated from the action's updates. States are those of a finite scope
+(:mod:`nlmmap.spec.cells`): ring sizes (``StateVar(size=True)``) <= ``max_n``, arrays indexed by
+unbounded integers (packet ids, CPUs) held in cells ``[0, S)`` with ``S`` = :data:`INDEX_SCOPE`
+(or depth + 2) and one value elsewhere that no step changes (a step writing outside the cells is
+not taken), and the system's scoped counters (which start at 0 and grow by at most one per step)
+at most the number of steps taken. Other integers (capacities, lengths) are unbounded. Every
+formula is quantifier-free there, which is what makes deep unrolling cheap.
 
-Two classes of users are searched, as in :mod:`nlmmap.spec.prove`: ``any`` (adversary actions
-present, ``user="any"`` properties) and ``well-behaved`` (no adversary, every property). With
-``properties`` the search runs first on their cone-of-influence slice (:mod:`nlmmap.spec.slicing`).
+One unrolling serves both classes of users, as in :mod:`nlmmap.spec.prove`: ``any`` properties
+are checked on every trace, ``well-behaved`` ones on traces without an adversary step. Once a
+depth is clean, its properties are asserted there: no shorter trace breaks them, so the next
+depth's query starts from states known to satisfy them (for inductive properties, a one-step
+argument). A depth the solver cannot decide is reported as inconclusive (``unknown``), never as
+clean. With ``properties`` the search runs first on their cone-of-influence slice
+(:mod:`nlmmap.spec.slicing`) and any candidate is confirmed on the full system.
+
+A trace found is made readable (:mod:`nlmmap.spec.bmc_readable`), replayed in the spec's
+interpreter (:mod:`nlmmap.spec.replay`; a trace it does not reproduce is an engine bug, verdict
+ERROR, never shown as a counterexample), and read into a :class:`BmcResult`, rendered as a table
+(:mod:`nlmmap.spec.tables`) and as ITF JSON (:mod:`nlmmap.spec.itf`).
 """
 
 from __future__ import annotations
@@ -27,30 +36,21 @@ from typing import Any
 import z3
 
 from .catalog import system_from_meta
+from .cells import CellArray, CellEncoder, CellState, _z
 from .expr import Count, Expr, Quant, free_vars
 from .itf import make_trace
 from .system import Action, System
-from .tables import Column, layout, trace_table
+from .tables import Column, layout, param_layout, trace_table
 from .verdict import Verdict
-from .z3enc import (
-    Encoder,
-    SymState,
-    make_params,
-    make_solver,
-    param_constraints,
-    range_conditions,
-    size_vars,
-    successor,
-)
+from .z3enc import make_solver, size_vars
 
 __all__ = ["BmcResult", "bmc", "format_trace", "trace_to_itf", "scoped_counters", "search_header", "INDEX_SCOPE",
            "system_from_meta"]
 
 DEFAULT_SEED = 0
-#: BMC scope: parameters with a lower bound and no upper bound (CPU numbers, sizes, capacities)
-#: are below this, and so is every array index read; huge constant ranges are cut to it. Small
-#: values keep traces readable and the search fast (``nlmmap prove`` has no such bound). It
-#: grows to depth + 2 for deeper searches, so that scoped counters stay inside it.
+#: BMC scope: arrays indexed by unbounded integers (packet ids, CPUs) hold cells [0, INDEX_SCOPE)
+#: and one value elsewhere (``nlmmap prove`` has no such bound). It grows to depth + 2 for deeper
+#: searches, so that ids counted by the scoped counters stay inside it.
 INDEX_SCOPE = 16
 
 
@@ -81,11 +81,16 @@ class BmcResult:
     index_scope: int = INDEX_SCOPE
     scoped: tuple[str, ...] = ()
     columns: Mapping[str, Column] = field(default_factory=dict, compare=False, repr=False)
+    param_columns: Mapping[tuple[str, str], Column] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def exit_code(self) -> int:
-        """1 violation found, 0 none to the depth asked, 3 inconclusive."""
+        """1 violation found, 0 none to the depth asked, 3 inconclusive, 4 engine error."""
         return self.verdict.exit_code
+
+    def scope(self) -> str:
+        """The finite scope searched, in words."""
+        return scope_text(self.max_n, self.index_scope, self.scoped)
 
     @property
     def steps(self) -> int:
@@ -98,9 +103,12 @@ class BmcResult:
         if self.verdict is Verdict.FAILED:
             lines = [format_trace(self)]
         elif self.verdict is Verdict.OK:
-            lines = [f"no violation up to depth {self.depth} with ring sizes <= {self.max_n} ({self.ms / 1e3:.2f} s)"]
+            lines = [f"no violation up to depth {self.depth} with {self.scope()} ({self.ms / 1e3:.2f} s)"]
+        elif self.verdict is Verdict.ERROR:
+            lines = [f"ERROR: {self.reason}"]
         else:
-            lines = [f"inconclusive: solver returned unknown ({self.reason})"]
+            clean = f"no violation up to depth {self.depth - 1}, " if self.depth > 0 else ""
+            lines = [f"inconclusive at depth {self.depth}: {clean}solver returned unknown ({self.reason})"]
         if self.sliced:
             lines.append(f"  ({self.sliced})")
         lines.append(f"nlmmap bmc: {self.verdict.search_text} in {self.ms / 1e3:.2f} s")
@@ -114,18 +122,23 @@ class BmcResult:
                 "actions": [{"action": a, "params": p} for a, p in zip(self.actions, self.picks, strict=True)],
                 "ms": round(self.ms, 1), "per_depth_ms": [round(x, 1) for x in self.per_depth_ms],
                 "seed": self.seed, "z3": self.z3_version, "reason": self.reason, "sliced": self.sliced,
-                "index_scope": self.index_scope, "scoped_counters": list(self.scoped)}
+                "index_scope": self.index_scope, "scoped_counters": list(self.scoped), "scope": self.scope()}
+
+
+def scope_text(max_n: int, index_scope: int, scoped: tuple[str, ...] | list[str]) -> str:
+    """The finite scope of a search, in words (stated with every result)."""
+    counters = f", {', '.join(scoped)} <= steps taken" if scoped else ""
+    return (f"ring sizes <= {max_n}, integer-indexed arrays in cells [0, {index_scope}) "
+            f"(no step writes outside){counters}")
 
 
 def search_header(system: System, *, depth: int, max_n: int, seed: int = DEFAULT_SEED) -> str:
     """The line stating what a search covers (its scope), printed before it starts."""
     from .catalog import variant_names
 
-    scoped = scoped_counters(system)
-    counters = f", {', '.join(scoped)} <= depth + 1" if scoped else ""
+    scope = scope_text(max_n, _index_scope(depth), scoped_counters(system))
     return (f"nlmmap bmc: system {system.name}, variant {variant_names(system) or ['default']}, depth <= {depth}, "
-            f"ring sizes <= {max_n}, other integer parameters < {_index_scope(depth)}{counters}, "
-            f"z3 {z3.get_full_version()}, seed {seed}")
+            f"{scope}, z3 {z3.get_full_version()}, seed {seed}")
 
 
 def _index_scope(depth: int) -> int:
@@ -134,68 +147,86 @@ def _index_scope(depth: int) -> int:
 
 # --- search ---------------------------------------------------------------------------------------
 class Unrolling:
-    """States ``s0..sd`` and step selectors of one user class, in one incremental solver."""
+    """States ``s0..sd`` of the scope and one action selector per step, in one incremental solver.
+
+    Every action is present (the adversary's too): a step picks one (``sel``), with parameters
+    shared by name between the actions (only the one taken constrains them). ``honest[k]`` says
+    that none of the first ``k`` steps is the adversary's, which is how one unrolling serves both
+    classes of users: properties of a well-behaved user are checked under it."""
 
     def __init__(self, system: System, actions: list[Action], max_n: int, timeout_ms: int, seed: int,
                  depth: int):
         self.system, self.actions, self.max_n = system, actions, max_n
-        self.scoped = {n: depth + 1 for n in scoped_counters(system)}
-        self.enc = Encoder(system, count_mode="unrolled", unroll_bound=max_n, scoped=self.scoped,
-                           index_scope=_index_scope(depth))
+        self.scoped = {n: depth for n in scoped_counters(system)}
+        self.index_scope = _index_scope(depth)
+        self.enc = CellEncoder(system, frames=max_n, index_range=(0, self.index_scope), bounds=self.scoped)
         self.solver = make_solver(timeout_ms=timeout_ms, seed=seed)
         self.timeout_ms = timeout_ms
-        self.states: list[SymState] = []
+        self.adversary = [i for i, a in enumerate(actions) if a.actor == "adversary"]
+        self.states: list[CellState] = []
         self.sels: list[Any] = []
         self.params: list[list[dict[str, Any]]] = []
         self.sizes: list[Any] = []
+        self.honest: list[Any] = [z3.BoolVal(True)]
         s0 = self._new_state()
         self.solver.add(self.enc.expr(system.init, s0), self.enc.expr(system.assumptions, s0))
-        self._flush_side()
 
-    def _new_state(self) -> SymState:
-        st = self.enc.fresh_state(f"s{len(self.states)}")
+    def _new_state(self) -> CellState:
+        k = len(self.states)
+        st = self.enc.fresh_state(f"s{k}")
         self.states.append(st)
         for n in size_vars(self.system):
             self.sizes.append(st[n])
             self.solver.add(st[n] <= self.max_n)
-        for n, b in self.scoped.items():
-            self.solver.add(st[n] <= b - 1)
+        for n in self.scoped:  # starts at 0 and grows by at most one per step
+            self.solver.add(st[n] <= k)
         return st
 
-    def _flush_side(self) -> None:
-        if self.enc.side:
-            self.solver.add(*self.enc.side)
-            self.enc.side.clear()
-
     def extend(self) -> None:
-        """Add one more step: a selector, per-action parameters, and the next state."""
+        """Add one more step: a selector, the parameters, the next state, and ``honest``."""
         pre = self.states[-1]
         k = len(self.sels)
         post = self._new_state()
         sel = z3.Int(f"action@{k}")
         self.sels.append(sel)
         self.solver.add(0 <= sel, sel < len(self.actions))
+        shared: dict[tuple[str, str], Any] = {}
         plist = []
         cases = []
-        nxt: dict[str, Any] = {n: pre[n] for n in pre.terms}  # frame: unchanged unless modified
+        nxt: dict[str, Any] = {n: (dict(x.cells) if isinstance(x, CellArray) else x) for n, x in pre.terms.items()}
         for idx, a in enumerate(self.actions):
-            params = make_params(a, f"s{k}")
+            params = {}
+            for p in a.params:
+                key = (p.name, p.sort)
+                if key not in shared:
+                    shared[key] = (z3.Int if p.sort == "int" else z3.Bool)(f"{p.name}@s{k}")
+                params[p.name] = shared[key]
             plist.append(params)
-            succ = successor(self.enc, a, pre, params, post.tag)
-            cases.append(z3.Implies(sel == idx, z3.And(*param_constraints(self.enc, a, pre, params),
-                                                       *range_conditions(self.enc, a, pre, params),
-                                                       self.enc.expr(a.guard, pre, params))))
+            succ, inside = self.enc.successor(a, pre, params, post.tag)
+            cond = [*self.enc.param_constraints(a, pre, params), *inside, self.enc.expr(a.guard, pre, params)]
+            cases.append(z3.Implies(sel == idx, z3.And(*cond)))
             for n in a.modifies:
-                nxt[n] = z3.If(sel == idx, succ[n], nxt[n])
+                new, old = succ[n], pre[n]
+                if isinstance(new, CellArray):
+                    cells = nxt[n]
+                    for i, t in new.cells.items():
+                        if t is not old.cells[i]:
+                            cells[i] = z3.If(sel == idx, _z(t), _z(cells[i]))
+                elif new is not old:
+                    nxt[n] = z3.If(sel == idx, _z(new), _z(nxt[n]))
         self.params.append(plist)
         self.solver.add(*cases)
-        self.solver.add(*[post[n] == nxt[n] for n in post.terms])
-        self._flush_side()
+        for n, x in post.terms.items():
+            if isinstance(x, CellArray):
+                self.solver.add(*[x.cells[i] == _z(t) for i, t in nxt[n].items()], x.out == pre[n].out)
+            else:
+                self.solver.add(x == _z(nxt[n]))
+        h = z3.Bool(f"honest@{k + 1}")
+        self.solver.add(h == z3.And(self.honest[-1], *[sel != i for i in self.adversary]))
+        self.honest.append(h)
 
-    def expr(self, e: Expr, st: SymState, params: Mapping[str, Any] | None = None) -> Any:
-        t = self.enc.expr(e, st, params)
-        self._flush_side()
-        return t
+    def expr(self, e: Expr, st: CellState, params: Mapping[str, Any] | None = None) -> Any:
+        return self.enc.expr(e, st, params)
 
 
 def scoped_counters(system: System) -> list[str]:
@@ -224,9 +255,17 @@ def scoped_counters(system: System) -> list[str]:
     return sorted(found)
 
 
-def _props(system: System, user: str) -> tuple[list[tuple[str, Expr]], list[tuple[str, str, Expr]]]:
-    invs = [(i.name, i.formula) for i in system.invariants if user == "well-behaved" or i.user == "any"]
-    steps = [(sp.name, an, f) for sp in system.step_properties if user == "well-behaved" or sp.user == "any"
+def _properties(system: System, properties: list[str] | None) -> tuple[list[tuple[str, str, Expr]],
+                                                                         list[tuple[str, str, str, Expr]]]:
+    """The invariants ``(name, user, formula)`` and step properties ``(name, user, action, formula)``
+    searched (only ``properties`` if given). The system's proof aids (invariants the prover uses
+    that the interpreter cannot evaluate, such as "ids not yet assigned carry no state") are
+    searched too: in the scope they are quantifier-free, a violation of one is a real one, and once
+    a depth has none they are asserted there like the others, which keeps each depth's query local."""
+    want = set(properties) if properties is not None else None
+    aids = system.proof_aids if want is None else ()
+    invs = [(i.name, i.user, i.formula) for i in system.invariants + aids if want is None or i.name in want]
+    steps = [(sp.name, sp.user, an, f) for sp in system.step_properties if want is None or sp.name in want
              for an, f in sp.per_action.items()]
     return invs, steps
 
@@ -260,70 +299,95 @@ def bmc(system: System, *, depth: int = 8, max_n: int = 3, timeout_ms: int = 600
 
     head = {"system": system.name, "variant": tuple(variant_names(system)), "depth": depth, "max_n": max_n,
             "seed": seed, "index_scope": _index_scope(depth), "scoped": tuple(scoped_counters(system)),
-            "columns": layout(system)}
+            "columns": layout(system), "param_columns": param_layout(system)}
     t0 = time.perf_counter()
     per_depth: list[float] = []
-    classes = [("any", list(system.actions))]
-    honest = [a for a in system.actions if a.actor != "adversary"]
-    if any(i.user == "well-behaved" for i in system.invariants) or \
-            any(sp.user == "well-behaved" for sp in system.step_properties):
-        classes.append(("well-behaved", honest))
-    unrolls = {user: Unrolling(system, acts, max_n, timeout_ms, seed, depth) for user, acts in classes}
+    invs, steps = _properties(system, properties)
+    u = Unrolling(system, list(system.actions), max_n, timeout_ms, seed, depth)
+    names = [a.name for a in u.actions]
     for d in range(depth + 1):
         td = time.perf_counter()
-        for user, _acts in classes:
-            u = unrolls[user]
-            if d > 0:
-                u.extend()
-            invs, steps = _props(system, user)
-            if d < min_depth:
-                invs, steps = [], []
-            if properties is not None:
-                invs = [x for x in invs if x[0] in properties]
-                steps = [x for x in steps if x[0] in properties]
-            bad = []
+        if d > 0:
+            u.extend()
+        bad: list[tuple[str, str, str, Any]] = []  # (name, kind, user, violated)
+        if d >= min_depth:
             st = u.states[d]
-            for name, f in invs:
-                bad.append((name, "invariant", None, z3.Not(u.expr(f, st))))
-            if d > 0:
-                names = [a.name for a in u.actions]
-                for name, an, f in steps:
-                    if an not in names:
-                        continue
+            for name, user, f in invs:
+                bad.append((name, "invariant", user, _honest(u, d, user, z3.Not(u.expr(f, st)))))
+            for name, user, an, f in steps if d > 0 else ():
+                if an in names:
                     idx = names.index(an)
-                    bad.append((name, "step", an, z3.And(u.sels[d - 1] == idx,
-                                                         z3.Not(u.expr(f, u.states[d - 1], u.params[d - 1][idx])))))
-            if not bad:
-                continue
+                    v = z3.And(u.sels[d - 1] == idx, z3.Not(u.expr(f, u.states[d - 1], u.params[d - 1][idx])))
+                    bad.append((name, "step", user, _honest(u, d - 1, user, v)))
+        if bad:
             s = u.solver
-            s.push()
-            s.add(z3.Or(*[b[3] for b in bad]))
-            r = s.check()
+            # one check per property, each under its own assumption literal (focused conflicts, and
+            # a property found clean is asserted at once, which helps the next ones)
+            groups: dict[str, list[tuple[str, str, str, Any]]] = {}
+            for b in bad:
+                groups.setdefault(b[0], []).append(b)
+            r = z3.unsat
+            for pname, g in groups.items():
+                lit = z3.Bool(f"violation@{d}@{pname}")
+                s.add(z3.Implies(lit, z3.Or(*[b[3] for b in g])))
+                r = s.check(lit)
+                if r != z3.unsat:
+                    bad = g
+                    break
+                s.add(*[z3.Not(b[3]) for b in g])
             if r == z3.unknown:
-                why = s.reason_unknown()
-                s.pop()
-                return BmcResult(**head, verdict=Verdict.UNKNOWN, reason=why, per_depth_ms=tuple(per_depth),
-                                 ms=(time.perf_counter() - t0) * 1e3)
+                return BmcResult(**{**head, "depth": d}, verdict=Verdict.UNKNOWN, reason=s.reason_unknown(),
+                                 per_depth_ms=tuple(per_depth), ms=(time.perf_counter() - t0) * 1e3)
             if r == z3.sat:
                 from .bmc_readable import readable_model
 
-                m = readable_model(u, s, d)
-                name, kind = next((b[0], b[1]) for b in bad if z3.is_true(m.eval(b[3], model_completion=True)))
-                s.pop()
+                m = readable_model(u, s, d, lit)
+                name, kind, user = next((b[0], b[1], b[2]) for b in bad
+                                        if z3.is_true(m.eval(b[3], model_completion=True)))
                 states, actions, picks, defaults = _read_trace(u, m, d)
                 per_depth.append((time.perf_counter() - td) * 1e3)
-                return BmcResult(**{**head, "depth": d}, verdict=Verdict.FAILED, violated=name, kind=kind, user=user,
-                                 states=states, actions=actions, picks=picks, defaults=defaults,
-                                 per_depth_ms=tuple(per_depth), ms=(time.perf_counter() - t0) * 1e3)
-            s.pop()
+                res = BmcResult(**{**head, "depth": d}, verdict=Verdict.FAILED, violated=name, kind=kind, user=user,
+                                states=states, actions=actions, picks=picks, defaults=defaults,
+                                per_depth_ms=tuple(per_depth), ms=(time.perf_counter() - t0) * 1e3)
+                return _checked(res, system)
+            # no trace of d steps breaks them (asserted at step d above), so the next depth's query
+            # (is there a trace of d + 1 steps?) is one step from states known to satisfy them
         per_depth.append((time.perf_counter() - td) * 1e3)
         if on_depth:
             on_depth(d, per_depth[-1])
     return BmcResult(**head, verdict=Verdict.OK, per_depth_ms=tuple(per_depth), ms=(time.perf_counter() - t0) * 1e3)
 
 
+def _checked(res: BmcResult, system: System) -> BmcResult:
+    """``res`` if the spec's interpreter reproduces its trace, else an ERROR (an engine bug)."""
+    from .replay import replay
+
+    doc = trace_to_itf(res)
+    rr = replay(doc, system=system)
+    if rr.reproduced:
+        return res
+    aid = next((i for i in system.proof_aids if i.name == res.violated), None)
+    if aid is not None and not rr.mismatches:  # the interpreter evaluates a proof aid on the last state
+        from .cti import evaluate_finite
+        from .replay import map_state_factory
+
+        last = map_state_factory(system, res.states[-1], res.defaults)
+        if not evaluate_finite(aid.formula, last.__getitem__, last):
+            return res
+    what = "; ".join([f"step {i}: {n} violated" for i, n in rr.violated] +
+                     [f"step {i}: {n} differs" for i, n in rr.mismatches]) or "no property breaks"
+    return dataclasses.replace(res, verdict=Verdict.ERROR,
+                               reason=f"engine bug: the interpreter does not reproduce the trace for {res.violated} "
+                                      f"({what})")
+
+
+def _honest(u: Unrolling, k: int, user: str, violated: Any) -> Any:
+    """A violation of a property of ``user``: for a well-behaved user, only on honest prefixes."""
+    return violated if user == "any" else z3.And(u.honest[k], violated)
+
+
 def _val(m: z3.ModelRef, t: Any) -> Any:
-    v = m.eval(t, model_completion=True)
+    v = m.eval(_z(t), model_completion=True)
     if z3.is_bool(v):
         return z3.is_true(v)
     return v.as_long()
@@ -331,24 +395,15 @@ def _val(m: z3.ModelRef, t: Any) -> Any:
 
 def _read_trace(u: Unrolling, m: z3.ModelRef, d: int) -> tuple[tuple[dict[str, Any], ...], tuple[str, ...],
                                                                 tuple[dict[str, Any], ...], dict[str, Any]]:
-    """The trace of ``m``: states (arrays over the indices in play), actions, their parameters,
-    and the value of each array outside those indices in the first state."""
+    """The trace of ``m``: states (arrays over their cells), actions, their parameters, and each
+    array's value outside its cells (which no step of the scope changes)."""
     actions, picks = ["init"], [{}]
     for k in range(d):
         idx = _val(m, u.sels[k])
         actions.append(u.actions[idx].name)
         picks.append({n: _val(m, t) for n, t in u.params[k][idx].items()})
-    sysvars = u.system.constants + u.system.state
-    ints = [abs(_val(m, st[v.name])) for st in u.states[: d + 1] for v in sysvars if v.sort == "int"]
-    ints += [abs(v) for p in picks for v in p.values() if isinstance(v, int) and not isinstance(v, bool)]
-    dom = range(0, max([u.max_n] + [x + 2 for x in ints if x <= 64]))
-    states = []
-    for st in u.states[: d + 1]:
-        states.append({v.name: ({k: _val(m, z3.Select(st[v.name], k)) for k in dom} if v.sort.endswith("array")
-                                else _val(m, st[v.name])) for v in sysvars})
-    s0 = u.states[0]
-    defaults = {v.name: _val(m, z3.Select(s0[v.name], -(1 << 40))) for v in sysvars if v.sort.endswith("array")}
-    return tuple(states), tuple(actions), tuple(picks), defaults
+    states = tuple(u.enc.values(m, st) for st in u.states[: d + 1])
+    return states, tuple(actions), tuple(picks), u.enc.defaults(m, u.states[0])
 
 
 # --- output ---------------------------------------------------------------------------------------
@@ -362,6 +417,9 @@ def trace_to_itf(res: BmcResult) -> dict[str, Any]:
 
 def format_trace(res: BmcResult) -> str:
     """The trace as a step table (:func:`nlmmap.spec.tables.trace_table`) and the property it breaks."""
-    cols = res.columns or layout(system_from_meta({"system": res.system, "variant": list(res.variant)}))
-    return (trace_table(res.states, res.actions, res.picks, cols)
+    cols, pcols = res.columns, res.param_columns
+    if not cols:
+        system = system_from_meta({"system": res.system, "variant": list(res.variant)})
+        cols, pcols = layout(system), param_layout(system)
+    return (trace_table(res.states, res.actions, res.picks, cols, pcols)
             + f"\nviolated: {res.violated} ({res.kind}, user={res.user}) after {res.steps} steps")

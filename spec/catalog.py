@@ -15,7 +15,7 @@ from typing import Any
 from .system import System
 
 __all__ = ["SYSTEMS", "build", "for_variant", "variant_names", "variant_choices", "system_from_meta",
-           "default_proof_systems"]
+           "default_proof_systems", "readable_hints", "FRAME_SIZES"]
 
 
 def _socket(names: Iterable[str]) -> System:
@@ -75,3 +75,23 @@ def default_proof_systems() -> list[System]:
     """What ``nlmmap prove`` checks by default: the socket (Linux 4.5) and the queue service with
     the under-lock fix (mainline nfqueue is the known counterexample; see ``nlmmap bmc``)."""
     return [build("socket"), build("queue", ["queue_alloc_under_lock"])]
+
+
+#: Frame sizes a person configures (one page first: a ring of any number of frames has a geometry
+#: with it, one frame per block), for the capacities ``nlmmap bmc`` shows.
+FRAME_SIZES = (4096, 2048, 16384)
+
+
+def readable_hints(system: System) -> dict[str, tuple[int, ...]]:
+    """Values a person would write, by action parameter name, most preferred first: what
+    :mod:`nlmmap.spec.bmc_readable` tries before round numbers. For the socket: frame capacities of
+    real geometries (frame size - NL_MMAP_HDRLEN, so that ``nlmmap replay --on model`` maps each ring
+    to a kernel geometry) and message lengths starting at a bare netlink header."""
+    if system.name != "socket":
+        return {}
+    from .abi import NL_MMAP_HDRLEN
+    from .netlink import NLMSG_HDRLEN
+
+    caps = tuple(fs - NL_MMAP_HDRLEN for fs in FRAME_SIZES)
+    lengths = (NLMSG_HDRLEN, 20, 32, 64, 100, 256, 1000, 1500, 2000, 4000, 5000, 8000, 10000)
+    return {"cap": caps, "len": lengths, "size": lengths}

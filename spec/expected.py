@@ -63,7 +63,7 @@ def bmc_runs() -> list[BmcRun]:
                              tuple(r.get("violates", ())), int(r.get("max_n", 3)))
             except (KeyError, TypeError, ValueError) as e:
                 raise ValueError(f"expected.json bmc.{variant}[{i}]: malformed entry {r!r} ({e})") from e
-            if (run.verdict is Verdict.FAILED) != bool(run.violates) or run.verdict is Verdict.UNKNOWN:
+            if (run.verdict is Verdict.FAILED) != bool(run.violates) or run.verdict in (Verdict.UNKNOWN, Verdict.ERROR):
                 raise ValueError(f"expected.json bmc.{variant}[{i}]: a 'violation' names what it violates "
                                  f"('violates'), a 'none' does not")
             out.append(run)

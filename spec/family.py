@@ -28,7 +28,7 @@ import functools
 import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from . import netlink as nl
 from .abi import (
@@ -66,6 +66,7 @@ FAMILY_GROUPS = max(32, nl.RTNLGRP_MAX)
 DELIVERY_PATHS = ("ring", "copy")
 
 _U32 = struct.Struct("=I")
+K = TypeVar("K")
 
 
 # --- SOL_NETLINK options other than the rings (section 1.1, af_netlink.c netlink_setsockopt) ----
@@ -131,19 +132,25 @@ def check_delivery(path: str, group: int) -> None:
         raise NetlinkError("EINVAL", "ring-path deliveries are unicast (group must be 0)")
 
 
-def multicast_deliver(group: int, members: Iterable[int], joined: Iterable[int]) -> tuple[bool, bool]:
-    """The adapter's multicast ``deliver`` to group ``group`` (``check_group`` first): the peer
-    sends to the group after the socket joined it, the first time a delivery names that group
-    (``joined``: groups joined that way before). Returns (join now, the message reaches the socket):
-    a multicast reaches only a member, so a socket that left the group with
-    NETLINK_DROP_MEMBERSHIP after that join does not get it (the join is not repeated), as the
-    real-kernel agent records.
+def multicast_deliver(group: int, target: K, joined: Iterable[int],
+                      sockets: Iterable[tuple[K, Iterable[int]]]) -> tuple[bool, list[K]]:
+    """The adapter's multicast ``deliver`` to group ``group`` (``check_group`` first) addressed to
+    socket ``target``: the target joins the group the first time a delivery names it (``joined``:
+    groups it joined that way before; a socket that left with NETLINK_DROP_MEMBERSHIP after that
+    join is not joined again, as the real-kernel agent does), then its peer sends to the group and
+    ``netlink_broadcast`` gives a copy to *every* socket of the family that is a member of the
+    group (13.3; ``do_one_broadcast`` skips only the sender, the peer, which never joins).
+    ``sockets`` are (socket, groups it is a member of) before the join. Returns (the target joins
+    now, the members that get the message, in the order given).
 
-    >>> multicast_deliver(3, members=(), joined=()), multicast_deliver(3, members=(), joined=(3,))
-    ((True, True), (False, False))
+    >>> multicast_deliver(3, "a", joined=(), sockets=[("a", ()), ("b", (3,)), ("c", (1,))])
+    (True, ['a', 'b'])
+    >>> multicast_deliver(3, "a", joined=(3,), sockets=[("a", ()), ("b", (3,))])
+    (False, ['b'])
     """
+    check_group(group, zero_ok=False)
     join = group not in set(joined)
-    return join, join or group in set(members)
+    return join, [k for k, groups in sockets if group in set(groups) or (join and k == target)]
 
 
 def admission_action(*, from_kernel: bool, broadcast: bool = False) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 
 from .system import System
 
-__all__ = ["Column", "layout", "cell", "cti_table", "trace_table"]
+__all__ = ["Column", "layout", "param_layout", "cell", "cti_table", "trace_table"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,24 @@ class Column:
 def layout(system: System) -> dict[str, Column]:
     """The column of every constant and state variable of ``system``, in declaration order."""
     return {v.name: Column(v.name, v.sort, v.index, v.value_names) for v in system.constants + system.state}
+
+
+def param_layout(system: System) -> dict[tuple[str, str], Column]:
+    """``(action, parameter) -> column`` of the array a parameter is stored into, when that array's
+    values have names (``write_status(v=SKIP)`` rather than ``v=4``)."""
+    from .expr import Var
+    from .system import Store
+
+    cols = layout(system)
+    out: dict[tuple[str, str], Column] = {}
+    for a in system.actions:
+        names = {p.name for p in a.params}
+        for u in a.updates:
+            if isinstance(u, Store) and isinstance(u.value, Var) and u.value.name in names:
+                c = cols.get(u.array)
+                if c is not None and c.values:
+                    out[(a.name, u.value.name)] = c
+    return out
 
 
 def _scalar(col: Column | None, v: Any) -> str:
@@ -86,14 +104,15 @@ def cti_table(action: str, params: Mapping[str, Any], pre: Mapping[str, Any], po
 
 
 def trace_table(states: Sequence[Mapping[str, Any]], actions: Sequence[str], picks: Sequence[Mapping[str, Any]],
-                columns: Mapping[str, Column]) -> str:
-    """A trace as a step table: the action taken (with its parameters) and every variable whose
-    cell changes somewhere along the trace."""
+                columns: Mapping[str, Column], params: Mapping[tuple[str, str], Column] | None = None) -> str:
+    """A trace as a step table: the action taken (with its parameters, by value name where
+    ``params`` gives one) and every variable whose cell changes somewhere along the trace."""
+    params = params or {}
     names = [n for n in columns if states and n in states[0]]
     changing = [n for n in names if len({json.dumps(cell(columns[n], st[n], st)) for st in states}) > 1]
     rows = []
     for i, (st, a, p) in enumerate(zip(states, actions, picks, strict=True)):
-        args = ", ".join(f"{k}={_scalar(None, v)}" for k, v in p.items())
+        args = ", ".join(f"{k}={_scalar(params.get((a, k)), v)}" for k, v in p.items())
         rows.append([str(i), f"{a}({args})" if a != "init" else "init"]
                     + [cell(columns[n], st[n], st) for n in changing])
     return "\n".join(_grid(["step", "action", *changing], rows))

@@ -13,10 +13,8 @@ What is encoded, and why it is done this way:
   ``Action.modifies`` keep their pre-state term, so "everything else unchanged" is generated,
   never written by hand. Parameters are fresh constants constrained to their declared ranges
   (:func:`param_constraints`), i.e. existentially quantified in a satisfiability query.
-* **Counting.** ``Count`` nodes (``#{k in [lo, hi) : body}``) have no direct z3 meaning. Two
-  encodings are offered:
-
-  - ``"abstract"`` (proofs, any ring size): each count occurrence in each state becomes a fresh
+* **Counting.** ``Count`` nodes (``#{k in [lo, hi) : body}``) have no direct z3 meaning. For
+  proofs at any ring size each count occurrence in each state becomes a fresh
     ``Int`` ``c``, standing for ``cnt(lambda k. body, lo, hi)`` where ``cnt`` is *defined* by
     ``cnt(B, lo, hi) = 0`` for ``hi <= lo`` and ``cnt(B, lo, hi + 1) = cnt(B, lo, hi) + [B[hi]]``
     for ``hi >= lo`` (a definition by recursion on ``hi``, so it exists and is unique). The
@@ -27,9 +25,9 @@ What is encoded, and why it is done this way:
     counts); and the point update (equal on the range except at ``i`` => counts differ by
     ``[C[i]] - [B[i]]``). Only instances are added, so the argument is sound; it is incomplete only
     in that a proof needing another counting fact fails (it never wrongly succeeds).
-  - ``"unrolled"`` (bounded model checking, small ring sizes): ``sum_{k < K} [lo <= k < hi and
-    body(k)]`` with the side condition ``0 <= lo, hi <= K`` recorded in :attr:`Encoder.side`, which
-    the caller asserts (the search is then restricted to ranges of at most ``K`` indices).
+
+Bounded searches (``nlmmap bmc``, the prover's small scopes) use the finite-scope encoding of
+:mod:`nlmmap.spec.cells` instead, where counts are finite sums and every formula is quantifier-free.
 """
 
 from __future__ import annotations
@@ -45,8 +43,7 @@ from .system import Action, Assign, Param, StateVar, Store, StoreRange, System
 
 __all__ = [
     "SymState", "Encoder", "CountInstance", "successor", "param_constraints", "make_params", "z3_sort",
-    "COUNT_LEMMAS", "count_lemma_obligations", "size_vars", "make_solver", "substitute", "expand_bounded",
-    "store_indices", "SCOPE_INDEX",
+    "COUNT_LEMMAS", "count_lemma_obligations", "size_vars", "make_solver", "substitute", "store_indices",
 ]
 
 
@@ -103,38 +100,21 @@ class CountInstance:
 class Encoder:
     """Encodes expressions of ``system`` over symbolic states (see the module docstring).
 
-    ``count_mode`` is ``"abstract"`` or ``"unrolled"`` (then ``unroll_bound`` is the ``K``).
-    Count instances (abstract) and side conditions (unrolled) accumulate in :attr:`counts` and
-    :attr:`side`; callers take what they need and may :meth:`reset` between obligations."""
+    Count instances accumulate in :attr:`counts`; callers take what they need and may
+    :meth:`reset` between obligations."""
 
     system: System
-    count_mode: str = "abstract"
-    unroll_bound: int = 4
     counts: list[CountInstance] = field(default_factory=list)
-    side: list[Any] = field(default_factory=list)
     _memo: dict[tuple[int, str], Any] = field(default_factory=dict)
-    scoped: Mapping[str, int] = field(default_factory=dict)
-
-    index_scope: int | None = None
-
-    def bounds(self) -> dict[str, int]:
-        """Upper bounds of the variables a bounded search bounds (ring sizes <= ``unroll_bound``, and
-        the ``scoped`` integer variables), as used to expand quantifiers into finite formulas."""
-        b = {**{n: self.unroll_bound for n in size_vars(self.system)}, **dict(self.scoped)}
-        if self.index_scope is not None:
-            b[SCOPE_INDEX] = self.index_scope
-        return b
 
     def fork(self) -> Encoder:
-        """A copy that shares what was encoded so far (count instances, side conditions, memo) and
-        adds to its own lists: encode the hypotheses once, then fork per obligation."""
-        return Encoder(self.system, self.count_mode, self.unroll_bound, list(self.counts), list(self.side),
-                       dict(self._memo), dict(self.scoped), self.index_scope)
+        """A copy that shares what was encoded so far (count instances, memo) and adds to its own
+        lists: encode the hypotheses once, then fork per obligation."""
+        return Encoder(self.system, list(self.counts), dict(self._memo))
 
     def reset(self) -> None:
-        """Forget count instances and side conditions (start of a new obligation)."""
+        """Forget count instances (start of a new obligation)."""
         self.counts.clear()
-        self.side.clear()
         self._memo.clear()
 
     def fresh_state(self, tag: str) -> SymState:
@@ -145,8 +125,6 @@ class Encoder:
     def expr(self, e: Expr, st: SymState, params: Mapping[str, Any] | None = None) -> Any:
         """The z3 term of ``e`` in state ``st`` (action parameters from ``params``)."""
         p = dict(params or {})
-        if self.count_mode == "unrolled":
-            e = expand_bounded(e, self.bounds())
 
         def look(name: str) -> Any:
             return p[name] if name in p else st.terms[name]
@@ -176,10 +154,6 @@ class Encoder:
                 else:
                     env[node.var] = saved
 
-        if self.count_mode == "unrolled":
-            K = self.unroll_bound
-            self.side.append(z3.And(lo >= 0, hi <= K))
-            return z3.Sum([z3.If(z3.And(lo <= kk, kk < hi, body_at(z3.IntVal(kk))), 1, 0) for kk in range(K)])
         key = (id(node), st.tag)
         if key in self._memo:
             return self._memo[key]
@@ -247,78 +221,6 @@ def substitute(e: Expr, name: str, value: Expr) -> Expr:
     return go(e)
 
 
-_EXPAND_MEMO: dict[tuple[int, tuple], Expr] = {}
-
-#: Key of :meth:`Encoder.bounds` giving the BMC scope for indices and unbounded parameters.
-SCOPE_INDEX = "<index scope>"
-
-
-def hi_bound(hi: Expr, bounds: Mapping[str, int]) -> int | None:
-    """An upper bound of ``hi`` when every variable in it is bounded by ``bounds``
-    (``N``, ``N + c``, constants), else None."""
-    from .expr import Const, Op, Var
-
-    if isinstance(hi, Const):
-        return int(hi.value)
-    if isinstance(hi, Var):
-        return bounds.get(hi.name)
-    if isinstance(hi, Op) and hi.op == "+" and isinstance(hi.args[1], Const):
-        b = hi_bound(hi.args[0], bounds)
-        return None if b is None else b + int(hi.args[1].value)
-    return None
-
-
-def expand_bounded(e: Expr, bounds: Mapping[str, int]) -> Expr:
-    """Bounded model checking only: every quantifier ``[c, hi)`` whose upper bound is bounded by
-    ``bounds`` (ring sizes, and the scoped counters BMC asserts bounds on in every state) becomes a
-    finite conjunction/disjunction over ``c..bound-1`` with the range as a guard; other quantifiers
-    are left to z3. Exact whenever the bounds hold, which BMC asserts."""
-    from .expr import Const, Ite, Op, Quant, Select, Var, _lift, and_, implies, or_
-
-    e = _lift(e)
-    key = (id(e), tuple(sorted(bounds.items())))
-    if key in _EXPAND_MEMO:
-        return _EXPAND_MEMO[key]
-
-    def go(x: Expr) -> Expr:
-        if isinstance(x, (Var, Const)):
-            return x
-        if isinstance(x, Select):
-            return Select(go(x.array), go(x.index))
-        if isinstance(x, Op):
-            return Op(x.op, tuple(go(a) for a in x.args))
-        if isinstance(x, Ite):
-            return Ite(go(x.cond), go(x.then), go(x.other))
-        if isinstance(x, Quant):
-            top = hi_bound(x.hi, bounds)
-            if isinstance(x.lo, Const) and isinstance(x.hi, Const) and int(x.hi.value) - int(x.lo.value) > 64 \
-                    and SCOPE_INDEX in bounds:
-                # a huge constant range (an init clearing every id): within the scope every index
-                # read is below SCOPE_INDEX (parameters are bounded by it), so truncate
-                top = min(int(x.hi.value), bounds[SCOPE_INDEX])
-                x = Quant(x.kind, x.var, x.lo, Const(top), x.body)
-            if top is not None and isinstance(x.lo, Const) and top - int(x.lo.value) <= 64:
-                lo = int(x.lo.value)
-                parts = []
-                for c in range(lo, top):
-                    body = go(substitute(x.body, x.var, Const(c)))
-                    parts.append(implies(Const(c) < x.hi, body) if x.kind == "forall"
-                                 else and_(Const(c) < x.hi, body))
-                return and_(*parts) if x.kind == "forall" else or_(*parts)
-            return Quant(x.kind, x.var, go(x.lo), go(x.hi), go(x.body))
-        if isinstance(x, Count):
-            return Count(x.var, go(x.lo), go(x.hi), go(x.body))
-        raise TypeError(f"not an expression node: {x!r}")
-
-    out = go(e)
-    _EXPAND_MEMO[key] = out
-    _EXPAND_KEEP.append(e)  # keep e alive so its id is not reused while memoized
-    return out
-
-
-_EXPAND_KEEP: list[Expr] = []
-
-
 # --- actions -------------------------------------------------------------------------------------
 def make_params(action: Action, tag: str) -> dict[str, Any]:
     """Fresh constants for the parameters of ``action`` (named ``param@action@tag``)."""
@@ -334,8 +236,6 @@ def param_constraints(enc: Encoder, action: Action, st: SymState, params: Mappin
             out.append(enc.expr(p.lo, st, params) <= params[p.name])
         if p.hi is not None:
             out.append(params[p.name] < enc.expr(p.hi, st, params))
-        elif p.lo is not None and p.sort == "int" and enc.index_scope is not None:
-            out.append(params[p.name] < enc.index_scope)  # BMC scope (see Encoder.index_scope)
     return out
 
 
@@ -350,64 +250,12 @@ def successor(enc: Encoder, action: Action, pre: SymState, params: Mapping[str, 
             cur[u.array] = z3.Store(cur[u.array], enc.expr(u.index, pre, params), enc.expr(u.value, pre, params))
         elif isinstance(u, StoreRange):
             lo, hi = enc.expr(u.lo, pre, params), enc.expr(u.hi, pre, params)
-            top = _range_bound(enc, action, u)
-            if top is None and enc.count_mode == "unrolled" and enc.scoped and _lift_int(u.lo) >= 0:
-                top = max(enc.scoped.values()) + 1  # range_conditions() makes the step respect this
-            if top is not None:
-                arr = cur[u.array]
-                for c in range(int(_lift_int(u.lo)), top):
-                    body = enc.expr(u.body, pre, {**params, u.var: z3.IntVal(c)})
-                    arr = z3.Store(arr, c, z3.If(z3.And(lo <= c, c < hi), body, z3.Select(cur[u.array], c)))
-                cur[u.array] = arr
-                continue
             k = z3.FreshInt(u.var)
             body = enc.expr(u.body, pre, {**params, u.var: k})
             cur[u.array] = z3.Lambda([k], z3.If(z3.And(lo <= k, k < hi), body, z3.Select(cur[u.array], k)))
         else:  # pragma: no cover - System validates update kinds
             raise TypeError(f"unknown update {u!r}")
     return SymState(tag, cur)
-
-
-def _lift_int(x: Any) -> int:
-    from .expr import Const, _lift
-
-    c = _lift(x)
-    return int(c.value) if isinstance(c, Const) else -1
-
-
-def _range_bound(enc: Encoder, action: Action, u: StoreRange) -> int | None:
-    """BMC only: an upper bound of ``u``'s range when it can be unrolled into stores: ``[c, N)``
-    with ``N`` bounded (a ring size, a scoped counter, or a parameter the action assigns to a ring
-    size, which the next state's size bound limits)."""
-    from .expr import Var, _lift
-
-    if enc.count_mode != "unrolled" or _lift_int(u.lo) < 0:
-        return None
-    hi = _lift(u.hi)
-    b = hi_bound(hi, enc.bounds())
-    if b is not None:
-        return b
-    sizes = set(size_vars(enc.system))
-    if isinstance(hi, Var) and any(isinstance(x, Assign) and x.var in sizes and isinstance(x.value, Var)
-                                   and x.value.name == hi.name for x in action.updates):
-        return enc.unroll_bound
-    return None
-
-
-def range_conditions(enc: Encoder, action: Action, pre: SymState, params: Mapping[str, Any]) -> list[Any]:
-    """BMC only: for ``StoreRange`` updates whose upper bound depends on a parameter (e.g. a batch
-    up to ``m + 1``), the condition that it stays within the scoped bound: the step is only taken
-    within the scope (a restriction of the search, never a spurious trace)."""
-    from .expr import _lift
-
-    out = []
-    if enc.count_mode != "unrolled":
-        return out
-    for u in action.updates:
-        if isinstance(u, StoreRange) and _range_bound(enc, action, u) is None and enc.scoped:
-            top = max(enc.scoped.values()) + 1
-            out.append(enc.expr(_lift(u.hi), pre, params) <= top)
-    return out
 
 
 def store_indices(enc: Encoder, action: Action, pre: SymState, params: Mapping[str, Any]) -> list[Any]:

@@ -4,6 +4,7 @@ depth; saved traces stay regressions."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -130,3 +131,111 @@ def test_bmc_cli_reports_none_without_calling_it_inconclusive():
     out, err = io.StringIO(), io.StringIO()
     assert main(["bmc", "--variant", "queue_alloc_under_lock", "--depth", "2"], out, err) == 0
     assert "no violation up to depth 2" in err.getvalue() and "inconclusive" not in err.getvalue()
+
+
+# --- traces that read like the history ------------------------------------------------------------
+def _zero_copy_runs():
+    return [r for r in RUNS if r.variant == "tx_zero_copy"]
+
+
+@pytest.mark.parametrize("run", _zero_copy_runs(), ids=[r.label for r in _zero_copy_runs()])
+def test_zero_copy_race_shows_values_a_person_would_write(run):
+    """The race as a reviewer would write it: one TX frame of a real size, the user's message a
+    whole netlink message that fits, and one adversary write; every other value at rest."""
+    from nlmmap.model.replay import geometry_for
+    from nlmmap.spec.bmc_readable import ROUND
+    from nlmmap.spec.catalog import readable_hints
+    from nlmmap.spec.netlink import NLMSG_HDRLEN
+
+    system = for_variant(run.variant)
+    res = bmc(system, depth=run.depth, properties=list(run.properties) or None)
+    steps = list(zip(res.actions, res.picks, strict=True))
+    ring = next(p for a, p in steps if a == "set_tx_ring")
+    geometry_for(ring["n"], ring["cap"])  # a kernel geometry holds exactly this capacity
+    fill = next(p for a, p in steps if a == "fill_tx_frame")
+    assert NLMSG_HDRLEN <= fill["len"] <= ring["cap"]
+    adversary = [p for a, p in steps[1:] if system.action(a).actor == "adversary"]
+    assert len(adversary) == 1
+    nice = set(ROUND) | {v for vs in readable_hints(system).values() for v in vs}
+    for a, p in steps[1:]:
+        for k, v in p.items():
+            if isinstance(v, int) and not isinstance(v, bool):
+                assert v in nice or v < res.max_n, (a, k, v)
+    if res.violated == "HeaderWithinFrame":
+        assert adversary[0]["len"] > ring["cap"]  # nm_len rewritten past the frame after the check
+    first = res.states[0]
+    assert all(not x for x in first.values() if not isinstance(x, dict))
+    assert all(not any(x.values()) for x in first.values() if isinstance(x, dict))
+
+
+def test_the_zero_copy_race_maps_the_rings_before_the_user_writes_frames():
+    """The user writes TX frames only through its mapping: every trace maps the rings first."""
+    for run in _zero_copy_runs():
+        res = bmc(for_variant(run.variant), depth=run.depth, properties=list(run.properties) or None)
+        writes = [i for i, a in enumerate(res.actions) if a in ("fill_tx_frame", "write_tx")]
+        assert writes and "mmap" in res.actions[:writes[0]]
+        assert all(res.states[i - 1]["mapped"] >= 1 for i in writes)
+
+
+ZERO_COPY_TRACES = sorted((Path(__file__).parent / "traces").glob("tx_zero_copy*.itf.json"))
+
+
+@pytest.mark.parametrize("path", ZERO_COPY_TRACES, ids=[p.name for p in ZERO_COPY_TRACES])
+def test_zero_copy_race_replays_on_the_byte_level_model(path):
+    """`nlmmap replay --on model`: the race runs on real frame bytes (a kernel geometry, the
+    user's writes poked into the mapping, the kernel's zero-copy walk on the frame) and the model
+    records the violation, its spec view equal to the trace's at every step."""
+    from nlmmap.model.replay import replay_on_model
+
+    doc = read_itf(path)
+    res = replay_on_model(doc)
+    assert res.reproduced, res.as_dict()
+    last = doc["states"][-1]
+    frame = res.socket.header("tx", 0)  # the bytes of the shared frame after the race
+    assert frame.len == last["tx_len"]["#map"][0][1] and frame.status == last["tx_status"]["#map"][0][1]
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["replay", "--on", "model", "--json", str(path)], out, err) == 1
+    assert json.loads(out.getvalue())["reproduced"] and "-> reproduced" in err.getvalue()
+
+
+def test_the_copying_walk_is_immune_on_the_model():
+    """The same race against the 2015 walk (copy, release, then validate): replayed on the model,
+    the rewrite lands in a frame the kernel no longer reads, and nothing breaks."""
+    from nlmmap.model.replay import replay_on_model
+
+    doc = json.loads(json.dumps(read_itf(Path(__file__).parent / "traces" /
+                                         "tx_zero_copy_TxActsOnValidated.itf.json")))
+    doc["#meta"]["variant"] = []
+    for st in doc["states"]:
+        if st["mbt::actionTaken"] == "tx_claim":
+            st["mbt::actionTaken"] = "tx_copy"
+    res = replay_on_model(doc)
+    assert not res.violations and not res.reproduced
+
+
+def test_a_capacity_without_a_kernel_geometry_is_a_clear_error():
+    from nlmmap.model.replay import geometry_for
+    from nlmmap.spec.errors import NetlinkError
+
+    assert geometry_for(2, 2048 - 24).frame_size == 2048
+    with pytest.raises(NetlinkError) as e:
+        geometry_for(1, 2048 - 24)  # one frame of 2048 bytes: every page-sized block holds two
+    assert e.value.errno == "EINVAL" and "no kernel geometry" in e.value.message
+
+
+def test_a_broken_proof_aid_is_a_confirmed_violation():
+    """Proof aids are searched too (and asserted at each clean depth, which keeps deep searches
+    local): a queue whose enqueue marks an id beyond the one it assigns breaks "ids not yet
+    assigned carry no state" at once, and the interpreter confirms it on the trace's last state."""
+    from nlmmap.spec.expr import var
+    from nlmmap.spec.protocol import queue_system
+    from nlmmap.spec.system import Store
+
+    system = queue_system(Variant(queue_alloc_outside_lock=False))
+    a = system.action("queue_enqueue")
+    ups = tuple(Store("queued", var("id_seq") + 2, u.value) if isinstance(u, Store) and u.array == "queued" else u
+                for u in a.updates)
+    mutant = dataclasses.replace(system, actions=tuple(dataclasses.replace(a, updates=ups) if x is a else x
+                                                       for x in system.actions))
+    res = bmc(mutant, depth=3)
+    assert res.verdict is Verdict.FAILED and res.violated == "QueueIdsAboveSeqUnused" and res.steps == 1

@@ -45,6 +45,17 @@ def test_boundary_mutants_are_killed(name, tmp_path):
     assert rep.failure["check"].startswith(("answer.", "memory."))
 
 
+@pytest.mark.parametrize("switch,check", [("skip_broken", "answer.deliver.outcome"),
+                                          ("dump_offset_bug", "memory.RX[0].payload")])
+def test_skip_and_dump_history_switches_are_killed_in_a_few_hundred_steps(switch, check, tmp_path):
+    """skip_at_cursor (SKIP at the kernel's cursor, UNUSED after it, a ring-path message) kills
+    skip_broken; the dump rule (a dump into a frame with room past NLMSG_GOODSIZE) kills
+    dump_offset_bug."""
+    rep = run_conformance(lambda: _model(switch), profile="quick", max_steps=600, stop_on_failure_shrink=False,
+                          transcript_dir=str(tmp_path))
+    assert rep.verdict == "fail" and rep.failure["check"] == check, rep.human()
+
+
 def test_poll_history_switch_is_killed(tmp_path):
     rep = run_conformance(lambda: _model("poll_head_minus_one"), profile="quick", max_steps=3000,
                           stop_on_failure_shrink=False, transcript_dir=str(tmp_path))
@@ -53,7 +64,7 @@ def test_poll_history_switch_is_killed(tmp_path):
 
 def test_failing_transcript_fails_again_on_replay(tmp_path):
     rep = run_conformance(lambda: _model("tx_zero_copy"), profile="quick", max_steps=3000,
-                          transcript_dir=str(tmp_path))
+                          transcript_dir=str(tmp_path), shrink_seconds=10)
     assert rep.verdict == "fail", rep.human()
     path = rep.failure["transcript"]
     text = open(path).read()
@@ -81,6 +92,57 @@ def test_bad_suts_are_inconclusive_with_their_stderr(code, kind):
         assert "boom" in rep.failure["stderr_tail"]
 
 
+class _NoMunmap(ModelBackend):
+    munmap = None  # a kernel side without the optional op: the adapter answers ENOSYS
+
+
+def test_a_missing_optional_op_is_a_skipped_rule_with_its_reason():
+    rep = run_conformance(lambda: _NoMunmap(ModelConfig(check_invariants="never")), profile="quick", max_steps=100)
+    assert rep.verdict == "pass" and rep.skipped_rules["munmap_rings"] == "SUT lacks op:munmap", rep.human()
+    assert "munmap_rings" not in rep.rule_counts
+
+
+def test_the_oracle_is_configured_like_the_target():
+    """A target without the dump service (a real kernel) answers a dump request with EOPNOTSUPP; the
+    oracle must too (ModelConfig.for_target), not parse it. Found on Linux 4.5: a short dump request
+    got EINVAL from the oracle, EOPNOTSUPP from the kernel."""
+    from nlmmap.conformance.session import Session
+    from nlmmap.spec import netlink as nl
+    from nlmmap.spec.abi import RingRequest
+    from nlmmap.spec.family import DUMP_TYPE
+
+    s = Session(InProcessTarget(ModelBackend(ModelConfig(dump_service=False, check_invariants="never"))))
+    s.hello()
+    assert "dump" not in s.features and s.model.kernel.config.dump_service is False
+    p = s.open_socket()
+    g = RingRequest(4096, 1, 2048, 2)
+    s.exchange("setsockopt", p, option="NETLINK_RX_RING", optval=g.pack().hex())
+    s.after_mmap(p, s.exchange("mmap", p, length=4096, offset=0), None)
+    short = nl.build_message(DUMP_TYPE, nl.NLM_F_REQUEST | nl.NLM_F_ACK | nl.NLM_F_DUMP, 0, 0, b"\0")
+    s.exchange("sendmsg", p, payload=short.hex(), to="kernel")
+    s.check_memory(p, full=True)  # the error ACK's errno, byte for byte
+    s.close_all()
+
+
+def test_peer_credentials_the_user_overwrote_compare_as_bytes():
+    """The peer's credentials are the SUT's choice, held to one value per field; but a header word
+    the user overwrote is the user's bytes on both sides (found on Linux 4.5: a scribble over a COPY
+    frame's nm_gid was taken for a change of the peer's gid)."""
+    import struct
+
+    from nlmmap.conformance.compare import Freedoms, compare_memory
+    from nlmmap.spec.abi import MappingLayout, RingGeometry
+
+    lay = MappingLayout(RingGeometry(4096, 1, 2048, 2), None)
+    free = Freedoms(peer_pid=4242)
+    frame = lambda pid, gid: struct.pack("=6I", 3, 20, 0, pid, 0, gid).ljust(2048, b"\0")  # noqa: E731
+    assert compare_memory(frame(4242, 0) * 2, frame(1, 0) * 2, 0, lay, free) == []  # learns pid 1, gid 0
+    assert compare_memory(frame(4242, 0x04030201) + frame(4242, 0), frame(1, 0x04030201) + frame(1, 0), 0, lay,
+                          free) == []
+    bad = compare_memory(frame(4242, 0) * 2, frame(1, 7) + frame(1, 0), 0, lay, free)  # the SUT changed its gid
+    assert [d.check for d in bad] == ["memory.RX[0].nm_gid"]
+
+
 def test_cli_json_report_and_exit_codes(capsys, tmp_path):
     junit = tmp_path / "r.xml"
     rc = main(["conform", "--impl", "nlmmap.model.adapter:ModelBackend", "--profile", "quick", "--max-steps", "150",
@@ -90,7 +152,7 @@ def test_cli_json_report_and_exit_codes(capsys, tmp_path):
     assert rc == 0 and doc["verdict"] == "pass" and doc["exit_code"] == 0
     for key in ("steps", "examples", "coverage", "skipped_rules", "timings", "checks", "seed"):
         assert key in doc
-    assert doc["skipped_rules"].get("munmap_rings", "").startswith("SUT lacks")
+    assert "op:munmap" in doc["features"] and "munmap_rings" not in doc["skipped_rules"]
     assert "<testsuite" in junit.read_text()
     assert main(["conform"]) == 2
     assert main(["conform", "--impl", "no.such.module:x"]) == 2

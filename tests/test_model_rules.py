@@ -311,6 +311,35 @@ def test_s13_3_multicast_reaches_members_only():
     assert s.deliver(b"d" * 8, "copy", group=6).frame == 2
 
 
+def test_s13_3_multicast_reaches_every_member():
+    """netlink_broadcast gives every member of the group its own copy (13.3): the peer of A sends to
+    group 7, which B joined with NETLINK_ADD_MEMBERSHIP: A (joined by the delivery) and B each get a
+    COPY frame with nm_group 7 and a queued message; C (a member without an RX ring) gets it queued;
+    D (not a member) nothing. Observed on Linux 4.5 through the real-kernel agent."""
+    k = Kernel(ModelConfig())
+    a, b, c, d = k.socket(), k.socket(), k.socket(), k.socket()
+    for s in (a, b, d):
+        s.setsockopt(NETLINK_RX_RING, RX4.pack())
+        s.mmap(s.layout.size)
+    b.setsockopt(NETLINK_ADD_MEMBERSHIP, u32.pack(7))
+    c.setsockopt(NETLINK_ADD_MEMBERSHIP, u32.pack(7))
+    assert a.deliver(b"m" * 20, "copy", group=7).outcome == "copy"
+    for s in (a, b):
+        hdr = s.header("rx", 0)
+        assert (hdr.status, hdr.len, hdr.group, hdr.pid) == (C, 20, 7, k.config.peer_pid)
+        assert s.recvmsg(100) == (b"m" * 20, False)
+    assert c.recvmsg(100) == (b"m" * 20, False)
+    assert d.statuses("rx") == [U] * 4 and d.spec_state["rq_len"] == 0
+    # a full listener overruns on its own; the addressed socket still gets its copy
+    for i in range(4):
+        set_status(b, i, V)
+    assert a.deliver(b"n" * 8, "copy", group=7).frame == 1
+    assert b.spec_state["drops"] == 1 and b.poll() == {"POLLIN", "POLLOUT", "POLLERR"}
+    # another group: only its members
+    assert b.deliver(b"o" * 8, "copy", group=9).outcome == "dropped"  # b joins 9 but its ring is full
+    assert a.statuses("rx")[2] == U
+
+
 @pytest.mark.parametrize("option", [NETLINK_ADD_MEMBERSHIP, NETLINK_DROP_MEMBERSHIP])
 def test_s13_3_family_groups_are_1_to_32(option):
     """netlink_kernel_create gives every family at least 32 groups: 1..32 are NETLINK_ROUTE's on
@@ -686,6 +715,31 @@ def test_s8_large_recvmsg_buffer_makes_dumps_try_bigger_allocations():
     plain = sock(rx=rx, tx=None)
     plain.sendmsg(family.dump_request(2, 100))
     assert plain.statuses("rx") == [V, U, U, U]  # without the large recvmsg: a ring frame
+
+
+def test_s8_recvmsg_continues_a_dump_before_rcv_wake():
+    """netlink_recvmsg: dequeue, netlink_dump, and only then netlink_rcv_wake (8). With one
+    4096-byte frame and max_recvmsg_len 4096 every dump skb is plain (COPY); a recvmsg that
+    continues the dump while the frame is still COPY overruns. Found by the conformance suite
+    against the implementation (the model woke before the dump)."""
+    s = sock(rx=RingRequest(4096, 1, 4096, 1), tx=None)
+    s.deliver(b"q" * 16, "copy")
+    s.recvmsg(4096)
+    set_status(s, 0, U)
+    s.sendmsg(family.dump_request(2000, 0))  # 256 messages per skb
+    assert s.statuses("rx") == [C] and s.spec_state["rq_len"] == 1
+    s.recvmsg(4096)  # the dump's next skb meets the COPY frame: overrun; then the queue is empty: wake
+    g = s.spec_state
+    assert (g["sk_err"], g["congested"], g["drops"], g["rq_len"]) == (True, False, 1, 0)
+    assert errno_of(lambda: s.recvmsg(4096)) == "ENOBUFS"
+    set_status(s, 0, U)
+    s.poll()  # the dump goes on into the frame
+    assert s.statuses("rx") == [C] and s.spec_state["rq_len"] == 1
+    s.deliver(b"p" * 16, "copy")  # frame busy: the peer's message overruns, CONGESTED
+    assert errno_of(lambda: s.recvmsg(4096)) == "ENOBUFS"
+    assert (g["congested"], g["rq_len"]) == (True, 1)
+    s.recvmsg(4096)  # congested: the dump's overrun raises no sk_err; the empty queue then wakes it
+    assert (g["sk_err"], g["congested"], g["drops"], g["rq_len"]) == (False, False, 3, 0)
 
 
 def test_s10_dump_continues_only_with_half_the_ring_free():

@@ -456,7 +456,7 @@ def test_cli_prove_ordering_json_gives_the_verdict_and_counts():
     assert main(["prove", "--ordering", "--json"], out, err) == 0
     doc = json.loads(out.getvalue())
     calib, handoff = _manifest_sizes()
-    assert doc["verdict"] == "ok" and doc["counts"] == {"ok": calib + handoff, "FAILED": 0, "unknown": 0}
+    assert doc["verdict"] == "ok" and doc["counts"] == {"ok": calib + handoff, "FAILED": 0, "unknown": 0, "ERROR": 0}
     assert sum(r["kind"] == "handoff" for r in doc["results"]) == handoff
     text = err.getvalue()
     assert text.count("\n[ordering] ") + text.startswith("[ordering] ") == calib + handoff

@@ -22,12 +22,13 @@ from hypothesis import strategies as st
 
 from nlmmap.model import Kernel, ModelConfig, ModelSocket
 from nlmmap.spec.abi import NETLINK_NO_ENOBUFS, NETLINK_RX_RING, NETLINK_TX_RING, RingRequest
+from nlmmap.spec.cells import CellEncoder
 from nlmmap.spec.errors import NetlinkError
 from nlmmap.spec.netlink import NLM_F_ACK, NLM_F_REQUEST, build_message
 from nlmmap.spec.system import enabled
-from nlmmap.spec.z3enc import Encoder, make_params, make_solver, param_constraints, range_conditions, successor
+from nlmmap.spec.z3enc import Encoder, make_params, make_solver, param_constraints, successor
 
-K = 4  # frames per ring at most (the unrolled counts need a bound)
+K = 4  # frames per ring at most (the cells of the finite-scope encoding)
 
 
 class Interner:
@@ -121,26 +122,28 @@ ops_strategy = st.lists(st.tuples(st.integers(0, 6), st.integers(0, 200), st.int
 @settings(max_examples=6, deadline=None)
 @given(ops=ops_strategy)
 def test_model_steps_satisfy_and_determine_the_z3_transition(ops):
+    """The unbounded encoding the prover uses (nlmmap.spec.z3enc): the model's step is allowed and
+    is the only post-state allowed from its pre-state."""
     with pytest.MonkeyPatch.context() as mp:
         steps, _ = record(mp)
         s = drive(ops)
     system = s.system
     for action, params, pre_vals, post_vals in steps:
         a = system.action(action)
-        enc = Encoder(system, count_mode="unrolled", unroll_bound=K)
+        enc = Encoder(system)
         pre = enc.fresh_state("pre")
         prm = make_params(a, "p")
         post = successor(enc, a, pre, prm, "post")
         solver = make_solver(timeout_ms=10000, seed=0)
         solver.add(*pin(pre, pre_vals), *[prm[k] == v for k, v in params.items()])
-        solver.add(*param_constraints(enc, a, pre, prm), *range_conditions(enc, a, pre, prm),
-                   enc.expr(a.guard, pre, prm))
-        solver.add(*enc.side)
+        solver.add(*param_constraints(enc, a, pre, prm), enc.expr(a.guard, pre, prm))
+        solver.add(*enc.count_facts())
         goal = pin(post, post_vals)
         assert solver.check(z3.And(*goal)) == z3.sat, f"{action}{params}: model step not allowed by z3"
         assert solver.check(z3.Not(z3.And(*goal))) == z3.unsat, f"{action}{params}: z3 allows another post"
 
 
+#: Parameter values to try, by name (others: a few values of their sort).
 PARAM_DOMAIN = {"j": range(-1, 4), "size": (0, 500, 1001), "v": (0, 1, 2, 3, 4, 77), "len": (0, 16, 3000),
                 "data": (1000,), "on": (False, True), "n": (1, 2), "cap": (0, 1000), "group": (0, 5),
                 "pollin": (False, True), "pollerr": (False, True)}
@@ -149,6 +152,8 @@ PARAM_DOMAIN = {"j": range(-1, 4), "size": (0, 500, 1001), "v": (0, 1, 2, 3, 4, 
 @settings(max_examples=8, deadline=None)
 @given(ops=ops_strategy)
 def test_every_step_z3_allows_is_one_the_model_can_take(ops):
+    """In the cell encoding (what BMC unrolls), every action with parameters from small domains is
+    enabled exactly when the model's interpreter says so, from recorded pre-states."""
     with pytest.MonkeyPatch.context() as mp:
         steps, intern = record(mp)
         s = drive(ops)
@@ -166,21 +171,57 @@ def test_every_step_z3_allows_is_one_the_model_can_take(ops):
         conc = Concrete(state)
         for a in system.actions:
             names = [p.name for p in a.params]
-            for combo in itertools.product(*(PARAM_DOMAIN[n] for n in names)):
+            doms = [PARAM_DOMAIN.get(p.name, (False, True) if p.sort == "bool" else (0, 1, 16)) for p in a.params]
+            for combo in itertools.product(*doms):
                 params = dict(zip(names, combo, strict=True))
                 try:
                     want = enabled(a, conc, params)
                 except IndexError:
                     continue  # an index outside the ring: the model never asks
-                enc = Encoder(system, count_mode="unrolled", unroll_bound=K)
+                enc = CellEncoder(system, frames=K)
                 pre = enc.fresh_state("pre")
-                prm = make_params(a, "p")
+                prm = enc.make_params(a, "p")
                 solver = make_solver(timeout_ms=10000, seed=0)
-                solver.add(*pin(pre, pre_vals), *[prm[k] == v for k, v in params.items()])
-                cond = z3.And(*param_constraints(enc, a, pre, prm), *range_conditions(enc, a, pre, prm),
-                              enc.expr(a.guard, pre, prm))
-                solver.add(*enc.side)
+                solver.add(*_cell_pin(enc, pre, pre_vals), *[prm[k] == v for k, v in params.items()])
+                cond = z3.And(*enc.param_constraints(a, pre, prm), enc.expr(a.guard, pre, prm))
                 got = solver.check(cond) == z3.sat
                 assert got == want, f"{a.name}{params}: interpreter says {want}, z3 says {got}"
                 seen.add(got)
     assert seen == {True, False}  # both enabled and disabled steps were compared
+
+
+def _cell_pin(enc, st, vals: dict) -> list:
+    """The cell state ``st`` holding the model's values (arrays over the ring's frames)."""
+    out = []
+    for name, v in vals.items():
+        t = st[name]
+        if isinstance(v, list):
+            out += [t.cells[k] == v[k] for k in range(len(v)) if k in t.cells]
+        else:
+            out.append(t == v)
+    return out
+
+
+@settings(max_examples=6, deadline=None)
+@given(ops=ops_strategy)
+def test_model_steps_satisfy_and_determine_the_cell_transition(ops):
+    """The same check for the finite-scope cell encoding that bounded model checking and the
+    prover's scopes use (nlmmap.spec.cells): the model's step is allowed, inside the cells, and
+    the only post-state the encoding allows from that pre-state."""
+    with pytest.MonkeyPatch.context() as mp:
+        steps, _ = record(mp)
+        s = drive(ops)
+    system = s.system
+    for action, params, pre_vals, post_vals in steps:
+        a = system.action(action)
+        enc = CellEncoder(system, frames=K)
+        pre = enc.fresh_state("pre")
+        prm = enc.make_params(a, "p")
+        post, inside = enc.successor(a, pre, prm, "post")
+        solver = make_solver(timeout_ms=10000, seed=0)
+        solver.add(*_cell_pin(enc, pre, pre_vals), *[prm[k] == v for k, v in params.items()])
+        solver.add(*enc.param_constraints(a, pre, prm), *[z3.BoolVal(c) if isinstance(c, bool) else c for c in inside],
+                   enc.expr(a.guard, pre, prm))
+        goal = [c if not isinstance(c, bool) else z3.BoolVal(c) for c in _cell_pin(enc, post, post_vals)]
+        assert solver.check(z3.And(*goal)) == z3.sat, f"{action}{params}: model step not allowed by the cells"
+        assert solver.check(z3.Not(z3.And(*goal))) == z3.unsat, f"{action}{params}: the cells allow another post"

@@ -212,6 +212,19 @@ def test_plain_send_longer_than_sndbuf_is_emsgsize(kernel):
         assert s.sendmsg(bytes(nl.DEFAULT_SNDBUF - 32), to="peer") == nl.DEFAULT_SNDBUF - 32
 
 
+def test_a_call_too_big_for_the_control_socket_is_emsgsize_not_an_internal_error(kernel):
+    """With a control socket whose buffer cannot carry the call (a host with a small
+    net.core.wmem_max), the send fails with a typed EMSGSIZE naming the cause, not an OSError."""
+    import socket
+
+    with RingSocket(kernel.path) as s:
+        s.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        with pytest.raises(NetlinkError) as e:
+            s.sendmsg(bytes(100_000), to="peer")
+        assert e.value.errno == "EMSGSIZE" and "control socket" in e.value.message
+        assert s.sendmsg(b"x" * 16, to="peer") == 16  # the socket still works
+
+
 def test_socket_class_must_be_a_ksock(tmp_path):
     with pytest.raises(TypeError):
         KernelServer(str(tmp_path / "k.sock"), socket_class=dict)  # type: ignore[arg-type]
