@@ -102,7 +102,7 @@ def _mutants(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """prove + the suite on the bundled implementation (in-process, over its adapter) + the kill table."""
-    from nlmmap.conformance.mutants import kill_table
+    from nlmmap.conformance.mutants import kill_summary, kill_table
     from nlmmap.conformance.runner import run_conformance
     from nlmmap.conformance.targets import python_command
 
@@ -132,8 +132,7 @@ def _cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     jobs = args.jobs if args.jobs else min(2, os.cpu_count() or 1)
     table = kill_table(max_steps=args.mutant_steps, seed=args.seed, progress=err, jobs=jobs,
                        reference_steps=args.reference_steps, transcript_dir=args.transcript_dir)
-    part("mutants", table["verdict"], f"killed {table['killed']}/{table['total']}; correct kernel sides "
-         f"{'pass' if table['reference_pass'] else 'FAIL'}", time.perf_counter() - t, table)
+    part("mutants", table["verdict"], kill_summary(table), time.perf_counter() - t, table)
     steps = args.max_steps
     # the in-process run goes last: a backend left busy by a failure shares this process's GIL
     for name, sut in (("suite: nlmmap.impl over its adapter", python_command("nlmmap.impl.adapter")),

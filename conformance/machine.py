@@ -65,16 +65,30 @@ class ConformanceMachine(RxRules, TxRules, DumpRules):
 
         self._guard(data, lambda: self.open_socket_now(data))
 
-    @needs("set_ring", lambda self: bool(self.open_pairs()))
     @rule(data=st.data())
     def set_ring(self, data: Any) -> None:
-        """setsockopt(NETLINK_RX_RING / NETLINK_TX_RING) with any bytes (EBUSY when mapped)."""
-        p = self._pick(data, self.open_pairs())
+        """setsockopt(NETLINK_RX_RING / NETLINK_TX_RING) with any bytes: mostly on a socket opened
+        for it and closed after (its geometry rules and errnos, since a mapped socket answers EBUSY
+        before any of them), else on an open socket (EBUSY when mapped)."""
+        pairs = self.open_pairs()
+        fresh = not pairs or data.draw(st.integers(0, 3), label="on a new socket (0: an open one)") > 0
+        p = None if fresh else self._pick(data, pairs)
         ring = data.draw(st.sampled_from(["rx", "tx"]), label="ring")
-        optval = data.draw(P.ring_optval(self.s.page_size), label="optval")
-        self._step("set_ring", f"{ring} {optval.hex()}")
+        optvals = [data.draw(P.ring_optval(self.s.page_size), label="optval")]
+        if fresh and data.draw(st.booleans(), label="a second request over the first"):
+            optvals.append(data.draw(P.ring_optval(self.s.page_size), label="optval"))
+        self._step("set_ring", ("new socket, " if fresh else "") + f"{ring} " + " then ".join(o.hex() for o in optvals))
         opt = "NETLINK_RX_RING" if ring == "rx" else "NETLINK_TX_RING"
-        self._guard(data, lambda: self.s.exchange("setsockopt", p, option=opt, optval=optval.hex()))
+
+        def go() -> None:
+            q = self.s.open_socket() if p is None else p
+            try:
+                for optval in optvals:
+                    self.s.exchange("setsockopt", q, option=opt, optval=optval.hex())
+            finally:
+                if p is None:
+                    self.s.close_pair(q)
+        self._guard(data, go)
 
     def _unmapped_with_ring(self) -> list[SockPair]:
         return [p for p in self.open_pairs() if self.ms(p).spec_state["mapped"] == 0 and

@@ -28,7 +28,7 @@ from typing import Any
 
 from nlmmap.spec.abi import NL_MMAP_HDRLEN, NL_MMAP_REQ_LEN, MappingLayout, RingGeometry, RingRequest
 
-__all__ = ["Mutant", "BOUNDARY", "registry", "kill_table", "PerturbTarget", "KillRow"]
+__all__ = ["Mutant", "BOUNDARY", "registry", "kill_table", "kill_summary", "PerturbTarget", "KillRow"]
 
 _U32 = struct.Struct("=I")
 
@@ -313,10 +313,16 @@ def kill_table(*, max_steps: int = 20000, seed: int | None = None, only: list[st
                 rows.append(_mutant_row(*a))
                 _progress(progress, rows[-1])
     killed = sum(r.killed for r in rows)
+    # a mutant whose bug sits behind a feature the SUT does not offer cannot be killed by any run
+    # against it; counted apart and named, never as killed (nor as a survivor the suite missed)
+    unobservable = [r.name for r in rows if r.verdict == "not-observable" or (not r.killed and r.note.startswith(
+        "cannot be observed"))]
     refs_ok = all(not r.killed for r in refs)
+    observable = len(rows) - len(unobservable)
     return {"mutants": [r.as_dict() for r in rows], "reference": [r.as_dict() for r in refs],
-            "killed": killed, "total": len(rows), "reference_pass": refs_ok,
-            "verdict": "pass" if killed == len(rows) and refs_ok else "fail", "max_steps": max_steps}
+            "killed": killed, "total": len(rows), "observable": observable, "not_observable": unobservable,
+            "reference_pass": refs_ok,
+            "verdict": "pass" if killed == observable and refs_ok else "fail", "max_steps": max_steps}
 
 
 #: The correct kernel sides a kill table runs first (they must pass).
@@ -385,6 +391,15 @@ def _progress(out: Any, r: KillRow) -> None:
     out.flush()
 
 
+def kill_summary(table: dict[str, Any]) -> str:
+    """One line: killed of the observable mutants, the ones no run against this SUT can observe
+    (named), and whether the correct kernel sides pass."""
+    gone = table.get("not_observable", [])
+    apart = f"; {len(gone)} not observable through the adapter ({', '.join(gone)})" if gone else ""
+    return (f"killed {table['killed']}/{table.get('observable', table['total'])} observable mutants{apart}; "
+            f"correct kernel sides {'pass' if table['reference_pass'] else 'FAIL'}")
+
+
 def render_table(table: dict[str, Any]) -> str:
     """The kill table as text."""
     lines = [f"{'mutant':<30} {'kind':<15} {'killed':<7} {'steps':>6}  check"]
@@ -392,6 +407,5 @@ def render_table(table: dict[str, Any]) -> str:
         k = ("no" if not r["killed"] else "YES") if r["kind"] == "reference" else ("yes" if r["killed"] else "NO")
         lines.append(f"{r['name']:<30} {r['kind']:<15} {k:<7} {r['steps'] if r['steps'] is not None else '-':>6}  "
                      f"{r['check'] or r['verdict']}" + (f"  ({r['note']})" if r.get("note") else ""))
-    lines.append(f"killed {table['killed']}/{table['total']} mutants; correct kernel sides "
-                 f"{'pass' if table['reference_pass'] else 'FAIL'}")
+    lines.append(kill_summary(table))
     return "\n".join(lines)

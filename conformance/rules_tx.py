@@ -11,7 +11,7 @@ from hypothesis.stateful import rule
 from nlmmap.spec.abi import NL_MMAP_HDRLEN
 
 from . import payloads as P
-from .machine_base import _U32, SKIP, UNUSED, VALID, MachineBase, needs
+from .machine_base import _U32, RESERVED, SKIP, UNUSED, VALID, MachineBase, needs
 from .session import SockPair
 
 
@@ -22,7 +22,8 @@ class TxRules(MachineBase):
     @rule(data=st.data())
     def fill_tx(self, data: Any) -> None:
         """Write a message into an UNUSED TX frame (mostly the next in ring order): good requests,
-        an nm_len past the frame, garbage bytes; payload, nm_len, then VALID."""
+        an nm_len past the frame, garbage bytes; payload, nm_len, then VALID; sometimes a run of
+        frames, the last one oversized, and a kick (a walk that fails after it sent some)."""
         p = self._pick(data, [p for p in self.with_tx() if self._tx_unused(p)])
         free = self._tx_unused(p)
         nxt = self._tx_next(p)
@@ -44,7 +45,12 @@ class TxRules(MachineBase):
             body, nm_len = b"", 0
         off = self.ms(p).layout.frame_offset("tx", i)
         more = data.draw(st.sampled_from([0, 0, 0, 1, 3]), label="more frames in order") if kind == "request" else 0
-        self._step("fill_tx", f"TX frame {i}: {kind}, nm_len {nm_len}" + (f", then {more} more" if more else ""))
+        # good frames then a bad one: a kick that fails after it sent some (its count is discarded)
+        bad_last = bool(more) and data.draw(st.booleans(), label="the last of them oversized")
+        kick_to = data.draw(st.sampled_from(["kernel", None, "peer", None]), label="then kick (None: no)") \
+            if more else None
+        self._step("fill_tx", f"TX frame {i}: {kind}, nm_len {nm_len}" + (f", then {more} more" if more else "")
+                   + (", the last oversized" if bad_last else "") + (f", kick to {kick_to}" if kick_to else ""))
 
         def fill(off: int, body: bytes, nm_len: int) -> None:
             if body:
@@ -55,23 +61,34 @@ class TxRules(MachineBase):
         def go() -> None:
             fill(off, body, nm_len)
             j = i
-            for _ in range(more):
+            for k in range(more):
                 j = (j + 1) % g.frame_nr
                 if self.ms(p).statuses("tx")[j] != UNUSED:
                     break
                 msg = data.draw(P.datagram(max_len=cap), label="messages")
-                fill(self.ms(p).layout.frame_offset("tx", j), msg, len(msg))
+                fill(self.ms(p).layout.frame_offset("tx", j), msg, cap + 1 if bad_last and k == more - 1 else len(msg))
+            if kick_to is not None:
+                self._kick(p, kick_to)
         self._guard(data, go)
 
     def _tx_unused(self, p: SockPair) -> list[int]:
+        """The TX frames a user may fill: the UNUSED ones, and the frame at the kernel's cursor when
+        an adversarial write left a word there the walk stops at (not VALID, not RESERVED): a user
+        overwrites it to get the ring going again, else the walk never moves past it."""
         m = self.ms(p)
-        return [] if m.tx is None else [i for i, v in enumerate(m.statuses("tx")) if v == UNUSED]
+        if m.tx is None:
+            return []
+        st_, h = m.statuses("tx"), m.spec_state["tx_head"]
+        return [i for i, v in enumerate(st_) if v == UNUSED or (i == h and v not in (VALID, RESERVED))]
 
     def _tx_next(self, p: SockPair) -> int:
         """The frame a user filling in ring order writes next: the first UNUSED one from the kernel's
-        TX cursor (the user cannot see the cursor; a careful user tracks it the same way)."""
+        TX cursor, or the cursor's own frame if it holds a stray word (the user cannot see the
+        cursor; a careful user tracks it the same way)."""
         m = self.ms(p)
         st_, h = m.statuses("tx"), m.spec_state["tx_head"]
+        if st_[h] not in (VALID, RESERVED):
+            return h
         for k in range(len(st_)):
             j = (h + k) % len(st_)
             if st_[j] == UNUSED:
@@ -81,18 +98,23 @@ class TxRules(MachineBase):
     @needs("kick", lambda self: bool(self.open_pairs()))
     @rule(data=st.data())
     def kick(self, data: Any) -> None:
-        """sendmsg(NULL, 0): the TX ring walk (a 0-byte send without a TX ring)."""
-        p = self._pick(data, self.open_pairs())
+        """sendmsg(NULL, 0): the TX ring walk (a 0-byte send without a TX ring); mostly on a socket
+        whose TX cursor frame is VALID, where the walk has work."""
+        ready = [p for p in self.with_tx() if self.ms(p).statuses("tx")[self.ms(p).spec_state["tx_head"]] == VALID]
+        pool = ready if ready and data.draw(st.integers(0, 3), label="a socket with work (0: any)") else \
+            self.open_pairs()
+        p = self._pick(data, pool)
         to = data.draw(st.sampled_from(["kernel", "kernel", "peer"]), label="to")
         self._step("kick", f"to {to}")
 
-        def go() -> None:
-            m = self.ms(p)
-            before = m.spec_state["tx_head"]
-            exp = self.s.exchange("sendmsg", p, payload=None, to=to)
-            if not exp["ok"] and m.tx is not None and m.spec_state["tx_head"] != before:
-                self.seen["tx_error_after_sent"] = max(self.seen["tx_error_after_sent"], 1.0)
-        self._guard(data, go)
+        self._guard(data, lambda: self._kick(p, to))
+
+    def _kick(self, p: SockPair, to: str) -> None:
+        m = self.ms(p)
+        before = m.spec_state["tx_head"] if m.tx is not None else None
+        exp = self.s.exchange("sendmsg", p, payload=None, to=to)
+        if not exp["ok"] and m.tx is not None and m.spec_state["tx_head"] != before:
+            self.seen["tx_error_after_sent"] = max(self.seen["tx_error_after_sent"], 1.0)
 
     @needs("send", lambda self: bool(self.open_pairs()))
     @rule(data=st.data())

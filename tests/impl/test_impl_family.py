@@ -160,6 +160,18 @@ def test_full_ring_loses_packets_with_an_overrun(kernel):
 
 
 def test_batch_verdict_decides_every_queued_id_up_to_it(kernel):
+    _batch_verdict_up_to_it(kernel)
+
+
+def test_the_batch_verdict_zoo_mutant_fails_the_batch_verdict_test():
+    """The queue service is out of nlmmap-adapter/1's reach, so the suite's kill table counts
+    ``family_batch_verdict_covers_unseen`` apart (not observable); this test is what kills it."""
+    with KernelProcess(socket_class="nlmmap.conformance.zoo.family:BatchVerdictCoversUnseen") as k:
+        with pytest.raises(AssertionError):
+            _batch_verdict_up_to_it(k)
+
+
+def _batch_verdict_up_to_it(kernel: KernelProcess) -> None:
     with RingSocket(kernel.path) as s:
         s.set_rings(rx=RingRequest(4096, 2, 512, 16), tx=RingRequest(4096, 1, 512, 8))
         s.mmap()
