@@ -327,7 +327,7 @@ def evaluate_finite(e: Expr, look: Any, state: Any) -> Any:
     other index reads each array's default, so gives the same body)."""
     from .expr import evaluate
 
-    return evaluate(_finite(e, _support(state)), look)
+    return evaluate(_finite(e, _support(state), look), look)
 
 
 def _support(state: Any) -> tuple[int, int]:
@@ -337,13 +337,27 @@ def _support(state: Any) -> tuple[int, int]:
     return (min(keys + [0]), max(keys + [0]) + 1)
 
 
-def _finite(e: Expr, sup: tuple[int, int]) -> Expr:
+def _bound_value(e: Expr, look: Any) -> int | None:
+    """A quantifier bound's value: a constant, or a term of state variables (``id_space``) read in
+    the state; None if it reads a bound variable."""
+    from .expr import Const, evaluate
+
+    if isinstance(e, Const):
+        return int(e.value)
+    try:
+        return int(evaluate(e, look))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _finite(e: Expr, sup: tuple[int, int], look: Any = None) -> Expr:
     from .expr import Const, Ite, Op, Quant, Select, and_, implies, or_
 
     if isinstance(e, Quant):
-        body = _finite(e.body, sup)
-        big = isinstance(e.hi, Const) and int(e.hi.value) - (int(e.lo.value) if isinstance(e.lo, Const) else 0) \
-            > (1 << 20)
+        body = _finite(e.body, sup, look)
+        hi_v = _bound_value(e.hi, look) if look is not None or isinstance(e.hi, Const) else None
+        lo_v = _bound_value(e.lo, look) if look is not None or isinstance(e.lo, Const) else None
+        big = hi_v is not None and hi_v - (lo_v if lo_v is not None else 0) > (1 << 20)
         if big and _uniform(e.var, e.body):
             from .z3enc import substitute
 
@@ -356,13 +370,13 @@ def _finite(e: Expr, sup: tuple[int, int]) -> Expr:
             if e.kind == "forall":
                 return and_(inner, implies(below, rep_lo), implies(above, rep_hi))
             return or_(inner, and_(below, rep_lo), and_(above, rep_hi))
-        return Quant(e.kind, e.var, _finite(e.lo, sup), _finite(e.hi, sup), body)
+        return Quant(e.kind, e.var, _finite(e.lo, sup, look), _finite(e.hi, sup, look), body)
     if isinstance(e, Op):
-        return Op(e.op, tuple(_finite(a, sup) for a in e.args))
+        return Op(e.op, tuple(_finite(a, sup, look) for a in e.args))
     if isinstance(e, Ite):
-        return Ite(_finite(e.cond, sup), _finite(e.then, sup), _finite(e.other, sup))
+        return Ite(_finite(e.cond, sup, look), _finite(e.then, sup, look), _finite(e.other, sup, look))
     if isinstance(e, Select):
-        return Select(_finite(e.array, sup), _finite(e.index, sup))
+        return Select(_finite(e.array, sup, look), _finite(e.index, sup, look))
     return e
 
 

@@ -225,17 +225,19 @@ def test_a_capacity_without_a_kernel_geometry_is_a_clear_error():
 
 def test_a_broken_proof_aid_is_a_confirmed_violation():
     """Proof aids are searched too (and asserted at each clean depth, which keeps deep searches
-    local): a queue whose enqueue marks an id beyond the one it assigns breaks "ids not yet
-    assigned carry no state" at once, and the interpreter confirms it on the trace's last state."""
+    local): a queue whose enqueue decides an id three past the one it assigns (an id no one has
+    seen) breaks "no id was decided unseen", stated for every u32 id, at once; the interpreter
+    confirms it on the trace's last state, its quantifier over the 2^32 ids decided on the ids the
+    arrays hold (before, that check raised 'quantifier ... too large to evaluate')."""
     from nlmmap.spec.expr import var
     from nlmmap.spec.protocol import queue_system
     from nlmmap.spec.system import Store
 
     system = queue_system(Variant(queue_alloc_outside_lock=False))
     a = system.action("queue_enqueue")
-    ups = tuple(Store("queued", var("id_seq") + 2, u.value) if isinstance(u, Store) and u.array == "queued" else u
+    ups = tuple(Store("verdicted", var("id_seq") + 3, True) if isinstance(u, Store) and u.array == "verdicted" else u
                 for u in a.updates)
     mutant = dataclasses.replace(system, actions=tuple(dataclasses.replace(a, updates=ups) if x is a else x
                                                        for x in system.actions))
     res = bmc(mutant, depth=3)
-    assert res.verdict is Verdict.FAILED and res.violated == "QueueIdsAboveSeqUnused" and res.steps == 1
+    assert res.verdict is Verdict.FAILED and res.violated == "BatchVerdictSoundEveryId" and res.steps == 1
