@@ -151,9 +151,24 @@ class ConformanceMachine(RxRules, TxRules, DumpRules):
         new = data.draw(st.one_of(st.none(), st.sampled_from(P.geometry_menu(self.s.page_size))), label="new geometry")
         remap = data.draw(st.booleans(), label="map again")
         what = f"-> {new}" if new else "torn down"
-        self._step("munmap_rings", f"then {ring} {what}" + (", mmap" if remap else ""))
+        # first, mostly, a status word into a frame of that ring: the tear-down of a frame in each
+        # status (one this example has not torn down yet, when there is one)
+        short = "rx" if ring == "NETLINK_RX_RING" else "tx"
+        geom = (self.ms(p).rx if short == "rx" else self.ms(p).tx) if self.mapped(p) else None
+        poke = None
+        if geom is not None and data.draw(st.integers(0, 3), label="write a status first (0: no)"):
+            labels = [x for x in _LABELS if x != "SKIP" or self.ctx.has("skip")]
+            fresh = [x for x in labels if (short, x, "ABSENT", f"teardown_{short}_ring") not in self.s.coverage.recent]
+            want = data.draw(st.sampled_from(fresh or labels), label="status")
+            val = _VALUES[want] if want != "OTHER" else data.draw(st.sampled_from([5, 0xFF, 0xFFFFFFFF]), label="value")
+            j = data.draw(st.integers(0, geom.geom.frame_nr - 1), label="frame")
+            poke = (self.ms(p).layout.frame_offset(short, j), val)
+        self._step("munmap_rings", (f"{short.upper()}[{poke[0]}] = {poke[1]:#x}, " if poke else "")
+                   + f"then {ring} {what}" + (", mmap" if remap else ""))
 
         def go() -> None:
+            if poke is not None:
+                self.s.poke(p, poke[0], _U32.pack(poke[1]))
             if self.s.exchange("munmap", p)["ok"]:
                 self.s.after_munmap(p)
             self.s.exchange("setsockopt", p, option=ring, optval=RingRequest(0, 0, 0, 0).pack().hex())
@@ -229,10 +244,18 @@ class ConformanceMachine(RxRules, TxRules, DumpRules):
             for r_, i_, v_ in writes:  # the statuses after the writes drawn so far
                 if r_ == ring:
                     words[i_] = v_
-            have = data.draw(st.sampled_from(sorted({_label(w) for w in words})), label="frames holding")
+            held = sorted({_label(w) for w in words})
+            pairs = [(h, x) for h in held for x in _LABELS if x != h and (x != "SKIP" or self.ctx.has("skip"))]
+            # half the time a (before, after) pair this example has not written yet (the example's own
+            # edges, so a replay of the example draws the same)
+            act = "write_status" if ring == "rx" else "write_tx"
+            fresh = [hw for hw in pairs if (ring, hw[0], hw[1], act) not in self.s.coverage.recent]
+            if fresh and data.draw(st.booleans(), label="a pair this example has not written"):
+                have, want = data.draw(st.sampled_from(fresh), label="status pair")
+            else:
+                have = data.draw(st.sampled_from(held), label="frames holding")
+                want = data.draw(st.sampled_from([x for h, x in pairs if h == have]), label="new status")
             i = data.draw(st.sampled_from([k for k, w in enumerate(words) if _label(w) == have]), label="frame")
-            labels = [x for x in _LABELS if x != have and (x != "SKIP" or self.ctx.has("skip"))]
-            want = data.draw(st.sampled_from(labels), label="new status")
             val = _VALUES[want] if want != "OTHER" else data.draw(st.sampled_from([5, 0xFF, 0x100, 0xFFFFFFFF]),
                                                                     label="value")
             writes.append((ring, i, val))
