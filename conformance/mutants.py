@@ -383,7 +383,7 @@ def _hello(target: Any) -> list[str]:
 def _progress(out: Any, r: KillRow) -> None:
     if out is None:
         return
-    mark = "killed " if r.killed else ("PASSES " if r.kind == "reference" and not r.killed else "SURVIVED")
+    mark = "killed " if r.killed else ("apart  " if r.verdict == "not-observable" else "SURVIVED")
     if r.kind == "reference":
         mark = "passes " if not r.killed else "FAILED "
     out.write(f"  {mark} {r.kind:<15} {r.name:<30} steps {r.steps if r.steps is not None else '-':>5}  "
@@ -404,7 +404,8 @@ def render_table(table: dict[str, Any]) -> str:
     """The kill table as text."""
     lines = [f"{'mutant':<30} {'kind':<15} {'killed':<7} {'steps':>6}  check"]
     for r in table["reference"] + table["mutants"]:
-        k = ("no" if not r["killed"] else "YES") if r["kind"] == "reference" else ("yes" if r["killed"] else "NO")
+        k = ("no" if not r["killed"] else "YES") if r["kind"] == "reference" else \
+            ("yes" if r["killed"] else ("apart" if r["verdict"] == "not-observable" else "NO"))
         lines.append(f"{r['name']:<30} {r['kind']:<15} {k:<7} {r['steps'] if r['steps'] is not None else '-':>6}  "
                      f"{r['check'] or r['verdict']}" + (f"  ({r['note']})" if r.get("note") else ""))
     lines.append(kill_summary(table))
