@@ -246,6 +246,11 @@ def registry(*, timeout: float = 10.0) -> list[Mutant]:
     for name, (doc, fn, needs) in BOUNDARY.items():
         out.append(Mutant(name, "boundary", doc, lambda f=fn, n=name: PerturbTarget(
             InProcessTarget(_reference_backend(), timeout=timeout), f, f"boundary:{n}"), needs=needs))
+    seen: dict[str, str] = {}
+    for m in out:  # a row is run by its name: two mutants of one name would run the first twice
+        if m.name in seen:
+            raise ValueError(f"mutant name {m.name!r} is both a {seen[m.name]} and a {m.kind} mutant")
+        seen[m.name] = m.kind
     return out
 
 

@@ -146,8 +146,9 @@ class FamilyInputMixin(SockState):
             if not self.wait_space(ready=space):
                 return
 
-    def _dump_room(self) -> bool:
-        return self.rx is not None and self.has_space()
+    def _dump_room(self, *, recheck: bool = False) -> bool:
+        """The eager dump's wait condition: an RX ring with room (``recheck`` as in ``has_space``)."""
+        return self.rx is not None and self.has_space(recheck=recheck)
 
     def op_recvmsg(self, args: dict, blob: bytes) -> dict:
         """The user's recvmsg took a message from the receive queue (section 8): record

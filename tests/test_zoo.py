@@ -116,3 +116,12 @@ def test_a_short_suite_run_kills(name, tmp_path):
     assert rep.verdict == "fail", rep.human()
     check = rep.failure.get("first_check") or rep.failure.get("check")
     assert _caught_as(check, e["caught_by"]), (check, e["caught_by"])
+
+
+def test_every_mutant_of_the_kill_table_has_its_own_name():
+    """A kill-table row is run by its name: the implementation flaw once named ``tx_zero_copy``, like
+    the history switch, was never run (its row ran the switch a second time)."""
+    from nlmmap.conformance.mutants import registry
+
+    names = [m.name for m in registry()]
+    assert len(names) == len(set(names)) and "tx_walk_on_shared_frame" in names

@@ -287,7 +287,7 @@ WITNESSES: dict[str, Callable[[_User], None]] = {
     "poll_misses_queued_copy": _w_poll_misses_copy,
     "poll_out_only_when_tx_free": _w_pollout,
     "tx_validate_in_place": _w_rewrite_while_paused,
-    "tx_zero_copy": _w_rewrite_while_paused,
+    "tx_walk_on_shared_frame": _w_rewrite_while_paused,
     "tx_sends_any_non_unused": _w_tx_sends_non_valid,
     "tx_head_advanced_on_einval": _w_head_on_einval,
     "tx_oversize_frame_consumed": _oversize_then_good,
