@@ -98,10 +98,10 @@ def _key(st: MapState) -> tuple:
 def explicit_queue(n: int, depth: int, cpus: int = 2) -> tuple[int, float, list[str]]:
     """Breadth-first search of the fixed queue service with ``n`` frames to ``depth`` steps,
     checking every invariant in every state: (states, seconds, violations)."""
+    from nlmmap.spec.explore import initial_states
+
     sysm = queue_system(Variant(queue_alloc_outside_lock=False))
-    init = MapState({"rx_frame_nr": n, "rx_status": DefaultArray(0), "rx_head": 0, "frame_id": DefaultArray(0),
-                     "cpu_busy": DefaultArray(False), "cpu_frame": DefaultArray(0), "id_seq": 0, "user_cursor": 0,
-                     "queued": DefaultArray(False), "seen": DefaultArray(False), "verdicted": DefaultArray(False)})
+    init = initial_states(sysm, {"rx_frame_nr": (n,)})[0]  # the spec's own init, not a copy of it
     t0 = time.perf_counter()
     seen = {_key(init)}
     frontier = deque([(init, 0)])
@@ -113,7 +113,7 @@ def explicit_queue(n: int, depth: int, cpus: int = 2) -> tuple[int, float, list[
         for a in sysm.actions:
             choices = [{}] if not a.params else \
                 [{"c": c} for c in range(cpus)] if a.params[0].name == "c" else \
-                [{"m": m} for m in range(1, st["id_seq"] + 1)]
+                [{"m": m} for m in range(st["q_head"], st["id_seq"] + 1)]
             for p in choices:
                 if not enabled(a, st, p):
                     continue
