@@ -47,11 +47,12 @@ def test_boundary_mutants_are_killed(name, tmp_path):
 
 @pytest.mark.parametrize("switch,check", [("skip_broken", "answer.deliver.outcome"),
                                           ("dump_offset_bug", "memory.RX[0].payload")])
-def test_skip_and_dump_history_switches_are_killed_in_a_few_hundred_steps(switch, check, tmp_path):
+def test_skip_and_dump_history_switches_are_killed_in_a_quick_run(switch, check, tmp_path):
     """skip_at_cursor (SKIP at the kernel's cursor, UNUSED after it, a ring-path message) kills
-    skip_broken; the dump rule (a dump into a frame with room past NLMSG_GOODSIZE) kills
-    dump_offset_bug."""
-    rep = run_conformance(lambda: _model(switch), profile="quick", max_steps=600, stop_on_failure_shrink=False,
+    skip_broken (at step 907 of a 3,000-step quick run since set_ring and the TX rules changed;
+    ~100 before); the dump rule (a dump into a frame with room past NLMSG_GOODSIZE) kills
+    dump_offset_bug (step 72)."""
+    rep = run_conformance(lambda: _model(switch), profile="quick", max_steps=3000, stop_on_failure_shrink=False,
                           transcript_dir=str(tmp_path))
     assert rep.verdict == "fail" and rep.failure["check"] == check, rep.human()
 
