@@ -102,7 +102,8 @@ class RingSocket(RxReader):
         self.sock.connect(path)
         self._stash: collections.deque[tuple[int, bytes]] = collections.deque()
         self._lock = threading.RLock()
-        data, fds, _, _ = socket.recv_fds(self.sock, wire.MAX_DATAGRAM, 4)
+        self._reader = wire.DatagramReader(self.sock)
+        data, fds = self._reader.recv()
         kind, _, hello, _ = wire.decode(data)
         if kind != wire.HELLO or len(fds) != 1:
             raise NetlinkError("EPROTO", "the kernel side did not greet with its control page")
@@ -154,7 +155,7 @@ class RingSocket(RxReader):
                 raise NetlinkError("EMSGSIZE", f"{op}: a call of {len(data)} bytes does not fit the control "
                                                f"socket's send buffer (net.core.wmem_max too small?)") from None
             while True:
-                data, fds, _, _ = socket.recv_fds(self.sock, wire.MAX_DATAGRAM, 4)
+                data, fds = self._reader.recv()
                 if not data:
                     raise NetlinkError("ECONNRESET", "the kernel side went away")
                 kind = data[0]
@@ -179,7 +180,9 @@ class RingSocket(RxReader):
         with self._lock:
             while True:
                 try:
-                    data = self.sock.recv(wire.MAX_DATAGRAM, socket.MSG_DONTWAIT)
+                    data, fds = self._reader.recv(socket.MSG_DONTWAIT)
+                    for fd in fds:
+                        os.close(fd)
                 except (BlockingIOError, InterruptedError):
                     return
                 if not data:
@@ -501,6 +504,7 @@ class RingSocket(RxReader):
             self.ctl.close()
             self._ctl_mm.close()
         self.sock.close()
+        self._reader.close()
 
     def __enter__(self) -> RingSocket:
         return self

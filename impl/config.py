@@ -36,3 +36,9 @@ class KernelConfig:
     #: (verdicts, kicks, NOTEs). CPython's default, 5 ms, would stall every call made while a
     #: service runs; a kernel processes a sendmsg at once, in the caller's context.
     switch_interval: float = 0.0002
+    #: CPUs of the threads that answer the user's calls (sendmsg, poll, setsockopt: the syscall
+    #: context, which a kernel runs on the *caller's* CPU); service threads (the packet path, a
+    #: kernel's softirq on other CPUs) keep the process's CPUs. None: every thread on the process's
+    #: CPUs. A benchmark placement (``nlmmap bench``): a call answered on another CPU costs two
+    #: cross-CPU wake-ups that a kernel's sendmsg never pays.
+    call_cpus: tuple[int, ...] | None = None

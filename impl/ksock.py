@@ -38,6 +38,13 @@ VALID, SKIP = int(Status.VALID), int(Status.SKIP)
 _U32 = struct.Struct("=I")
 
 
+def _place_thread(cpus: tuple[int, ...] | None) -> None:
+    """Run the calling thread on ``cpus`` (None: leave it where it is). Linux applies
+    ``sched_setaffinity(0, ...)`` to the calling thread only."""
+    if cpus and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, set(cpus))
+
+
 class KSock(RingsMixin, SockoptMixin, FamilyInputMixin, TxWalkMixin, ServicesMixin, StreamMixin):
     """The kernel's half of one netlink socket of the test family (one Unix connection)."""
 
@@ -109,12 +116,14 @@ class KSock(RingsMixin, SockoptMixin, FamilyInputMixin, TxWalkMixin, ServicesMix
     # ---- life -----------------------------------------------------------------------------------
     def run(self) -> None:
         """Serve this socket's calls until the user closes it or goes away."""
+        reader = wire.DatagramReader(self.conn)
         try:
+            _place_thread(self.cfg.call_cpus)  # the syscall context: the caller's CPUs (KernelConfig)
             self.send(wire.HELLO, 0, {"portid": self.portid, "kernel_pid": os.getpid(),
                                       "page_size": self.cfg.page_size, "atomics": self.ctl.name}, fds=[self.ctl_fd])
             while not self.dead:
                 try:
-                    data, fds, _, _ = socket.recv_fds(self.conn, wire.MAX_DATAGRAM, 4)
+                    data, fds = reader.recv()
                 except OSError:
                     break
                 for fd in fds:  # the user has no business sending us descriptors
@@ -132,6 +141,7 @@ class KSock(RingsMixin, SockoptMixin, FamilyInputMixin, TxWalkMixin, ServicesMix
                     self._call(op, args, blob, answer=True)
         finally:
             self.shutdown()
+            reader.close()
 
     def _call(self, op: str, args: dict, blob: bytes, *, answer: bool) -> None:
         try:

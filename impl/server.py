@@ -86,6 +86,8 @@ class KernelServer:
         self.listener.bind(path)
         self.listener.listen(64)
         self._stop = False
+        #: The CPUs of the service threads (the process's, as started): see ``KernelConfig.call_cpus``.
+        self.service_cpus: set[int] | None = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
 
     def log(self, text: str) -> None:
         with contextlib.suppress(Exception):
@@ -237,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--switch-interval", type=float, default=KernelConfig.switch_interval,
                     help="GIL switch interval (s): bounds how long a service thread delays an answer")
     ap.add_argument("--cpus", metavar="LIST", help="run on these CPUs only (comma-separated; benchmarks)")
+    ap.add_argument("--call-cpus", metavar="LIST",
+                    help="answer the user's calls on these CPUs (the caller's, as a kernel does; benchmarks); "
+                         "service threads stay on --cpus")
     ap.add_argument("--exit-with-parent", action="store_true", help="exit when the parent process exits")
     args = ap.parse_args(argv)
     cls = KSock
@@ -247,6 +252,15 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(str(e))
     if args.exit_with_parent:
         _exit_with_parent()
+    call_cpus = None
+    if args.call_cpus:
+        allowed = os.sched_getaffinity(0)
+        try:
+            call_cpus = tuple(sorted({int(c) for c in args.call_cpus.split(",")}))
+        except ValueError as e:
+            ap.error(f"--call-cpus {args.call_cpus!r}: {e}")
+        if not set(call_cpus) <= allowed:
+            ap.error(f"--call-cpus {args.call_cpus!r}: CPUs allowed here are {sorted(allowed)}")
     if args.cpus:
         try:
             os.sched_setaffinity(0, {int(c) for c in args.cpus.split(",")})
@@ -255,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.switch_interval <= 0:
         ap.error("--switch-interval must be > 0")
     cfg = KernelConfig(page_size=args.page_size, atomics=args.atomics, wait_timeout=args.wait_timeout,
-                       wait_spin=max(0, args.wait_spin), switch_interval=args.switch_interval)
+                       wait_spin=max(0, args.wait_spin), switch_interval=args.switch_interval,
+                       call_cpus=call_cpus)
     sys.setswitchinterval(cfg.switch_interval)
     server = KernelServer(args.socket, cfg, socket_class=cls)
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import functools
+import os
 import struct
 import threading
 import traceback
@@ -283,6 +284,8 @@ class ServicesMixin(SockState):
 
     def _guard(self, target: Any, *args: Any) -> None:
         try:
+            if self.cfg.call_cpus and self.server.service_cpus:  # spawned by a call: back to the packet path's CPUs
+                os.sched_setaffinity(0, self.server.service_cpus)
             target(*args)
         except Exception:
             self.server.log(f"socket {self.portid}: service failed\n{traceback.format_exc()}")

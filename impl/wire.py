@@ -20,8 +20,11 @@ and the receive-queue counters, so that the fast path needs no system call. Offs
 
 from __future__ import annotations
 
+import array
 import functools
 import json
+import mmap
+import socket
 import struct
 import time
 import zlib
@@ -35,7 +38,7 @@ __all__ = [
     "CTL_SIZE", "CTL_RX_WAIT", "CTL_K_WAIT", "CTL_ERR_RAISED", "CTL_ERR_TAKEN", "CTL_WAKE_EPOCH", "CTL_GEN",
     "CTL_PUSHED", "CTL_PURGED", "CTL_CONSUMED", "CTL_DROPS", "CTL_CLOSING", "CTL_DUMP_RUNNING",
     "CTL_PUB_BEGUN", "CTL_PUB_DECIDED", "CTL_REL_BEGUN", "CTL_REL_DECIDED", "wait_decided",
-    "SEQ_TYPE", "SeqWriter", "build_seq_message", "check_seq_message", "error_reply", "int_arg",
+    "DatagramReader", "SEQ_TYPE", "SeqWriter", "build_seq_message", "check_seq_message", "error_reply", "int_arg",
 ]
 
 REQ, NOTE, REPLY, DATA, WAKE, HELLO = 1, 2, 3, 4, 5, 6
@@ -44,6 +47,8 @@ OPS = ("setsockopt", "mmap", "munmap", "sendmsg", "resume", "poll", "deliver", "
        "stats", "close", "released", "recvmsg", "settle", "retired")
 _OP_CODE = {name: i for i, name in enumerate(OPS)}
 _HDR = struct.Struct("=BBH")
+_JSON_DECODER = json.JSONDecoder()
+_JSON_ENCODER = json.JSONEncoder(separators=(",", ":"))  # one encoder: json.dumps with options builds one per call
 MAX_DATAGRAM = 1 << 20  # largest datagram either side sends (messages are bounded by sndbuf below)
 
 # control page offsets (u32 words, then u64 counters at 8-byte alignment)
@@ -75,7 +80,7 @@ CTL_REL_DECIDED = 200  # user-written
 def encode(kind: int, op: str | int = 0, args: dict[str, Any] | None = None, blob: bytes = b"") -> bytes:
     """One datagram."""
     code = _OP_CODE[op] if isinstance(op, str) else op
-    js = json.dumps(args, separators=(",", ":")).encode() if args else b""
+    js = _JSON_ENCODER.encode(args).encode() if args else b""
     return _HDR.pack(kind, code, len(js)) + js + bytes(blob)
 
 
@@ -89,14 +94,47 @@ def decode(data: bytes) -> tuple[int, str, dict[str, Any], bytes]:
         raise NetlinkError("EINVAL", "datagram JSON length past its end")
     args: Any = {}
     if jl:
-        try:
-            args = json.loads(bytes(data[_HDR.size:_HDR.size + jl]))
-        except ValueError:
+        try:  # raw_decode of the str: json.loads would first guess the encoding of the bytes
+            text = bytes(data[_HDR.size:_HDR.size + jl]).decode()
+            args, end = _JSON_DECODER.raw_decode(text)
+            if end != len(text):
+                raise ValueError("extra data")
+        except ValueError:  # UnicodeDecodeError and JSONDecodeError among them
             raise NetlinkError("EINVAL", "datagram arguments are not JSON") from None
         if not isinstance(args, dict):
             raise NetlinkError("EINVAL", "datagram arguments must be a JSON object")
     op = OPS[code] if code < len(OPS) else f"op{code}"
     return kind, op, args, bytes(data[_HDR.size + jl:])
+
+
+class DatagramReader:
+    """Receives the datagrams of one socket (with up to ``maxfds`` descriptors) into one reused
+    buffer. ``socket.recv_fds(sock, MAX_DATAGRAM, n)`` allocates and frees a MAX_DATAGRAM buffer
+    per call, ~13 us of the ~15 us a small call's receive took (both sides of every call paid it).
+    The buffer is an anonymous mapping: only the pages a datagram touches are resident, and those
+    of a large datagram are given back after it. One thread at a time (the caller's lock)."""
+
+    def __init__(self, sock: socket.socket, size: int = MAX_DATAGRAM, maxfds: int = 4):
+        self.sock = sock
+        self._buf = mmap.mmap(-1, size)
+        self._mv = memoryview(self._buf)
+        self._anc = socket.CMSG_SPACE(maxfds * array.array("i").itemsize)
+
+    def recv(self, flags: int = 0) -> tuple[bytes, list[int]]:
+        """One datagram (b"" at end of stream) and the descriptors that came with it."""
+        n, anc, _, _ = self.sock.recvmsg_into([self._buf], self._anc, flags)
+        fds = array.array("i")
+        for level, kind, data in anc:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.frombytes(data[:len(data) - len(data) % fds.itemsize])
+        out = bytes(self._mv[:n])
+        if n > 1 << 16:  # a large datagram: hand its pages back
+            self._buf.madvise(mmap.MADV_DONTNEED)
+        return out, list(fds)
+
+    def close(self) -> None:
+        self._mv.release()
+        self._buf.close()
 
 
 def wait_decided(ctl: Any, begun: int, decided: int, *, alive: Any, bound: float = 60.0) -> bool:

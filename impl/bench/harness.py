@@ -95,7 +95,8 @@ class Placement:
     1-minute load average below half the allowed CPUs; on a busy machine pinning would tie one
     of the two to a CPU another program holds, so the scheduler decides), ``on`` (different CPUs
     whatever the load), ``off`` (the scheduler decides), or ``"A,B"`` (consumer on CPU A, kernel
-    side on CPU B). ``reason`` says why."""
+    side on CPU B; the kernel side's answers to the consumer's calls on CPU A, as a kernel runs a
+    system call on the caller's CPU). ``reason`` says why."""
 
     def __init__(self, mode: str = "auto", *, load: float | None = None):
         self.mode = mode
@@ -126,8 +127,12 @@ class Placement:
         return self.consumer is not None
 
     def kernel_args(self) -> list[str]:
-        """Options of ``python -m nlmmap.impl.kernel`` for this placement."""
-        return ["--cpus", str(self.kernel)] if self.kernel is not None else []
+        """Options of ``python -m nlmmap.impl.kernel`` for this placement: its services (the packet
+        path) on the kernel's CPU, the threads that answer the consumer's calls on the consumer's
+        CPU (``KernelConfig.call_cpus``: a kernel runs a system call on the caller's CPU)."""
+        if self.kernel is None:
+            return []
+        return ["--cpus", str(self.kernel), "--call-cpus", str(self.consumer)]
 
     @contextlib.contextmanager
     def consumer_pinned(self) -> Iterator[None]:
@@ -144,7 +149,7 @@ class Placement:
 
     def describe(self) -> dict[str, Any]:
         return {"mode": self.mode, "allowed_cpus": self.allowed, "consumer_cpu": self.consumer,
-                "kernel_cpu": self.kernel, "reason": self.reason}
+                "kernel_cpu": self.kernel, "call_cpu": self.consumer, "reason": self.reason}
 
 
 class Progress:

@@ -166,6 +166,8 @@ def to_markdown(doc: dict[str, Any], *, plot_path: str | None = None) -> str:
     m, load = doc["machine"], doc["load"]
     pl = doc["placement"]
     place = (f"consumer on CPU {pl['consumer_cpu']}, kernel side on CPU {pl['kernel_cpu']}"
+             + (f" (its answers to the consumer's calls on CPU {pl['call_cpu']}, the caller's, as a kernel's "
+                "system calls)" if pl.get("call_cpu") is not None else "")
              if pl.get("consumer_cpu") is not None else "left to the scheduler")
     if pl.get("reason"):
         place += f" ({pl['reason']})"
