@@ -119,14 +119,19 @@ class RxReader:
             buf, offs, lens, ln, frames, counts = run
             j = 0  # frames finished (every view of their messages released)
             try:
-                if lens is None:  # one message of ``ln`` bytes per frame
-                    for o in offs:
-                        view = buf[o:o + ln]
-                        try:
-                            yield view
-                        finally:
-                            view.release()
-                        j += 1
+                if lens is None:  # one message of ``ln`` bytes per frame; ``offs`` is a range
+                    o = None
+                    try:
+                        for o in offs:
+                            view = buf[o:o + ln]
+                            try:
+                                yield view
+                            finally:
+                                view.release()
+                        o = None
+                    finally:  # the frames before the one being read when the caller stopped
+                        # (counted here, not by an increment per message: ~12 ns of ~190)
+                        j = len(offs) if o is None else offs.index(o)
                     if left > 0:
                         left -= j
                 else:
