@@ -33,6 +33,7 @@ hook (module)                                       what it does (kernel functio
 ``forward_ring() -> j | None`` (rings)              the SKIP step before a ring allocation (2.3, 9)
 ``ring_path(size) -> bool`` (rings)                 the COPY-path choice: a frame iff it fits (6.1)
 ``alloc(size, overrun=True) -> j | None`` (rings)   claim the cursor frame RESERVED, or overrun (6.1)
+``write_payload(off, data)`` (rings)                the message's bytes at +24, first (6.2)
 ``write_rx_header(off, len, group, pid)`` (rings)   header words written before VALID/COPY (6.2)
 ``publish(j, data, group, pid)`` (rings)            payload, header, VALID, kick (6.2)
 ``free_ring_skb(j)`` (rings)                        undelivered ring skb: nm_len 0, VALID (6.4)

@@ -256,13 +256,17 @@ class RingsMixin(SockState):
             if r is None:  # the ring went away meanwhile (cannot happen while pending > 0)
                 return
             o = r.offs[j]
-            self.mm[o + NL_MMAP_HDRLEN:o + NL_MMAP_HDRLEN + len(data)] = data
+            self.write_payload(o, data)
             self.write_rx_header(o, len(data), group, pid)
             self.begin_publish()
             self.store_status(o, VALID)
             r.pending -= 1
             self.stats.ring_published += 1
             self.end_publish()
+
+    def write_payload(self, off: int, data: bytes) -> None:
+        """Hook: the message's bytes into the frame at ``off`` (at +24), before its header and status."""
+        self.mm[off + NL_MMAP_HDRLEN:off + NL_MMAP_HDRLEN + len(data)] = data
 
     def free_ring_skb(self, j: int) -> None:
         """``netlink_skb_destructor`` of a ring skb freed undelivered (6.4): nm_len 0, then VALID;

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from nlmmap.impl.ksock import KSock
 from nlmmap.impl.rings import Ring
-from nlmmap.spec.abi import NL_MMAP_HDRLEN, Status
+from nlmmap.spec.abi import Status
 
 __all__ = ["ValidBeforePayload", "StatusWordNotAStatusIsFree", "WrapOneEarly", "SkipNotSteppedOver",
            "CopyPathStepsOverSkip", "BigMessageTruncated", "GroupNotWritten", "KernelMessageWithPid"]
@@ -20,25 +20,14 @@ class ValidBeforePayload(KSock):
     its next call, as a missing barrier or flush lets it land late: a user that reads the frame on
     seeing VALID reads its old bytes."""
 
-    def publish(self, j: int, data: bytes, group: int = 0, pid: int = 0) -> None:
-        with self.lock:
-            r = self.rx
-            if r is None:
-                return
-            o = r.offs[j]
-            self.write_rx_header(o, len(data), group, pid)
-            self.begin_publish()
-            self.store_status(o, VALID)
-            r.pending -= 1
-            self.stats.ring_published += 1
-            self.end_publish()
-            self.__dict__.setdefault("_posted", []).append((self.mm, o, bytes(data)))
+    def write_payload(self, off: int, data: bytes) -> None:
+        self.__dict__.setdefault("_posted", []).append((self.mm, off, bytes(data)))
 
     def handle(self, op: str, args: dict, blob: bytes) -> dict:
         with self.lock:  # the posted payload writes land now (into the same mapping only)
-            for mm, o, data in self.__dict__.pop("_posted", []):
+            for mm, off, data in self.__dict__.pop("_posted", []):
                 if mm is self.mm:
-                    mm[o + NL_MMAP_HDRLEN:o + NL_MMAP_HDRLEN + len(data)] = data
+                    KSock.write_payload(self, off, data)
         return super().handle(op, args, blob)
 
 
