@@ -18,6 +18,7 @@ Anything else that differs is a :class:`Deviation`, named by the check that caug
 from __future__ import annotations
 
 import struct
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,9 +52,23 @@ class Freedoms:
     peer_pid: int = 4242  # the model's credential pid of the user-space peer
     peer: dict[str, int] = field(default_factory=dict)  # nm_pid/nm_uid/nm_gid the SUT uses for the peer
 
-    def peer_field(self, name: str, model: int, sut: int, where: str) -> Deviation | None:
+    def peer_field(self, name: str, model: int, sut: int, where: str, own: int | None = None) -> Deviation | None:
         """A credential field of a peer message: learn the SUT's value once, then hold it to it (a
-        value equal to the model's is the user's own bytes over the header: accepted as such)."""
+        value equal to the model's is the user's own bytes over the header: accepted as such).
+
+        ``own`` is the model's value of the field in a peer message (its peer pid; uid and gid 0).
+        When the model's bytes differ from it, the user overwrote part of the field: byte by byte,
+        a byte the user changed must be the model's, the others the SUT's learned value (found on
+        Linux 4.5: a scribble over bytes 13-15 of a COPY frame left nm_pid 0xEFEFEF01 there, the
+        peer pid 1's low byte, against the model's 0xEFEFEF92)."""
+        if own is not None and model != own:
+            have = self.peer.get(name)
+            for b in range(0, 32, 8):
+                m, g, o = (model >> b) & 0xFF, (sut >> b) & 0xFF, (own >> b) & 0xFF
+                if g != m and not (m == o and (have is None or g == (have >> b) & 0xFF)):
+                    return Deviation(f"memory.{where}.{name}", f"model {model:#010x} (the user's bytes over the "
+                                                               f"peer's {own:#x}), SUT {sut:#010x}")
+            return None
         if name == "nm_pid" and sut == 0:
             return Deviation(f"memory.{where}.nm_pid", f"a user-space peer's message with nm_pid 0 (model {model})")
         have = self.peer.setdefault(name, sut)
@@ -198,10 +213,12 @@ def _frames_in(layout: MappingLayout | None, lo: int, hi: int):
 
 
 def compare_memory(exp: bytes, got: bytes, offset: int, layout: MappingLayout | None, free: Freedoms,
-                   *, limit: int = 8) -> list[Deviation]:
+                   *, limit: int = 8, peer_frames: Collection[int] | None = None) -> list[Deviation]:
     """Differences between the model's bytes ``exp`` and the SUT's ``got`` of the mapping at
     ``offset``: RX frame headers field by field (credentials by :class:`Freedoms`), every other
-    byte (payloads, TX frames, gaps) exactly."""
+    byte (payloads, TX frames, gaps) exactly. ``peer_frames``: the RX frames whose credentials the
+    model's kernel last wrote for the peer (the model knows; a user's bytes over them included);
+    without it (a recorded transcript), a frame whose model nm_pid is the peer pid."""
     if len(exp) != len(got):
         return [Deviation("memory.length", f"model {len(exp)} bytes, SUT {len(got)}")]
     if exp == got:
@@ -225,8 +242,9 @@ def compare_memory(exp: bytes, got: bytes, offset: int, layout: MappingLayout | 
                 if e[k] != g[k]:
                     val = status_name if k == 0 else str
                     out.append(Deviation(f"memory.{name}.{fname}", f"model {val(e[k])}, SUT {val(g[k])}"))
-            elif e[3] == free.peer_pid:
-                d = free.peer_field(fname, e[k], g[k], name)
+            elif f.index in peer_frames if peer_frames is not None else e[3] == free.peer_pid:
+                d = free.peer_field(fname, e[k], g[k], name,
+                                    None if peer_frames is None else (free.peer_pid if k == 3 else 0))
                 if d:
                     out.append(d)
             elif e[k] != g[k]:

@@ -363,7 +363,14 @@ class Session:
         return want
 
     def _memory_devs(self, pair: SockPair | None, offset: int, want: bytes, got: bytes) -> list[Deviation]:
-        return compare_memory(want, got, offset, self.layout(pair) if pair is not None else None, self.free)
+        peers = None
+        if pair is not None:
+            rx = getattr(self.msock(pair), "rx", None)
+            senders = getattr(rx, "senders", None)
+            if senders is not None:
+                peers = {i for i, pid in senders.items() if pid == self.free.peer_pid}
+        return compare_memory(want, got, offset, self.layout(pair) if pair is not None else None, self.free,
+                              peer_frames=peers)
 
     def check_memory(self, pair: SockPair, *, full: bool = False) -> None:
         """Compare the socket's whole mapping (or, for slow proxied targets, the frames the model

@@ -144,6 +144,34 @@ def test_peer_credentials_the_user_overwrote_compare_as_bytes():
     assert [d.check for d in bad] == ["memory.RX[0].nm_gid"]
 
 
+def test_a_peer_pid_the_user_overwrote_in_part_compares_byte_by_byte():
+    """Found on Linux 4.5 (a false alarm): the user scribbled bytes 13-15 of a peer message's
+    header, so the model's nm_pid read 0xEFEFEF92 (its peer pid 4242's low byte) and the kernel's
+    0xEFEFEF01 (its peer pid 1's); the frames the model's kernel wrote for the peer are known, and
+    there the user's bytes must match and the rest must be the SUT's learned credentials."""
+    import struct
+
+    from nlmmap.conformance.compare import Freedoms, compare_memory
+    from nlmmap.spec.abi import MappingLayout, RingGeometry
+
+    lay = MappingLayout(RingGeometry(4096, 1, 2048, 2), None)
+    free = Freedoms(peer_pid=4242)
+    frame = lambda pid: struct.pack("=6I", 3, 20, 0, pid, 0, 0).ljust(2048, b"\0")  # noqa: E731
+    peers = {0, 1}
+    assert compare_memory(frame(4242) * 2, frame(1) * 2, 0, lay, free, peer_frames=peers) == []  # learns pid 1
+    scribbled = lambda low: frame(0xEFEFEF00 | low)  # noqa: E731
+    assert compare_memory(scribbled(0x92) + frame(4242), scribbled(0x01) + frame(1), 0, lay, free,
+                          peer_frames=peers) == []
+    # still exact where it must be: a user's byte the SUT lost, a kept byte not the SUT's peer pid
+    for sut in (frame(0xEFEF0001), scribbled(0x02)):
+        bad = compare_memory(scribbled(0x92) + frame(4242), sut + frame(1), 0, lay, free, peer_frames=peers)
+        assert [d.check for d in bad] == ["memory.RX[0].nm_pid"], sut[:16].hex()
+    # a kernel's message (not a peer frame) with a pid: caught, scribbled or not
+    for model, sut in ((frame(0), frame(1)), (scribbled(0), scribbled(1))):
+        bad = compare_memory(model + frame(4242), sut + frame(1), 0, lay, free, peer_frames={1})
+        assert [d.check for d in bad] == ["memory.RX[0].nm_pid"]
+
+
 def test_cli_json_report_and_exit_codes(capsys, tmp_path):
     junit = tmp_path / "r.xml"
     rc = main(["conform", "--impl", "nlmmap.model.adapter:ModelBackend", "--profile", "quick", "--max-steps", "150",
