@@ -27,7 +27,8 @@ _AS, _TS = "impl/atomics.py:_AtomicShm.__init__", "impl/atomics.py:_Tso.__init__
 # --- the pieces several sides share ----------------------------------------------------------------
 _STORE_SC = ((_RG + "store_status", "self.at.store_sc(off, value)"),)  # every kernel-side status store
 _LOAD_ACQ = ((_RG + "load_status", "return self.at.load_acquire(off)"),)  # every kernel-side status load
-_PUBLISH_DATA = ((_RG + "publish", "self.mm[o + NL_MMAP_HDRLEN:o + NL_MMAP_HDRLEN + len(data)] = data"),
+_PUBLISH_DATA = ((_RG + "publish", "self.write_payload(o, data)"),
+                 (_RG + "write_payload", "self.mm[off + NL_MMAP_HDRLEN:off + NL_MMAP_HDRLEN + len(data)] = data"),
                  (_RG + "publish", "self.write_rx_header(o, len(data), group, pid)"))
 _WAKE_USER = ((_RG + "end_publish", "self.wake_user()"),
               (_RG + "wake_user", "if ctl.load_sc(wire.CTL_RX_WAIT) and ctl.exchange(wire.CTL_RX_WAIT, 0):"))
