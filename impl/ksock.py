@@ -29,6 +29,7 @@ from .family_input import FamilyInputMixin
 from .rings import RingsMixin
 from .services import ServicesMixin
 from .sockopt import SockoptMixin
+from .sockstate import place_thread
 from .stream import StreamMixin
 from .txwalk import TxWalkMixin
 
@@ -36,13 +37,6 @@ __all__ = ["KSock"]
 
 VALID, SKIP = int(Status.VALID), int(Status.SKIP)
 _U32 = struct.Struct("=I")
-
-
-def _place_thread(cpus: tuple[int, ...] | None) -> None:
-    """Run the calling thread on ``cpus`` (None: leave it where it is). Linux applies
-    ``sched_setaffinity(0, ...)`` to the calling thread only."""
-    if cpus and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, set(cpus))
 
 
 class KSock(RingsMixin, SockoptMixin, FamilyInputMixin, TxWalkMixin, ServicesMixin, StreamMixin):
@@ -118,7 +112,7 @@ class KSock(RingsMixin, SockoptMixin, FamilyInputMixin, TxWalkMixin, ServicesMix
         """Serve this socket's calls until the user closes it or goes away."""
         reader = wire.DatagramReader(self.conn)
         try:
-            _place_thread(self.cfg.call_cpus)  # the syscall context: the caller's CPUs (KernelConfig)
+            place_thread(self.cfg.call_cpus)  # the syscall context: the caller's CPUs (KernelConfig)
             self.send(wire.HELLO, 0, {"portid": self.portid, "kernel_pid": os.getpid(),
                                       "page_size": self.cfg.page_size, "atomics": self.ctl.name}, fds=[self.ctl_fd])
             while not self.dead:

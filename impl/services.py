@@ -26,7 +26,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import functools
-import os
 import struct
 import threading
 import traceback
@@ -38,7 +37,7 @@ from nlmmap.spec import netlink as nl
 from nlmmap.spec.errors import NetlinkError, errno_code
 
 from . import wire
-from .sockstate import SockState
+from .sockstate import SockState, place_thread
 
 __all__ = ["ServicesMixin"]
 
@@ -284,8 +283,8 @@ class ServicesMixin(SockState):
 
     def _guard(self, target: Any, *args: Any) -> None:
         try:
-            if self.cfg.call_cpus and self.server.service_cpus:  # spawned by a call: back to the packet path's CPUs
-                os.sched_setaffinity(0, self.server.service_cpus)
+            if self.cfg.call_cpus:  # spawned by a call: back to the packet path's CPUs
+                place_thread(self.server.service_cpus)
             target(*args)
         except Exception:
             self.server.log(f"socket {self.portid}: service failed\n{traceback.format_exc()}")

@@ -24,7 +24,14 @@ if TYPE_CHECKING:
     from .config import KernelConfig
     from .rings import Ring
 
-__all__ = ["SockStats", "SockState"]
+__all__ = ["SockStats", "SockState", "place_thread"]
+
+
+def place_thread(cpus: Any) -> None:
+    """Run the calling thread on ``cpus`` (None or empty: leave it where it is); Linux applies
+    ``sched_setaffinity(0, ...)`` to the calling thread only (``KernelConfig.call_cpus``)."""
+    if cpus and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, set(cpus))
 
 
 @dataclass
