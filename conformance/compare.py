@@ -242,9 +242,9 @@ def compare_memory(exp: bytes, got: bytes, offset: int, layout: MappingLayout | 
                 if e[k] != g[k]:
                     val = status_name if k == 0 else str
                     out.append(Deviation(f"memory.{name}.{fname}", f"model {val(e[k])}, SUT {val(g[k])}"))
-            elif f.index in peer_frames if peer_frames is not None else e[3] == free.peer_pid:
-                d = free.peer_field(fname, e[k], g[k], name,
-                                    None if peer_frames is None else (free.peer_pid if k == 3 else 0))
+            elif (e[3] == free.peer_pid) if peer_frames is None else (f.index in peer_frames):
+                own = None if peer_frames is None else (free.peer_pid if k == 3 else 0)  # the model's (pid, 0, 0)
+                d = free.peer_field(fname, e[k], g[k], name, own)
                 if d:
                     out.append(d)
             elif e[k] != g[k]:

@@ -339,7 +339,7 @@ class RingSocket(RxReader):
                 pause_after_validate: bool = False) -> int:
         """A plain send of ``payload`` or, with ``None``, the TX ring kick. Returns the bytes
         sent (sum of frame lengths for a kick), or a :class:`Paused` token."""
-        args: dict[str, Any] = {} if to == "kernel" else {"to": to}  # the kernel side's default: no JSON to encode
+        args: dict[str, Any] = {} if to == wire.DEFAULT_TO else {"to": to}
         if payload is None:
             args["kick"] = True
             if pause_after_validate:

@@ -43,7 +43,7 @@ class TxWalkMixin(SockState):
     from_user: Any
 
     def op_sendmsg(self, args: dict, blob: bytes) -> dict:
-        to = args.get("to", "kernel")
+        to = args.get("to", wire.DEFAULT_TO)
         if to not in ("kernel", "peer"):
             raise NetlinkError("EINVAL", f"destination must be 'kernel' or 'peer', got {to!r}")
         if args.get("kick") and self.tx is not None:

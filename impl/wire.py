@@ -34,7 +34,7 @@ from nlmmap.spec import netlink as nl
 from nlmmap.spec.errors import NetlinkError
 
 __all__ = [
-    "REQ", "NOTE", "REPLY", "DATA", "WAKE", "HELLO", "OPS", "encode", "decode", "MAX_DATAGRAM",
+    "REQ", "NOTE", "REPLY", "DATA", "WAKE", "HELLO", "OPS", "DEFAULT_TO", "encode", "decode", "MAX_DATAGRAM",
     "CTL_SIZE", "CTL_RX_WAIT", "CTL_K_WAIT", "CTL_ERR_RAISED", "CTL_ERR_TAKEN", "CTL_WAKE_EPOCH", "CTL_GEN",
     "CTL_PUSHED", "CTL_PURGED", "CTL_CONSUMED", "CTL_DROPS", "CTL_CLOSING", "CTL_DUMP_RUNNING",
     "CTL_PUB_BEGUN", "CTL_PUB_DECIDED", "CTL_REL_BEGUN", "CTL_REL_DECIDED", "wait_decided",
@@ -49,6 +49,8 @@ _OP_CODE = {name: i for i, name in enumerate(OPS)}
 _HDR = struct.Struct("=BBH")
 _JSON_DECODER = json.JSONDecoder()
 _JSON_ENCODER = json.JSONEncoder(separators=(",", ":"))  # one encoder: json.dumps with options builds one per call
+#: A sendmsg call without a ``to`` argument goes to the kernel (the client then sends no JSON).
+DEFAULT_TO = "kernel"
 MAX_DATAGRAM = 1 << 20  # largest datagram either side sends (messages are bounded by sndbuf below)
 
 # control page offsets (u32 words, then u64 counters at 8-byte alignment)
