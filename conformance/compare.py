@@ -8,7 +8,10 @@ byte of the mapping, except where a kernel is free to choose (documented in docs
   messages (whose ``nlmsg_pid`` is the requester's portid) compare exactly;
 * the user-space peer's credentials (``nm_pid``, ``nm_uid``, ``nm_gid`` of its messages): any values,
   the same for every message (the model's peer pid maps to the first value the SUT shows, which
-  must be non-zero); kernel-built messages carry pid 0 and uid/gid 0;
+  must be non-zero); kernel-built messages carry the model's credentials exactly. Which frames
+  hold a peer's message the model knows (``Ring.senders``); a recorded transcript (replay) says
+  it by its own peer pid, learned from the first frame where the two sides show different
+  non-zero pids (a recording of another system, e.g. a real kernel, has its own peer);
 * ``message`` and ``implementation`` are free text; ``outcome`` is compared only when the SUT gives one.
 
 Anything else that differs is a :class:`Deviation`, named by the check that caught it
@@ -18,7 +21,7 @@ Anything else that differs is a :class:`Deviation`, named by the check that caug
 from __future__ import annotations
 
 import struct
-from collections.abc import Collection
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,8 +52,29 @@ class Deviation:
 class Freedoms:
     """The SUT's own choices, learned during a run (see the module docstring)."""
 
-    peer_pid: int = 4242  # the model's credential pid of the user-space peer
+    peer_pid: int | None = None  # the expected side's credential pid of the peer (None: learn it, replay)
     peer: dict[str, int] = field(default_factory=dict)  # nm_pid/nm_uid/nm_gid the SUT uses for the peer
+    expected: tuple[int, int, int] | None = None  # the expected side's peer credentials (replay: learned)
+    _peer_frames: set[Any] = field(default_factory=set)  # replay: frames last seen holding a peer's message
+
+    def recorded_peer_frame(self, e: tuple[int, ...], g: tuple[int, ...], key: Any) -> tuple[int, int, int] | None:
+        """Replay (no model): the recording's peer credentials if RX header ``e`` (recorded; ``g``
+        the SUT's) of frame ``key`` holds a peer's message, else None. The peer pid is learned at
+        the first frame where the sides show different non-zero pids; a frame last seen with it
+        stays a peer's while its recorded pid is neither it nor 0 (the user's bytes over part of it)."""
+        if self.peer_pid is None:
+            if not (e[3] and g[3] and e[3] != g[3]):
+                return None
+            self.peer_pid = e[3]
+        if e[3] == self.peer_pid:
+            if self.expected is None:
+                self.expected = (e[3], e[4], e[5])
+            self._peer_frames.add(key)
+        elif e[3] == 0:
+            self._peer_frames.discard(key)
+        if key not in self._peer_frames:
+            return None
+        return self.expected
 
     def peer_field(self, name: str, model: int, sut: int, where: str, own: int | None = None) -> Deviation | None:
         """A credential field of a peer message: learn the SUT's value once, then hold it to it (a
@@ -213,12 +237,13 @@ def _frames_in(layout: MappingLayout | None, lo: int, hi: int):
 
 
 def compare_memory(exp: bytes, got: bytes, offset: int, layout: MappingLayout | None, free: Freedoms,
-                   *, limit: int = 8, peer_frames: Collection[int] | None = None) -> list[Deviation]:
+                   *, limit: int = 8, peer_frames: Mapping[int, tuple[int, int, int]] | None = None
+                   ) -> list[Deviation]:
     """Differences between the model's bytes ``exp`` and the SUT's ``got`` of the mapping at
     ``offset``: RX frame headers field by field (credentials by :class:`Freedoms`), every other
-    byte (payloads, TX frames, gaps) exactly. ``peer_frames``: the RX frames whose credentials the
-    model's kernel last wrote for the peer (the model knows; a user's bytes over them included);
-    without it (a recorded transcript), a frame whose model nm_pid is the peer pid."""
+    byte (payloads, TX frames, gaps) exactly. ``peer_frames``: RX frame -> the credentials the
+    model's kernel last wrote there for the peer (a user's bytes over them since included);
+    without it (a recorded transcript), the recording's peer pid says (:class:`Freedoms`)."""
     if len(exp) != len(got):
         return [Deviation("memory.length", f"model {len(exp)} bytes, SUT {len(got)}")]
     if exp == got:
@@ -235,6 +260,10 @@ def compare_memory(exp: bytes, got: bytes, offset: int, layout: MappingLayout | 
             continue
         e = _HDR.unpack_from(exp, f.offset - lo)
         g = _HDR.unpack_from(got, f.offset - lo)
+        creds = None
+        if f.ring == "rx":
+            creds = (free.recorded_peer_frame(e, g, (id(layout), f.index)) if peer_frames is None
+                     else peer_frames.get(f.index))
         for k in range(NL_MMAP_HDRLEN):
             exact[f.offset - lo + k] = 0
         for k, fname in enumerate(HEADER_FIELDS):
@@ -242,9 +271,8 @@ def compare_memory(exp: bytes, got: bytes, offset: int, layout: MappingLayout | 
                 if e[k] != g[k]:
                     val = status_name if k == 0 else str
                     out.append(Deviation(f"memory.{name}.{fname}", f"model {val(e[k])}, SUT {val(g[k])}"))
-            elif (e[3] == free.peer_pid) if peer_frames is None else (f.index in peer_frames):
-                own = None if peer_frames is None else (free.peer_pid if k == 3 else 0)  # the model's (pid, 0, 0)
-                d = free.peer_field(fname, e[k], g[k], name, own)
+            elif creds is not None:
+                d = free.peer_field(fname, e[k], g[k], name, creds[k - 3])
                 if d:
                     out.append(d)
             elif e[k] != g[k]:

@@ -368,7 +368,7 @@ class Session:
             rx = getattr(self.msock(pair), "rx", None)
             senders = getattr(rx, "senders", None)
             if senders is not None:
-                peers = {i for i, pid in senders.items() if pid == self.free.peer_pid}
+                peers = {i: creds for i, creds in senders.items() if creds[0] == self.free.peer_pid}
         return compare_memory(want, got, offset, self.layout(pair) if pair is not None else None, self.free,
                               peer_frames=peers)
 

@@ -46,9 +46,10 @@ class Ring:
     def __init__(self, geom: RingGeometry):
         self.geom = geom
         self.mem = bytearray(geom.size)
-        #: frame index -> the nm_pid the kernel last wrote in its header (13.2): the suite tells a
-        #: peer's message from a kernel's by it, whatever bytes the user wrote over the header since
-        self.senders: dict[int, int] = {}
+        #: frame index -> the credentials (nm_pid, nm_uid, nm_gid) the kernel last wrote in its
+        #: header (13.2): the suite tells a peer's message from a kernel's by them, whatever bytes the
+        #: user wrote over the header since
+        self.senders: dict[int, tuple[int, int, int]] = {}
 
     def off(self, i: int) -> int:
         """Offset of frame ``i`` inside this ring (the block/slot formula)."""

@@ -65,8 +65,9 @@ class RxPaths(SocketCore):
     def _write_credentials(self, i: int, pid: int) -> None:
         """nm_pid, nm_uid, nm_gid (section 13.2): the sender's pid; uid and gid of root (0)."""
         o = self.rx.off(i)  # type: ignore[union-attr]
-        struct.pack_into("=3I", self.rx.mem, o + 12, pid, 0, 0)  # type: ignore[union-attr]
-        self.rx.senders[i] = pid  # type: ignore[union-attr]
+        creds = (pid, 0, 0)
+        struct.pack_into("=3I", self.rx.mem, o + 12, *creds)  # type: ignore[union-attr]
+        self.rx.senders[i] = creds  # type: ignore[union-attr]
 
     def ring_publish(self, j: int, data: bytes, *, data_offset: int = 0, nm_len: int | None = None) -> None:
         """Fill the claimed frame ``j``: payload at +24 (+ ``data_offset``), the kernel's credentials,

@@ -157,7 +157,7 @@ def test_a_peer_pid_the_user_overwrote_in_part_compares_byte_by_byte():
     lay = MappingLayout(RingGeometry(4096, 1, 2048, 2), None)
     free = Freedoms(peer_pid=4242)
     frame = lambda pid: struct.pack("=6I", 3, 20, 0, pid, 0, 0).ljust(2048, b"\0")  # noqa: E731
-    peers = {0, 1}
+    peers = {0: (4242, 0, 0), 1: (4242, 0, 0)}
     assert compare_memory(frame(4242) * 2, frame(1) * 2, 0, lay, free, peer_frames=peers) == []  # learns pid 1
     scribbled = lambda low: frame(0xEFEFEF00 | low)  # noqa: E731
     assert compare_memory(scribbled(0x92) + frame(4242), scribbled(0x01) + frame(1), 0, lay, free,
@@ -168,7 +168,7 @@ def test_a_peer_pid_the_user_overwrote_in_part_compares_byte_by_byte():
         assert [d.check for d in bad] == ["memory.RX[0].nm_pid"], sut[:16].hex()
     # a kernel's message (not a peer frame) with a pid: caught, scribbled or not
     for model, sut in ((frame(0), frame(1)), (scribbled(0), scribbled(1))):
-        bad = compare_memory(model + frame(4242), sut + frame(1), 0, lay, free, peer_frames={1})
+        bad = compare_memory(model + frame(4242), sut + frame(1), 0, lay, free, peer_frames={1: (4242, 0, 0)})
         assert [d.check for d in bad] == ["memory.RX[0].nm_pid"]
 
 
@@ -185,3 +185,43 @@ def test_cli_json_report_and_exit_codes(capsys, tmp_path):
     assert "<testsuite" in junit.read_text()
     assert main(["conform"]) == 2
     assert main(["conform", "--impl", "no.such.module:x"]) == 2
+
+
+@pytest.mark.parametrize("backend", ["nlmmap.model.adapter:ModelBackend", "nlmmap.impl.adapter:ImplBackend"])
+def test_the_real_kernel_recording_replays_under_the_suites_rules(shared, backend):
+    """``nlmmap conform --replay`` of Linux 4.5's own answers (the shared excerpt): every request
+    agrees. The recording's peer is another system's (nm_pid 1 on the real kernel, not the model's
+    4242): its credentials are the SUT's choice, learned from the recording (a false alarm at the
+    first peer frame when replay took the model's peer pid for the recording's)."""
+    import importlib
+
+    mod, _, name = backend.partition(":")
+    target = InProcessTarget(getattr(importlib.import_module(mod), name)())
+    try:
+        rep = replay_transcript(str(shared("reference", "adapter-transcript-excerpt.txt")), target)
+    finally:
+        target.close()
+    assert rep.verdict == "pass", rep.human()
+    assert rep.requests == sum(1 for line in shared("reference", "adapter-transcript-excerpt.txt").open()
+                               if line.startswith("> "))
+
+
+def test_replay_learns_the_recordings_peer_and_still_catches_a_kernel_message_with_a_pid():
+    """Replay (no model): the first frame where both sides show different non-zero pids teaches the
+    recording's peer pid; a kernel message (recorded pid 0) with a pid is a deviation; a peer frame
+    the user overwrote in part compares byte by byte."""
+    import struct
+
+    from nlmmap.conformance.compare import Freedoms, compare_memory
+    from nlmmap.spec.abi import MappingLayout, RingGeometry
+
+    lay = MappingLayout(RingGeometry(4096, 1, 2048, 2), None)
+    free = Freedoms()
+    frame = lambda pid: struct.pack("=6I", 3, 20, 0, pid, 0, 0).ljust(2048, b"\0")  # noqa: E731
+    assert compare_memory(frame(1) + frame(0), frame(7) + frame(0), 0, lay, free) == []  # learns 1 -> 7
+    bad = compare_memory(frame(1) + frame(0), frame(7) + frame(7), 0, lay, free)
+    assert [d.check for d in bad] == ["memory.RX[1].nm_pid"]
+    scribbled = lambda low: frame(0xEFEFEF00 | low)  # noqa: E731
+    assert compare_memory(scribbled(0x01) + frame(0), scribbled(0x07) + frame(0), 0, lay, free) == []
+    bad = compare_memory(scribbled(0x01) + frame(0), scribbled(0x08) + frame(0), 0, lay, free)
+    assert [d.check for d in bad] == ["memory.RX[0].nm_pid"]
