@@ -15,6 +15,16 @@ Ordering: the status word is loaded with acquire semantics before the header and
 read, and stored with release semantics after they are written (:mod:`nlmmap.impl.atomics`).
 recvmsg reads this process's share of the receive queue; when the kernel must learn of it (a
 new ``max_recvmsg_len``, or a dump running) it is also a call to the kernel side (section 8).
+
+Posted sends: ``sendmsg(msg, wait=False)`` returns what the kernel's sendmsg to the kernel
+returns (the length: what the kernel's input makes of the message comes back as messages in the
+receive queue, never as the call's result) without waiting for the kernel side's answer, a round
+trip to another process where a kernel runs the input inside the call. So that no program using
+this class can tell, every later observation waits until the kernel side has taken the posted
+ones first (:meth:`~RingSocket.sync`): each call, each frame read (``status``, ``header``,
+``payload``, a TX frame for ``send``), ``recvmsg``, and the readers before they wait for a frame;
+a post that failed raises there, naming itself (no silent loss). A program reading the mapping's
+bytes directly calls :meth:`~RingSocket.sync` first.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ import contextlib
 import errno
 import mmap
 import os
+import select
 import socket
 import struct
 import threading
@@ -56,6 +67,7 @@ UNUSED, RESERVED, VALID, COPY, SKIP = (int(s) for s in Status)
 _U32 = struct.Struct("=I")
 _LEN = struct.Struct("=I")
 _POLL_IN = poll_in()
+_POST_BYTES = wire.MAX_DATAGRAM // 2  # posted bytes sent in one datagram at most
 
 
 class _Loads:
@@ -68,6 +80,15 @@ class _Loads:
 
     def __getitem__(self, j: int) -> int:
         return self.load(self.offs[j])
+
+
+def _post_error(data: bytes) -> NetlinkError:
+    """The error a POSTERR datagram carries (EIO if it is malformed)."""
+    try:
+        _, _, res, _ = wire.decode(data)
+        return NetlinkError(str(res.get("errno", "EIO")), str(res.get("message", "")))
+    except (NetlinkError, ValueError, TypeError):
+        return NetlinkError("EIO", "a malformed error report of a posted sendmsg")
 
 
 class Paused(int):
@@ -89,9 +110,14 @@ class RingSocket(RxReader):
     spin : int
         Status checks before a reader goes to sleep (~0.1 us each: a sleep costs a wake-up
         round trip far longer than the kernel side needs to publish the next run).
+    post_batch : int
+        Sendmsg calls posted with ``wait=False`` sent to the kernel side in one datagram: 1 sends
+        each at once; more sends them once that many wait, or before the next observation or
+        wait of this socket (the module docstring), whichever is first.
     """
 
-    def __init__(self, path: str, *, atomics: str = "auto", poll_timeout: float = 1.0, spin: int = 1000):
+    def __init__(self, path: str, *, atomics: str = "auto", poll_timeout: float = 1.0, spin: int = 1000,
+                 post_batch: int = 1):
         self.path = path
         self.atomics_backend = atomics
         self.poll_timeout = poll_timeout
@@ -101,6 +127,14 @@ class RingSocket(RxReader):
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 2 * wire.MAX_DATAGRAM)
         self.sock.connect(path)
         self._stash: collections.deque[tuple[int, bytes]] = collections.deque()
+        self._posted = 0  # sendmsg calls posted without waiting (wait=False)
+        self._posted_done = 0  # of them, those the kernel side was seen to have taken
+        self._post_errors: collections.deque[NetlinkError] = collections.deque()
+        self._post_buf: list[bytes] = []  # posted, not sent yet (post_batch > 1)
+        self._post_bytes = 0
+        if isinstance(post_batch, bool) or not isinstance(post_batch, int) or post_batch < 1:
+            raise ValueError(f"post_batch must be a positive integer, got {post_batch!r}")
+        self.post_batch = post_batch
         self._lock = threading.RLock()
         self._reader = wire.DatagramReader(self.sock)
         data, fds = self._reader.recv()
@@ -141,6 +175,8 @@ class RingSocket(RxReader):
         """One system call on the kernel side; DATA arriving meanwhile joins the receive queue."""
         if self.closed:
             raise NetlinkError("EBADF", "the socket is closed")
+        if self._posted != self._posted_done or self._post_errors:
+            self.sync()
         data = wire.encode(wire.REQ, op, args, blob)
         if len(data) > wire.MAX_DATAGRAM:
             raise NetlinkError("EMSGSIZE", f"{op}: {len(blob)} bytes exceed what the kernel side takes in one call")
@@ -171,9 +207,71 @@ class RingSocket(RxReader):
                 self._take(data)
 
     def _take(self, data: bytes) -> None:
-        """A datagram that is not a reply: DATA joins the receive queue; WAKE only woke us."""
+        """A datagram that is not a reply: DATA joins the receive queue; POSTERR is kept for the
+        next :meth:`sync`; WAKE only woke us."""
         if data[0] == wire.DATA:  # header (4 bytes, no JSON), generation (u32), the message
             self._stash.append((_U32.unpack_from(data, 4)[0], data[8:]))
+        elif data[0] == wire.POSTERR:
+            self._post_errors.append(_post_error(data))
+
+    # ---- posted sends ---------------------------------------------------------------------------
+    def sync(self, bound: float = 60.0) -> None:
+        """Wait until the kernel side has taken every sendmsg posted with ``wait=False`` (its count
+        in the control page), then raise the first that failed. ETIMEDOUT after ``bound`` seconds,
+        ECONNRESET if the kernel side went away."""
+        target = self._posted
+        if target != self._posted_done:
+            self.flush_posted()
+            ctl = self.ctl
+            spins = 0
+            deadline = 0.0
+            while ctl.load64(wire.CTL_POST_DONE) < target:
+                spins += 1
+                if spins <= self.spin:
+                    continue
+                if not deadline:
+                    deadline = time.monotonic() + bound
+                elif not self._kernel_alive():
+                    raise NetlinkError("ECONNRESET", "the kernel side went away with posted sendmsg calls untaken")
+                elif time.monotonic() > deadline:
+                    raise NetlinkError("ETIMEDOUT", f"the kernel side did not take {target - self._posted_done} "
+                                                    f"posted sendmsg calls within {bound} s")
+                time.sleep(0.0001)
+            self._posted_done = target
+            self._drain()  # the POSTERR of a failed post is on the socket before its count moved
+        if self._post_errors:
+            e = self._post_errors.popleft()
+            raise NetlinkError(e.errno, f"a sendmsg posted without waiting failed: {e.message}")
+
+    def _post(self, payload: bytes) -> None:
+        """Queue one posted sendmsg; sent at once, or with ``post_batch`` > 1 once that many wait
+        (and before anything that observes or waits: :meth:`sync`, :meth:`flush_posted`)."""
+        buf = self._post_buf
+        buf.append(payload)
+        self._post_bytes += len(payload) + 4
+        self._posted += 1
+        if len(buf) >= self.post_batch or self._post_bytes >= _POST_BYTES:
+            self.flush_posted()
+
+    def flush_posted(self) -> None:
+        """Send the posted sendmsg calls not sent yet, in one POST datagram (wire.encode_post); while
+        the kernel side's buffer is full, read what it sends us (it may be waiting for room on
+        our side) instead of blocking."""
+        if not self._post_buf:
+            return
+        data = wire.encode_post(self._post_buf)
+        self._post_buf = []
+        self._post_bytes = 0
+        with self._lock:
+            while True:
+                try:
+                    self.sock.send(data, socket.MSG_DONTWAIT)
+                    return
+                except (BlockingIOError, InterruptedError):
+                    self._drain()
+                    select.select([self.sock], [self.sock], [], 0.01)
+                except OSError as e:
+                    raise NetlinkError("ECONNRESET", f"the kernel side went away ({e})") from None
 
     def _drain(self) -> None:
         """Read every datagram waiting on the socket without blocking."""
@@ -274,6 +372,8 @@ class RingSocket(RxReader):
 
     def status(self, ring: str, index: int) -> int:
         """The frame's status word (acquire load)."""
+        if self._posted != self._posted_done:
+            self.sync()
         return self.at.load_acquire(self.frame_offset(ring, index))  # type: ignore[union-attr]
 
     def set_status(self, ring: str, index: int, value: int) -> None:
@@ -286,6 +386,8 @@ class RingSocket(RxReader):
 
     def header(self, ring: str, index: int) -> FrameHeader:
         """The frame header (read after an acquire load of the status)."""
+        if self._posted != self._posted_done:
+            self.sync()
         off = self.frame_offset(ring, index)
         self.at.load_acquire(off)  # type: ignore[union-attr]
         return FrameHeader.unpack(self._mv[off:off + NL_MMAP_HDRLEN])  # type: ignore[index]
@@ -336,10 +438,23 @@ class RingSocket(RxReader):
         return bool(evaluate(_POLL_IN, view))
 
     def sendmsg(self, payload: bytes | None = None, to: str = "kernel", *,
-                pause_after_validate: bool = False) -> int:
+                pause_after_validate: bool = False, wait: bool = True) -> int:
         """A plain send of ``payload`` or, with ``None``, the TX ring kick. Returns the bytes
-        sent (sum of frame lengths for a kick), or a :class:`Paused` token."""
+        sent (sum of frame lengths for a kick), or a :class:`Paused` token. ``wait=False`` posts
+        a plain send to the kernel (module docstring): its length now, a failure at the next
+        call or :meth:`sync`."""
         args: dict[str, Any] = {} if to == wire.DEFAULT_TO else {"to": to}
+        if not wait:
+            if payload is None or args or pause_after_validate:
+                raise NetlinkError("EINVAL", "only a plain sendmsg to the kernel can be posted (wait=False): "
+                                             "not a TX ring kick, a pause, or a send to the peer")
+            if self.closed:
+                raise NetlinkError("EBADF", "the socket is closed")
+            if len(payload) > _POST_BYTES:
+                raise NetlinkError("EMSGSIZE", f"sendmsg: {len(payload)} bytes exceed what the kernel side "
+                                               "takes in one posted call")
+            self._post(bytes(payload))
+            return len(payload)
         if payload is None:
             args["kick"] = True
             if pause_after_validate:
@@ -373,6 +488,8 @@ class RingSocket(RxReader):
     def recvmsg(self, bufsize: int = 65536, dontwait: bool = True, timeout: float | None = None) -> tuple[bytes, bool]:
         """recvmsg: ENOBUFS once after an overrun, else the next queued message (truncated to
         ``bufsize``), else EAGAIN (or wait, unless ``dontwait``). Never touches a frame."""
+        if self._posted != self._posted_done:
+            self.sync()
         ctl = self.ctl
         raised = ctl.load_acquire(wire.CTL_ERR_RAISED)
         if raised != ctl.load_acquire(wire.CTL_ERR_TAKEN):
@@ -455,7 +572,14 @@ class RingSocket(RxReader):
                 self._recorded(len(buf))
                 return mv[8:8 + len(data)]
         while True:
-            n = self.sock.recv_into(buf)
+            if self._post_buf:  # posted sends not sent yet go out before this recv blocks
+                try:
+                    n = self.sock.recv_into(buf, 0, socket.MSG_DONTWAIT)
+                except (BlockingIOError, InterruptedError):
+                    self.flush_posted()
+                    continue
+            else:
+                n = self.sock.recv_into(buf)
             if n and buf[0] == wire.DATA:
                 self._consumed += 1
                 self.ctl.store64(wire.CTL_CONSUMED, self._consumed)
@@ -463,10 +587,15 @@ class RingSocket(RxReader):
                 return mv[8:n]
             if n == 0:
                 raise NetlinkError("ECONNRESET", "the kernel side went away")
+            if buf[0] == wire.POSTERR:
+                self._take(bytes(buf[:n]))
+                self.sync()
 
     def send(self, msg: bytes, *, flush: bool = False) -> None:
         """Queue ``msg`` in the next TX frame (ring order); kick when the ring is full or on
         ``flush``."""
+        if self._posted != self._posted_done:
+            self.sync()
         offs = self._tx_offs
         i = self.tx_cursor
         off = offs[i]
@@ -494,6 +623,11 @@ class RingSocket(RxReader):
         """Unmap and close (idempotent)."""
         if self.closed:
             return
+        failed: NetlinkError | None = None
+        try:
+            self.sync()
+        except NetlinkError as e:  # raised once the socket is closed: never dropped
+            failed = e
         with contextlib.suppress(NetlinkError, OSError, BufferError):
             if self.mm is not None:
                 self.munmap()
@@ -505,6 +639,8 @@ class RingSocket(RxReader):
             self._ctl_mm.close()
         self.sock.close()
         self._reader.close()
+        if failed is not None:
+            raise failed
 
     def __enter__(self) -> RingSocket:
         return self

@@ -133,6 +133,8 @@ class KSock(RingsMixin, SockoptMixin, FamilyInputMixin, TxWalkMixin, ServicesMix
                     self._call(op, args, blob, answer=False)
                 elif kind == wire.REQ:
                     self._call(op, args, blob, answer=True)
+                elif kind == wire.POST:
+                    self._post(op, args, blob)
         finally:
             self.shutdown()
             reader.close()
@@ -153,6 +155,28 @@ class KSock(RingsMixin, SockoptMixin, FamilyInputMixin, TxWalkMixin, ServicesMix
             res = dict(res)
             res["ok"] = True
             self.reply(res)
+
+    def _post(self, op: str, args: dict, blob: bytes) -> None:
+        """Sendmsg calls posted without waiting (wire.encode_post): each acted on as the call, in
+        order; a failure goes back as POSTERR (the user raises it at its next call), then the
+        posts are counted done in the control page."""
+        try:
+            if op != "sendmsg" or args:
+                raise wire.PostMalformed(0, f"only a plain sendmsg can be posted, not {op!r} with {args!r}")
+            n, payloads = wire.decode_post(blob)
+        except wire.PostMalformed as e:
+            n, payloads = e.count, []
+            self.send(wire.POSTERR, 0, wire.error_reply(e))
+        for payload in payloads:
+            try:
+                self.handle(op, args, payload)
+            except NetlinkError as e:
+                self.send(wire.POSTERR, 0, wire.error_reply(e))
+            except Exception as e:  # a bug: report it, keep serving
+                self.server.log(f"socket {self.portid}: posted {op} failed\n{traceback.format_exc()}")
+                self.send(wire.POSTERR, 0, {"ok": False, "errno": "EIO", "message": f"{op}: {type(e).__name__}: {e}"})
+        self.posts_done = (self.posts_done + n) & 0xFFFFFFFFFFFFFFFF
+        self.ctl.store64(wire.CTL_POST_DONE, self.posts_done)
 
     def _holds_message(self, off: int) -> bool:
         st = self.load_status(off)

@@ -99,6 +99,9 @@ class RxReader:
     _note: Callable[[str], None]
     _rcv_wake: Callable[[], None]
     _rq_len: Callable[[], int]
+    _posted: int
+    _posted_done: int
+    sync: Callable[[], None]
 
     # ---- the two ways to read ---------------------------------------------------------------------
     def messages(self, *, timeout: float | None = None, limit: int | None = None,
@@ -358,7 +361,11 @@ class RxReader:
     # ---- sleeping -----------------------------------------------------------------------------------
     def _rx_wait(self, off: int, timeout: float | None, raise_enobufs: bool) -> bool:
         """The frame at the cursor is neither VALID nor COPY: report a pending ENOBUFS, else
-        sleep until it is (wake-up handshake). False when ``timeout`` passed first."""
+        sleep until it is (wake-up handshake). False when ``timeout`` passed first. Sendmsg calls
+        posted without waiting are taken by the kernel side first (their messages may be next)."""
+        if self._posted != self._posted_done:
+            self.sync()
+            return True
         if self._err_pending():
             self._take_err()
             self.enobufs += 1

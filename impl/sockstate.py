@@ -101,6 +101,7 @@ class SockState:
         self.joined_by_deliver: set[int] = set()  # groups a multicast deliver joined (family.multicast_deliver)
         self.drops = 0  # sk_drops
         self.pub_seq = 0  # publishes begun (the wake-up handshake's count, CTL_PUB_BEGUN)
+        self.posts_done = 0  # POST datagrams taken (CTL_POST_DONE)
         self.max_recvmsg_len = 0
         self.peer_inbox: list[bytes] = []
         self.paused: dict[int, Iterator[str]] = {}

@@ -7,12 +7,15 @@ json | blob``:
 
 - user -> kernel: ``REQ`` (a system call: setsockopt, mmap, sendmsg, poll, ...; exactly one
   ``REPLY`` answers it, in order) and ``NOTE`` (no answer: "I released RX frames and you asked
-  to be told", sent only when the kernel set its wait flag). A ``recvmsg`` the user performs on
+  to be told", sent only when the kernel set its wait flag) and ``POST`` (a plain sendmsg to the
+  kernel whose caller does not wait: no REPLY; the kernel side counts it done in the control
+  page, ``CTL_POST_DONE``, after a ``POSTERR`` if it failed). A ``recvmsg`` the user performs on
   its own receive queue is a ``REQ`` too when the kernel must learn of it (section 8: it records
   ``max_recvmsg_len`` and continues a running dump).
 - kernel -> user: ``REPLY``, ``DATA`` (a message for the socket's receive queue: what recvmsg
   returns; the Unix socket's buffer *is* the receive queue), ``WAKE`` (sent only when the user
-  set its wait flag: makes its ``poll()`` on the socket return).
+  set its wait flag: makes its ``poll()`` on the socket return), ``POSTERR`` (a posted sendmsg
+  failed: its errno and message, sent before that post is counted done).
 
 The control page (one page of its own memfd, *outside* the ring mapping) carries the wait flags
 and the receive-queue counters, so that the fast path needs no system call. Offsets below.
@@ -34,14 +37,15 @@ from nlmmap.spec import netlink as nl
 from nlmmap.spec.errors import NetlinkError
 
 __all__ = [
-    "REQ", "NOTE", "REPLY", "DATA", "WAKE", "HELLO", "OPS", "DEFAULT_TO", "encode", "decode", "MAX_DATAGRAM",
+    "REQ", "NOTE", "REPLY", "DATA", "WAKE", "HELLO", "POST", "POSTERR", "OPS", "DEFAULT_TO", "encode", "decode",
+    "encode_post", "decode_post", "PostMalformed", "MAX_DATAGRAM",
     "CTL_SIZE", "CTL_RX_WAIT", "CTL_K_WAIT", "CTL_ERR_RAISED", "CTL_ERR_TAKEN", "CTL_WAKE_EPOCH", "CTL_GEN",
-    "CTL_PUSHED", "CTL_PURGED", "CTL_CONSUMED", "CTL_DROPS", "CTL_CLOSING", "CTL_DUMP_RUNNING",
+    "CTL_PUSHED", "CTL_PURGED", "CTL_CONSUMED", "CTL_DROPS", "CTL_POST_DONE", "CTL_CLOSING", "CTL_DUMP_RUNNING",
     "CTL_PUB_BEGUN", "CTL_PUB_DECIDED", "CTL_REL_BEGUN", "CTL_REL_DECIDED", "wait_decided",
     "DatagramReader", "SEQ_TYPE", "SeqWriter", "build_seq_message", "check_seq_message", "error_reply", "int_arg",
 ]
 
-REQ, NOTE, REPLY, DATA, WAKE, HELLO = 1, 2, 3, 4, 5, 6
+REQ, NOTE, REPLY, DATA, WAKE, HELLO, POST, POSTERR = 1, 2, 3, 4, 5, 6, 7, 8
 #: Request op codes (u8) <-> names.
 OPS = ("setsockopt", "mmap", "munmap", "sendmsg", "resume", "poll", "deliver", "received", "service",
        "stats", "close", "released", "recvmsg", "settle", "retired")
@@ -67,6 +71,7 @@ CTL_PUSHED = 32      # u64, kernel-written: messages queued for recvmsg
 CTL_PURGED = 40      # u64, kernel-written: queued messages purged by a ring change
 CTL_CONSUMED = 48    # u64, user-written: messages recvmsg returned
 CTL_DROPS = 56       # u64, kernel-written: sk_drops
+CTL_POST_DONE = 64   # u64, kernel-written: POST datagrams taken (acted on, or failed with a POSTERR)
 # u64 counters of the wake-up handshake, one pair per direction: BEGUN is stored before a change of
 # status words (publishes by the kernel, hand-backs by the user), DECIDED after the writer loaded
 # the other side's wait flag and kicked or not. A sleeper whose bounded sleep expired with its frame
@@ -84,6 +89,47 @@ def encode(kind: int, op: str | int = 0, args: dict[str, Any] | None = None, blo
     code = _OP_CODE[op] if isinstance(op, str) else op
     js = _JSON_ENCODER.encode(args).encode() if args else b""
     return _HDR.pack(kind, code, len(js)) + js + bytes(blob)
+
+
+_U32 = struct.Struct("=I")
+
+
+def encode_post(payloads: list[bytes]) -> bytes:
+    """A POST datagram: the count (u32), then each posted sendmsg's payload as length (u32) and
+    bytes, taken by the kernel side one sendmsg at a time, in order."""
+    parts = [_HDR.pack(POST, _OP_CODE["sendmsg"], 0), _U32.pack(len(payloads))]
+    for p in payloads:
+        parts.append(_U32.pack(len(p)))
+        parts.append(p)
+    return b"".join(parts)
+
+
+def decode_post(blob: bytes) -> tuple[int, list[bytes]]:
+    """(count, payloads) of a POST datagram's blob; ``EINVAL`` (with the count, when it could be
+    read, for the tally) if it is malformed."""
+    if len(blob) < 4:
+        raise NetlinkError("EINVAL", "a POST datagram without its count")
+    n = _U32.unpack_from(blob, 0)[0]
+    out, pos = [], 4
+    while pos < len(blob):
+        if len(blob) - pos < 4:
+            break
+        ln = _U32.unpack_from(blob, pos)[0]
+        if ln > len(blob) - pos - 4:
+            break
+        out.append(blob[pos + 4:pos + 4 + ln])
+        pos += 4 + ln
+    if len(out) != n or pos != len(blob):
+        raise PostMalformed(n, f"a POST datagram of {n} sends does not hold {n} well-formed payloads")
+    return n, out
+
+
+class PostMalformed(NetlinkError):
+    """A malformed POST datagram (EINVAL): ``count`` is the number of sends it claimed."""
+
+    def __init__(self, count: int, message: str) -> None:
+        super().__init__("EINVAL", message)
+        self.count = count
 
 
 def decode(data: bytes) -> tuple[int, str, dict[str, Any], bytes]:

@@ -126,12 +126,16 @@ class Placement:
     def pinned(self) -> bool:
         return self.consumer is not None
 
-    def kernel_args(self) -> list[str]:
+    def kernel_args(self, *, calls_on_caller: bool = True) -> list[str]:
         """Options of ``python -m nlmmap.impl.kernel`` for this placement: its services (the packet
         path) on the kernel's CPU, the threads that answer the consumer's calls on the consumer's
-        CPU (``KernelConfig.call_cpus``: a kernel runs a system call on the caller's CPU)."""
+        CPU (``KernelConfig.call_cpus``: a kernel runs a system call on the caller's CPU), or with
+        ``calls_on_caller=False`` on the kernel's CPU too (calls the caller does not wait for:
+        there they would only take the caller's CPU from it)."""
         if self.kernel is None:
             return []
+        if not calls_on_caller:
+            return ["--cpus", str(self.kernel)]
         return ["--cpus", str(self.kernel), "--call-cpus", str(self.consumer)]
 
     @contextlib.contextmanager

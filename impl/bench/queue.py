@@ -13,7 +13,10 @@ the seed measured (merge-netlink-mmap.txt, 3.7.1 on a 12-core Xeon, 1500-byte UD
 - verdicts: ``sendmsg-1`` (one verdict per packet, sendmsg), ``sendmsg-25`` (a batch verdict per
   25 packets), ``txring-1`` (a verdict written to the TX ring per packet and a kick each) and
   ``txring-25`` (a verdict per packet in the TX ring, one kick per 25: only the number of
-  sendmsg calls differs from txring-1);
+  sendmsg calls differs from txring-1); ``posted-1`` (one verdict per packet, sendmsg posted
+  without waiting for the kernel side's answer, ``RingSocket.sendmsg(wait=False)``: a kernel's
+  sendmsg runs the verdict inside the call, here a call waits for a round trip to another
+  process) and ``posted-1x16`` (the same, the posts sent 16 to a datagram);
 - one queue, or several queues served in parallel (one kernel-side process and one consumer
   process per queue).
 
@@ -39,7 +42,8 @@ from .rx import TIMEOUT, ring_for
 
 __all__ = ["queue_run", "parallel_queues", "VERDICTS"]
 
-VERDICTS = ("sendmsg-1", "sendmsg-25", "txring-1", "txring-25")
+VERDICTS = ("sendmsg-1", "sendmsg-25", "txring-1", "txring-25", "posted-1", "posted-1x16")
+_POSTED = {"posted-1": 1, "posted-1x16": 16}  # verdict mode -> posts per datagram (RingSocket post_batch)
 TX = RingRequest(4096, 16, 128, 512)  # verdict frames (a verdict message is 36 bytes)
 MAXLEN = 1024  # nfqueue's default queue length
 _PACKET = (nl.NFNL_SUBSYS_QUEUE << 8) | nl.NFQNL_MSG_PACKET
@@ -71,10 +75,13 @@ def queue_run(path: str, *, n: int, payload: int, transport: str, verdict: str, 
     """Packets/s through the queue service (``n`` packets of ``payload`` bytes), as above.
     ``start`` (a barrier) lines up parallel queues; the sample's ``extra`` has the start and end
     times for them."""
+    if verdict not in VERDICTS:
+        raise ValueError(f"verdict mode {verdict!r}: one of {', '.join(VERDICTS)}")
     v = _Verdicts()
+    posted = _POSTED.get(verdict, 0)
     every = 25 if verdict.endswith("-25") else 1
     txring = verdict.startswith("txring")
-    with RingSocket(path) as s:
+    with RingSocket(path, post_batch=max(1, posted)) as s:
         msg_size = len(nl.build_queue_packet(0, bytes(payload)))
         if transport == "ring":
             s.set_rings(rx=ring_for(msg_size), tx=TX if txring else None)
@@ -97,7 +104,7 @@ def queue_run(path: str, *, n: int, payload: int, transport: str, verdict: str, 
                 if every > 1 and seen % every == 0:
                     s.flush()
             elif seen % every == 0:
-                s.sendmsg(v.make(pid, every > 1))
+                s.sendmsg(v.make(pid, every > 1), wait=not posted)
 
         try:
             if transport == "ring":

@@ -58,8 +58,9 @@ def _ratio(rid: str, label: str, num: str, den: str, *, bar: float | None = None
 
 
 @contextlib.contextmanager
-def _kernel(place: Placement, *extra: str) -> Iterator[KernelProcess]:
-    with KernelProcess(args=[*place.kernel_args(), *extra]) as kp, place.consumer_pinned():
+def _kernel(place: Placement, *extra: str, calls_on_caller: bool = True) -> Iterator[KernelProcess]:
+    with (KernelProcess(args=[*place.kernel_args(calls_on_caller=calls_on_caller), *extra]) as kp,
+          place.consumer_pinned()):
         yield kp
 
 
@@ -135,22 +136,29 @@ _SEED_Q = {
     ("ring", "mainline", "txring-1"): ("snort-mmap-txring-1 (6 queues)", 4.6),
     ("ring", "extended", "sendmsg-25"): ("snort, extended spinlock (6 queues)", 5.6),
 }
-_QUEUE_N = {"sendmsg-1": 20_000, "txring-1": 20_000, "sendmsg-25": 100_000, "txring-25": 100_000}
+_QUEUE_N = {"sendmsg-1": 20_000, "txring-1": 20_000, "sendmsg-25": 100_000, "txring-25": 100_000,
+            "posted-1": 40_000, "posted-1x16": 40_000}
+#: Rows beyond the seed's at 1500 B: verdicts posted without waiting for the kernel side's answer.
+_POSTED_Q = [("copy", "mainline", "posted-1"), ("ring", "mainline", "posted-1"),
+             ("copy", "mainline", "posted-1x16"), ("ring", "mainline", "posted-1x16")]
 
 
 def _queue_rows(cfg: BenchConfig, place: Placement, prog: Progress, rows: list, ratios: list) -> None:
-    with _kernel(place) as kp:
-        for payload, combos in ((1500, list(_SEED_Q)), (64, [("copy", "extended", "sendmsg-1"),
+    # posted verdicts are answered by a kernel side of their own, all of it on the kernel's CPU
+    with _kernel(place) as kp, _kernel(place, calls_on_caller=False) as kp_posted:
+        for payload, combos in ((1500, list(_SEED_Q) + _POSTED_Q), (64, [("copy", "extended", "sendmsg-1"),
                                                             ("ring", "extended", "sendmsg-1"),
                                                             ("copy", "extended", "sendmsg-25"),
                                                             ("ring", "extended", "sendmsg-25")])):
             var = {f"{t}.{lk}.{v}": (lambda t=t, lk=lk, v=v, p=payload: queue.queue_run(
-                kp.path, n=cfg.count(_QUEUE_N[v]), payload=p, transport=t, verdict=v, lock=lk))
+                (kp_posted if v.startswith("posted") else kp).path, n=cfg.count(_QUEUE_N[v]), payload=p,
+                transport=t, verdict=v, lock=lk))
                 for t, lk, v in combos}
             got = interleave(var, cfg.rounds, prog, f"queue {payload} B")
             for (t, lk, v), (key, samples) in zip(combos, got.items(), strict=True):
                 seed = _SEED_Q.get((t, lk, v)) if payload == 1500 else None
-                row = _row(f"queue.{payload}.{key}", "queue", f"queue {payload} B, {t}, {lk} lock, {v}", "pkt/s",
+                where = " (the kernel side's calls on its CPU)" if v.startswith("posted") and place.pinned else ""
+                row = _row(f"queue.{payload}.{key}", "queue", f"queue {payload} B, {t}, {lk} lock, {v}{where}", "pkt/s",
                            samples, payload=payload, transport=t, lock=lk, verdict=v, queues=1, producers=2)
                 row["gbit_per_s"] = row["median"] * payload * 8 / 1e9
                 if seed:
@@ -176,6 +184,14 @@ def _queue_rows(cfg: BenchConfig, place: Placement, prog: Progress, rows: list, 
                f"{q}.ring.mainline.txring-25", f"{q}.ring.mainline.sendmsg-1", seed=5.2 / 4.6),
         _ratio("queue.1500.batch25_ring_vs_copy", "queue 1500 B, batch-25: ring / copy",
                f"{q}.ring.mainline.sendmsg-25", f"{q}.copy.mainline.sendmsg-25", seed=5.6 / 5.1),
+        _ratio("queue.1500.posted_ring_vs_copy", "queue 1500 B, one verdict per packet, posted: ring / copy",
+               f"{q}.ring.mainline.posted-1", f"{q}.copy.mainline.posted-1", seed=2.4 / 1.7),
+        _ratio("queue.1500.posted16_ring_vs_copy", "queue 1500 B, one verdict per packet, posted 16 to a datagram: "
+               "ring / copy", f"{q}.ring.mainline.posted-1x16", f"{q}.copy.mainline.posted-1x16", seed=2.4 / 1.7),
+        _ratio("queue.1500.posted_vs_waiting_ring", "queue 1500 B, ring: posted-1 / sendmsg-1 (not waiting for the "
+               "kernel side's answer)", f"{q}.ring.mainline.posted-1", f"{q}.ring.mainline.sendmsg-1"),
+        _ratio("queue.1500.posted_vs_waiting_copy", "queue 1500 B, copy: posted-1 / sendmsg-1",
+               f"{q}.copy.mainline.posted-1", f"{q}.copy.mainline.sendmsg-1"),
         _ratio("queue.64.ring_vs_copy", "queue 64 B, one verdict per packet: ring / copy",
                "queue.64.ring.extended.sendmsg-1", "queue.64.copy.extended.sendmsg-1"),
         _ratio("queue.64.batch25_ring_vs_copy", "queue 64 B, batch-25: ring / copy",

@@ -5,10 +5,12 @@ this file re-exports the ones the tests use and keeps the implementation's priva
 
 from __future__ import annotations
 
+import time
+
 from nlmmap.conformance.zoo.tx import ValidateInPlace, ZeroCopyTx
 from nlmmap.impl.ksock import KSock
 
-__all__ = ["ValidateInPlace", "ZeroCopyTx", "NoWakeup"]
+__all__ = ["ValidateInPlace", "ZeroCopyTx", "NoWakeup", "SlowInput"]
 
 
 class NoWakeup(KSock):
@@ -17,3 +19,12 @@ class NoWakeup(KSock):
 
     def wake_user(self) -> None:
         pass
+
+
+class SlowInput(KSock):
+    """Takes 0.2 s over each message sent to the kernel (a busy kernel side; no flaw): a sendmsg
+    posted without waiting is then still being taken when its caller looks next."""
+
+    def kernel_input(self, datagram: bytes) -> None:
+        time.sleep(0.2)
+        super().kernel_input(datagram)
