@@ -29,6 +29,7 @@ can then decide packets not seen yet, the seed's "broken" row.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import struct
 import time
 from typing import Any
@@ -92,6 +93,7 @@ def queue_run(path: str, *, n: int, payload: int, transport: str, verdict: str, 
             s.sock.settimeout(TIMEOUT)
         if start is not None:
             start.wait()
+        k0, c0 = process_cpu(s.kernel_pid), time.process_time()
         t = time.perf_counter()
         s.service("queue", count=n, size=payload, maxlen=maxlen, wait=True, producers=producers, lock=lock)
         seen = reorders = others = 0
@@ -147,6 +149,7 @@ def queue_run(path: str, *, n: int, payload: int, transport: str, verdict: str, 
                 s.flush()
             s.sendmsg(v.make(n, True))
         t_end = time.perf_counter()
+        k1, c1 = process_cpu(s.kernel_pid), time.process_time()
         s.sock.settimeout(None)
         s.settle()
         st = s.stats()
@@ -154,8 +157,15 @@ def queue_run(path: str, *, n: int, payload: int, transport: str, verdict: str, 
         sample = Sample(seen / (t_end - t), seen, missing, s.poll_timeouts + st["wait_timeouts"],
                         s.lost_wakeups + st["lost_wakeups"])
         sample.extra.update(reorders=reorders, error_acks=others, verdict_msgs=st["queue_verdict_msgs"],
-                            t_start=t, t_end=t_end)
+                            t_start=t, t_end=t_end, kernel_cpu_s=k1 - k0, consumer_cpu_s=c1 - c0)
         return sample
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system, every thread) process ``pid`` has used so far (/proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _child(conn: Any, path: str, kw: dict, start: Any) -> None:

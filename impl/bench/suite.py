@@ -161,6 +161,10 @@ def _queue_rows(cfg: BenchConfig, place: Placement, prog: Progress, rows: list, 
                 row = _row(f"queue.{payload}.{key}", "queue", f"queue {payload} B, {t}, {lk} lock, {v}{where}", "pkt/s",
                            samples, payload=payload, transport=t, lock=lk, verdict=v, queues=1, producers=2)
                 row["gbit_per_s"] = row["median"] * payload * 8 / 1e9
+                ex, msgs = row["extra"], row["messages"]
+                if msgs and "kernel_cpu_s" in ex:  # where the time goes: CPU per packet of both processes
+                    row["cpu_us_per_packet"] = {"kernel": ex["kernel_cpu_s"] * 1e6 / msgs,
+                                                "consumer": ex["consumer_cpu_s"] * 1e6 / msgs}
                 if seed:
                     row["seed"] = {"row": seed[0], "gbit_per_s": seed[1]}
                 rows.append(row)
