@@ -35,7 +35,7 @@ from typing import Any
 
 import z3
 
-from .expr import Const, Count, Expr, Ite, Op, Quant, Select, Var, _lift, free_vars
+from .expr import CONCRETE_OPS, Z3_OPS, Const, Count, Expr, Ite, Op, Quant, Select, Var, _lift, free_vars
 from .system import Action, Assign, DefaultArray, Store, StoreRange, System
 
 __all__ = ["CellArray", "CellState", "CellEncoder", "EXPAND_MAX"]
@@ -93,38 +93,12 @@ def _ite(c: Term, a: Term, b: Term) -> Term:
 
 
 def _bin(op: str, a: Term, b: Term) -> Term:
-    if _const(a) and _const(b):
-        if op == "+":
-            return a + b
-        if op == "-":
-            return a - b
-        if op == "<":
-            return a < b
-        if op == "<=":
-            return a <= b
-        if op == "==":
-            return a == b
-        if op == "!=":
-            return a != b
-        if op == "div2":
-            return a // 2
+    """``a op b``, folded when both are constants (the operators' meaning: ``expr.CONCRETE_OPS``)."""
+    table = CONCRETE_OPS if _const(a) and _const(b) else Z3_OPS
+    fn = table.get(op)
+    if fn is None:
         raise ValueError(f"unknown operator {op!r}")
-    a, b = _z(a), _z(b)
-    if op == "+":
-        return a + b
-    if op == "-":
-        return a - b
-    if op == "<":
-        return a < b
-    if op == "<=":
-        return a <= b
-    if op == "==":
-        return a == b
-    if op == "!=":
-        return a != b
-    if op == "div2":
-        return a / 2
-    raise ValueError(f"unknown operator {op!r}")
+    return fn(a, b) if table is CONCRETE_OPS else fn(_z(a), _z(b))
 
 
 @dataclass

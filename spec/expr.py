@@ -16,6 +16,7 @@ Equality is spelled :func:`eq` / :func:`ne` (``==`` stays Python identity so nod
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,8 +24,17 @@ from typing import Any
 __all__ = [
     "Expr", "Const", "Var", "Select", "Op", "Quant", "Count", "Ite", "E", "const", "var", "eq", "ne", "and_",
     "or_", "not_", "implies", "ite", "forall", "exists", "count", "select", "in_set", "cyclic_between",
-    "evaluate", "to_z3", "free_vars", "render",
+    "evaluate", "to_z3", "free_vars", "render", "CONCRETE_OPS", "Z3_OPS",
 ]
+
+#: What each binary operator of an :class:`Op` means, once: on Python values (the interpreter,
+#: constant folding) and on z3 terms (:func:`to_z3`, the finite-scope encoding of ``cells``).
+#: ``div2`` halves its first argument (floor; z3's integer ``/`` agrees for a positive divisor).
+CONCRETE_OPS: dict[str, Callable[[Any, Any], Any]] = {
+    "+": operator.add, "-": operator.sub, "<": operator.lt, "<=": operator.le, "==": operator.eq,
+    "!=": operator.ne, "div2": lambda a, _b: a // 2,
+}
+Z3_OPS: dict[str, Callable[[Any, Any], Any]] = dict(CONCRETE_OPS, div2=lambda a, _b: a / 2)
 
 
 class Expr:
@@ -269,22 +279,10 @@ def _ev(e: Expr, env: _Env) -> Any:
             return not _ev(args[0], env)
         if op == "=>":
             return (not _ev(args[0], env)) or bool(_ev(args[1], env))
-        a, b = _ev(args[0], env), _ev(args[1], env)
-        if op == "+":
-            return a + b
-        if op == "-":
-            return a - b
-        if op == "<":
-            return a < b
-        if op == "<=":
-            return a <= b
-        if op == "==":
-            return a == b
-        if op == "!=":
-            return a != b
-        if op == "div2":
-            return a // 2
-        raise ValueError(f"unknown operator {op!r}")
+        fn = CONCRETE_OPS.get(op)
+        if fn is None:
+            raise ValueError(f"unknown operator {op!r}")
+        return fn(_ev(args[0], env), _ev(args[1], env))
     if t is Ite:
         return _ev(e.then if _ev(e.cond, env) else e.other, env)  # type: ignore[attr-defined]
     if t is Count:
@@ -366,9 +364,7 @@ def to_z3(e: E, lookup: Callable[[str], Any] | Mapping[str, Any], bound: Mapping
                 return z3.Not(args[0])
             if op == "=>":
                 return z3.Implies(args[0], args[1])
-            a, b = args
-            return {"+": lambda: a + b, "-": lambda: a - b, "<": lambda: a < b, "<=": lambda: a <= b,
-                    "==": lambda: a == b, "!=": lambda: a != b, "div2": lambda: a / 2}[op]()
+            return Z3_OPS[op](args[0], args[1])
         if t is Ite:
             return z3.If(go(x.cond), go(x.then), go(x.other))  # type: ignore[attr-defined]
         if t is Quant:
