@@ -105,10 +105,10 @@ def encode_post(payloads: list[bytes]) -> bytes:
 
 
 def decode_post(blob: bytes) -> tuple[int, list[bytes]]:
-    """(count, payloads) of a POST datagram's blob; ``EINVAL`` (with the count, when it could be
-    read, for the tally) if it is malformed."""
+    """(count, payloads) of a POST datagram's blob; :class:`PostMalformed` (EINVAL, with the count
+    when it could be read, for the tally) if it is malformed."""
     if len(blob) < 4:
-        raise NetlinkError("EINVAL", "a POST datagram without its count")
+        raise PostMalformed(0, "a POST datagram without its count")
     n = _U32.unpack_from(blob, 0)[0]
     out, pos = [], 4
     while pos < len(blob):
