@@ -80,7 +80,8 @@ class Freedoms:
         """A credential field of a peer message: learn the SUT's value once, then hold it to it (a
         value equal to the model's is the user's own bytes over the header: accepted as such).
 
-        ``own`` is the model's value of the field in a peer message (its peer pid; uid and gid 0).
+        ``own`` is the expected side's value of the field in a peer message (the credentials the
+        model wrote in that frame, or a recording's learned ones).
         When the model's bytes differ from it, the user overwrote part of the field: byte by byte,
         a byte the user changed must be the model's, the others the SUT's learned value (found on
         Linux 4.5: a scribble over bytes 13-15 of a COPY frame left nm_pid 0xEFEFEF01 there, the

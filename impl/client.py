@@ -222,21 +222,13 @@ class RingSocket(RxReader):
         target = self._posted
         if target != self._posted_done:
             self.flush_posted()
-            ctl = self.ctl
-            spins = 0
-            deadline = 0.0
-            while ctl.load64(wire.CTL_POST_DONE) < target:
-                spins += 1
-                if spins <= self.spin:
-                    continue
-                if not deadline:
-                    deadline = time.monotonic() + bound
-                elif not self._kernel_alive():
-                    raise NetlinkError("ECONNRESET", "the kernel side went away with posted sendmsg calls untaken")
-                elif time.monotonic() > deadline:
-                    raise NetlinkError("ETIMEDOUT", f"the kernel side did not take {target - self._posted_done} "
-                                                    f"posted sendmsg calls within {bound} s")
-                time.sleep(0.0001)
+            why = wire.wait_counter(self.ctl, wire.CTL_POST_DONE, target, alive=self._kernel_alive, bound=bound,
+                                    spin=self.spin)
+            if why == "gone":
+                raise NetlinkError("ECONNRESET", "the kernel side went away with posted sendmsg calls untaken")
+            if why == "timeout":
+                raise NetlinkError("ETIMEDOUT", f"the kernel side did not take {target - self._posted_done} "
+                                                f"posted sendmsg calls within {bound} s")
             self._posted_done = target
             self._drain()  # the POSTERR of a failed post is on the socket before its count moved
         if self._post_errors:

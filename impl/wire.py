@@ -41,7 +41,7 @@ __all__ = [
     "encode_post", "decode_post", "PostMalformed", "MAX_DATAGRAM",
     "CTL_SIZE", "CTL_RX_WAIT", "CTL_K_WAIT", "CTL_ERR_RAISED", "CTL_ERR_TAKEN", "CTL_WAKE_EPOCH", "CTL_GEN",
     "CTL_PUSHED", "CTL_PURGED", "CTL_CONSUMED", "CTL_DROPS", "CTL_POST_DONE", "CTL_CLOSING", "CTL_DUMP_RUNNING",
-    "CTL_PUB_BEGUN", "CTL_PUB_DECIDED", "CTL_REL_BEGUN", "CTL_REL_DECIDED", "wait_decided",
+    "CTL_PUB_BEGUN", "CTL_PUB_DECIDED", "CTL_REL_BEGUN", "CTL_REL_DECIDED", "wait_decided", "wait_counter",
     "DatagramReader", "SEQ_TYPE", "SeqWriter", "build_seq_message", "check_seq_message", "error_reply", "int_arg",
 ]
 
@@ -185,17 +185,29 @@ class DatagramReader:
         self._buf.close()
 
 
+def wait_counter(ctl: Any, off: int, target: int, *, alive: Any, bound: float = 60.0, spin: int = 0) -> str | None:
+    """Wait until the u64 counter at ``off`` of the control page reaches ``target`` (``spin``
+    checks, then short sleeps): None, or why not: ``"gone"`` (``alive()`` turned false) or
+    ``"timeout"`` (not within ``bound`` seconds)."""
+    spins = 0
+    deadline = time.monotonic() + bound
+    while ctl.load64(off) < target:
+        spins += 1
+        if spins <= spin:
+            continue
+        if not alive():
+            return "gone"
+        if time.monotonic() > deadline:
+            return "timeout"
+        time.sleep(0.0002)
+    return None
+
+
 def wait_decided(ctl: Any, begun: int, decided: int, *, alive: Any, bound: float = 60.0) -> bool:
     """After an expired sleep found the awaited frame ready: wait until the other side has made the
     kick decision of every change it had begun (``ctl[decided] >= ctl[begun]``; it has no I/O left
     but one send). False if it did not within ``bound`` seconds, or ``alive()`` turned false."""
-    target = ctl.load64(begun)
-    deadline = time.monotonic() + bound
-    while ctl.load64(decided) < target:
-        if not alive() or time.monotonic() > deadline:
-            return False
-        time.sleep(0.0002)
-    return True
+    return wait_counter(ctl, decided, ctl.load64(begun), alive=alive, bound=bound) is None
 
 
 def int_arg(args: dict[str, Any], name: str, default: int | None = None) -> int:
