@@ -175,8 +175,7 @@ class RingSocket(RxReader):
         """One system call on the kernel side; DATA arriving meanwhile joins the receive queue."""
         if self.closed:
             raise NetlinkError("EBADF", "the socket is closed")
-        if self._posted != self._posted_done or self._post_errors:
-            self.sync()
+        self._sync_posts()
         data = wire.encode(wire.REQ, op, args, blob)
         if len(data) > wire.MAX_DATAGRAM:
             raise NetlinkError("EMSGSIZE", f"{op}: {len(blob)} bytes exceed what the kernel side takes in one call")
@@ -215,6 +214,15 @@ class RingSocket(RxReader):
             self._post_errors.append(_post_error(data))
 
     # ---- posted sends ---------------------------------------------------------------------------
+    def _sync_posts(self) -> bool:
+        """Before every look or wait of the socket (calls, frame reads, recvmsg, the TX ring, the
+        readers' waits): :meth:`sync` when posted sendmsg calls are outstanding or a failure of
+        one is still to be raised. True when it synced (what was looked at may have changed)."""
+        if self._posted != self._posted_done or self._post_errors:
+            self.sync()
+            return True
+        return False
+
     def sync(self, bound: float = 60.0) -> None:
         """Wait until the kernel side has taken every sendmsg posted with ``wait=False`` (its count
         in the control page), then raise the first that failed. ETIMEDOUT after ``bound`` seconds,
@@ -364,8 +372,7 @@ class RingSocket(RxReader):
 
     def status(self, ring: str, index: int) -> int:
         """The frame's status word (acquire load)."""
-        if self._posted != self._posted_done:
-            self.sync()
+        self._sync_posts()
         return self.at.load_acquire(self.frame_offset(ring, index))  # type: ignore[union-attr]
 
     def set_status(self, ring: str, index: int, value: int) -> None:
@@ -378,8 +385,7 @@ class RingSocket(RxReader):
 
     def header(self, ring: str, index: int) -> FrameHeader:
         """The frame header (read after an acquire load of the status)."""
-        if self._posted != self._posted_done:
-            self.sync()
+        self._sync_posts()
         off = self.frame_offset(ring, index)
         self.at.load_acquire(off)  # type: ignore[union-attr]
         return FrameHeader.unpack(self._mv[off:off + NL_MMAP_HDRLEN])  # type: ignore[index]
@@ -480,8 +486,7 @@ class RingSocket(RxReader):
     def recvmsg(self, bufsize: int = 65536, dontwait: bool = True, timeout: float | None = None) -> tuple[bytes, bool]:
         """recvmsg: ENOBUFS once after an overrun, else the next queued message (truncated to
         ``bufsize``), else EAGAIN (or wait, unless ``dontwait``). Never touches a frame."""
-        if self._posted != self._posted_done:
-            self.sync()
+        self._sync_posts()
         ctl = self.ctl
         raised = ctl.load_acquire(wire.CTL_ERR_RAISED)
         if raised != ctl.load_acquire(wire.CTL_ERR_TAKEN):
@@ -586,8 +591,7 @@ class RingSocket(RxReader):
     def send(self, msg: bytes, *, flush: bool = False) -> None:
         """Queue ``msg`` in the next TX frame (ring order); kick when the ring is full or on
         ``flush``."""
-        if self._posted != self._posted_done:
-            self.sync()
+        self._sync_posts()
         offs = self._tx_offs
         i = self.tx_cursor
         off = offs[i]

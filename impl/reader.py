@@ -99,9 +99,7 @@ class RxReader:
     _note: Callable[[str], None]
     _rcv_wake: Callable[[], None]
     _rq_len: Callable[[], int]
-    _posted: int
-    _posted_done: int
-    sync: Callable[[], None]
+    _sync_posts: Callable[[], bool]
 
     # ---- the two ways to read ---------------------------------------------------------------------
     def messages(self, *, timeout: float | None = None, limit: int | None = None,
@@ -363,8 +361,7 @@ class RxReader:
         """The frame at the cursor is neither VALID nor COPY: report a pending ENOBUFS, else
         sleep until it is (wake-up handshake). False when ``timeout`` passed first. Sendmsg calls
         posted without waiting are taken by the kernel side first (their messages may be next)."""
-        if self._posted != self._posted_done:
-            self.sync()
+        if self._sync_posts():
             return True
         if self._err_pending():
             self._take_err()

@@ -70,6 +70,25 @@ def test_a_failed_post_raises_at_the_next_call_naming_itself_then_the_socket_ser
         assert s.stats()["portid"] == s.portid
 
 
+@pytest.mark.parametrize("look", ["status", "header", "recvmsg", "send", "messages"])
+def test_each_failed_post_raises_at_a_look_of_its_own(slow, look):
+    """Two posts fail: the first raises at the first look, the second at the next look, whichever
+    look it is (frame reads, recvmsg and the TX ring as well as calls), not at some later call."""
+    with RingSocket(slow.path, post_batch=2) as s:
+        s.set_rings(rx=_RX, tx=_RX)
+        s.mmap()
+        for _ in range(2):
+            s.sendmsg(b"x" * (nl.DEFAULT_SNDBUF + 1), wait=False)  # EMSGSIZE, twice
+        looks = {"status": lambda: s.status("rx", 0), "header": lambda: s.header("rx", 0),
+                 "recvmsg": lambda: s.recvmsg(), "send": lambda: s.send(_ACKED),
+                 "messages": lambda: list(s.messages(timeout=0.0, limit=1))}
+        for _ in range(2):
+            with pytest.raises(NetlinkError) as e:
+                looks[look]()
+            assert e.value.errno == "EMSGSIZE" and "posted" in e.value.message
+        assert s.stats()["portid"] == s.portid
+
+
 def test_a_failed_post_not_looked_at_is_raised_by_close(slow):
     s = RingSocket(slow.path)
     s.sendmsg(b"x" * (nl.DEFAULT_SNDBUF + 1), wait=False)
