@@ -55,24 +55,29 @@ class Freedoms:
     peer_pid: int | None = None  # the expected side's credential pid of the peer (None: learn it, replay)
     peer: dict[str, int] = field(default_factory=dict)  # nm_pid/nm_uid/nm_gid the SUT uses for the peer
     expected: tuple[int, int, int] | None = None  # the expected side's peer credentials (replay: learned)
-    _peer_frames: set[Any] = field(default_factory=set)  # replay: frames last seen holding a peer's message
+    #: replay: per mapping (by id, the layout kept so that no other layout can take its id), the
+    #: RX frames last seen holding a peer's message
+    _peer_frames: dict[int, tuple[Any, set[int]]] = field(default_factory=dict)
 
-    def recorded_peer_frame(self, e: tuple[int, ...], g: tuple[int, ...], key: Any) -> tuple[int, int, int] | None:
+    def recorded_peer_frame(self, e: tuple[int, ...], g: tuple[int, ...], layout: Any,
+                            index: int) -> tuple[int, int, int] | None:
         """Replay (no model): the recording's peer credentials if RX header ``e`` (recorded; ``g``
-        the SUT's) of frame ``key`` holds a peer's message, else None. The peer pid is learned at
-        the first frame where the sides show different non-zero pids; a frame last seen with it
-        stays a peer's while its recorded pid is neither it nor 0 (the user's bytes over part of it)."""
+        the SUT's) of frame ``index`` of mapping ``layout`` holds a peer's message, else None. The
+        peer pid is learned at the first frame where the sides show different non-zero pids; a
+        frame last seen with it stays a peer's while its recorded pid is neither it nor 0 (the
+        user's bytes over part of it). A new mapping starts with no peer frames."""
         if self.peer_pid is None:
             if not (e[3] and g[3] and e[3] != g[3]):
                 return None
             self.peer_pid = e[3]
+        frames = self._peer_frames.setdefault(id(layout), (layout, set()))[1]
         if e[3] == self.peer_pid:
             if self.expected is None:
                 self.expected = (e[3], e[4], e[5])
-            self._peer_frames.add(key)
+            frames.add(index)
         elif e[3] == 0:
-            self._peer_frames.discard(key)
-        if key not in self._peer_frames:
+            frames.discard(index)
+        if index not in frames:
             return None
         return self.expected
 
@@ -263,7 +268,7 @@ def compare_memory(exp: bytes, got: bytes, offset: int, layout: MappingLayout | 
         g = _HDR.unpack_from(got, f.offset - lo)
         creds = None
         if f.ring == "rx":
-            creds = (free.recorded_peer_frame(e, g, (id(layout), f.index)) if peer_frames is None
+            creds = (free.recorded_peer_frame(e, g, layout, f.index) if peer_frames is None
                      else peer_frames.get(f.index))
         for k in range(NL_MMAP_HDRLEN):
             exact[f.offset - lo + k] = 0

@@ -225,3 +225,29 @@ def test_replay_learns_the_recordings_peer_and_still_catches_a_kernel_message_wi
     assert compare_memory(scribbled(0x01) + frame(0), scribbled(0x07) + frame(0), 0, lay, free) == []
     bad = compare_memory(scribbled(0x01) + frame(0), scribbled(0x08) + frame(0), 0, lay, free)
     assert [d.check for d in bad] == ["memory.RX[0].nm_pid"]
+
+
+
+def test_replay_forgets_the_peer_frames_of_a_mapping_that_is_gone():
+    """Replay keeps which frames hold a peer's message per mapping; a socket mapped again starts
+    with none of them, so a difference in one of its frames is exact again, however often it is
+    mapped (a new layout object may take the memory, and so the id(), of an old one)."""
+    import struct
+
+    from nlmmap.conformance.compare import Freedoms, compare_memory
+    from nlmmap.spec.abi import MappingLayout, RingGeometry
+
+    free = Freedoms()
+    frame = lambda pid: struct.pack("=6I", 3, 20, 0, pid, 0, 0).ljust(2048, b"\0")  # noqa: E731
+    scribbled = lambda low: frame(0xEFEFEF00 | low)  # noqa: E731
+    rx = RingGeometry(4096, 1, 2048, 2)  # one socket's rings (replay's _Sock keeps them)
+    peer, peer_sut = frame(1) + frame(0), frame(7) + frame(0)
+    user, user_sut = scribbled(0x01) + frame(0), scribbled(0x07) + frame(0)
+    missed = 0
+    for _ in range(50):
+        lay = MappingLayout(rx, None)
+        assert compare_memory(peer, peer_sut, 0, lay, free) == []  # RX[0]: a peer's message
+        lay = MappingLayout(rx, None)  # mapped again: RX[0] never held a peer's message here
+        bad = compare_memory(user, user_sut, 0, lay, free)
+        missed += [d.check for d in bad] != ["memory.RX[0].nm_pid"]
+    assert missed == 0
