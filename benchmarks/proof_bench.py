@@ -26,62 +26,9 @@ from typing import Any
 
 import z3
 
-from nlmmap.spec.bmc import bmc
-from nlmmap.spec.catalog import for_variant
-from nlmmap.spec.expected import bmc_runs
+from nlmmap.proof_figures import time_clean, time_flaws, time_prove
 from nlmmap.spec.protocol import Variant, queue_system
-from nlmmap.spec.prove import Verdict, prove_default
 from nlmmap.spec.system import DefaultArray, MapState, apply_action, enabled, violated_invariants
-
-
-def bench_prove() -> dict[str, Any]:
-    """Whole default prove: obligations, verdicts, untouched, total and slowest."""
-    t0, c0 = time.perf_counter(), time.process_time()
-    rep = prove_default()
-    total, cpu = time.perf_counter() - t0, time.process_time() - c0
-    worst = rep.slowest
-    return {"obligations": len(rep.results), "counts": rep.counts, "untouched": rep.untouched,
-            "total_s": round(total, 2), "cpu_s": round(cpu, 2), "slowest_ms": round(worst.ms, 1) if worst else 0.0,
-            "slowest": worst.line() if worst else "", "over_1s": sum(r.ms > 1000 for r in rep.results)}
-
-
-def bench_clean(max_depth: int, budget_s: float) -> list[dict[str, Any]]:
-    """For each clean run of the manifest: one search, the cumulative time to finish each depth."""
-    rows = []
-    for run in bmc_runs():
-        if run.verdict is not Verdict.OK:
-            continue
-        depth = max(max_depth, run.depth)
-        marks: list[tuple[int, float, float]] = []
-        t0, c0 = time.perf_counter(), time.process_time()
-
-        def tick(d: int, _ms: float, marks: list = marks, t0: float = t0, c0: float = c0) -> None:
-            marks.append((d, time.perf_counter() - t0, time.process_time() - c0))
-
-        res = bmc(for_variant(run.variant), depth=depth, max_n=run.max_n, timeout_ms=int(budget_s * 1000),
-                  properties=list(run.properties) or None, on_depth=tick)
-        rows.append({"run": run.label.replace(" --property ", " "), "manifest_depth": run.depth,
-                     "verdict": res.verdict.search_text,
-                     "reached": max((d for d, _, _ in marks), default=-1), "scope": res.scope(),
-                     "sliced": bool(res.sliced), "per_depth": [{"depth": d, "wall_s": round(w, 2), "cpu_s": round(c, 2)}
-                                                               for d, w, c in marks]})
-    return rows
-
-
-def bench_flaws() -> list[dict[str, Any]]:
-    """Time to each historical flaw of the manifest, its trace length, and whether it is as expected."""
-    rows = []
-    for run in bmc_runs():
-        if run.verdict is not Verdict.FAILED:
-            continue
-        t0, c0 = time.perf_counter(), time.process_time()
-        res = bmc(for_variant(run.variant), depth=run.depth, max_n=run.max_n, properties=list(run.properties) or None)
-        rows.append({"run": run.label.replace(" --property ", " "), "property": res.violated,
-                     "verdict": res.verdict.search_text,
-                     "steps": res.steps, "wall_s": round(time.perf_counter() - t0, 2),
-                     "cpu_s": round(time.process_time() - c0, 2),
-                     "as_expected": res.verdict is Verdict.FAILED and res.violated in run.violates})
-    return rows
 
 
 def _key(st: MapState) -> tuple:
@@ -178,9 +125,9 @@ def main(argv: list[str] | None = None) -> None:
                            "machine": f"{platform.machine()}, {os.cpu_count()} cpus, python {sys.version.split()[0]}",
                            "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
                            "command": "python benchmarks/proof_bench.py " + " ".join(argv or sys.argv[1:])}
-    doc["prove"] = bench_prove()
-    doc["clean"] = bench_clean(args.max_depth, args.depth_budget_s)
-    doc["flaws"] = bench_flaws()
+    doc["prove"] = time_prove()
+    doc["clean"] = time_clean(lambda run: max(args.max_depth, run.depth), budget_s=args.depth_budget_s)
+    doc["flaws"] = time_flaws()
     doc["explicit_depth"] = args.explicit_depth
     doc["explicit"] = []
     for n in range(1, 6):

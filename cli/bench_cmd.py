@@ -40,52 +40,33 @@ def _slug(text: str) -> str:
 
 def proof_rows(*, quick: bool, bmc_depth: int, progress: Any) -> tuple[list[dict], bool]:
     """``prove`` time and slowest obligation; BMC time per depth; without ``quick`` the time to each
-    historical flaw. Returns (rows, every verdict as expected)."""
+    historical flaw (measured by :mod:`nlmmap.proof_figures`). Returns (rows, every verdict as
+    expected)."""
     import z3
 
-    from nlmmap.spec.bmc import bmc
-    from nlmmap.spec.catalog import for_variant
-    from nlmmap.spec.expected import bmc_runs
-    from nlmmap.spec.prove import Verdict, prove_default
+    from .proof_figures import time_clean, time_flaws, time_prove
 
     rows: list[dict] = []
-    ok = True
-    progress.step("prove", 0, 1)
-    t0 = time.perf_counter()
-    rep = prove_default()
-    total = time.perf_counter() - t0
-    worst = max(rep.results, key=lambda r: r.ms)
-    bad = sum(r.verdict is not Verdict.OK for r in rep.results)
-    ok &= bad == 0
-    rows.append(_row("proofs.prove", "proofs", f"nlmmap prove: {len(rep.results)} obligations, {bad} not ok", "s",
-                     [total], obligations=len(rep.results), not_ok=bad, z3=z3.get_full_version()))
-    rows.append(_row("proofs.slowest_obligation", "proofs", f"slowest obligation: {worst.line()}", "s",
-                     [worst.ms / 1000]))
-    runs = bmc_runs()
-    clean = [r for r in runs if r.verdict is Verdict.OK]
-    for i, run in enumerate(clean):
-        progress.step(f"bmc {run.label}", i, len(clean))
-        d = min(bmc_depth, run.depth)  # the manifest's depth: how deep the run is known clean
-        res = bmc(for_variant(run.variant), depth=d, max_n=run.max_n, properties=list(run.properties) or None)
-        per = [ms / 1000 for ms in res.per_depth_ms]
-        cum = [sum(per[:k + 1]) for k in range(len(per))]
-        ok &= res.verdict is Verdict.OK
-        rows.append(_row(f"proofs.bmc.{_slug(run.label)}", "proofs", f"nlmmap bmc --variant {run.label}, clean to "
-                         f"depth {len(per) - 1} (ring sizes <= {run.max_n})", "s", [res.ms / 1000],
-                         per_depth_s=per, cumulative_s=cum, verdict=res.verdict.search_text))  # depth 0 first
+    p = time_prove(progress)
+    ok = p["not_ok"] == 0
+    rows.append(_row("proofs.prove", "proofs", f"nlmmap prove: {p['obligations']} obligations, {p['not_ok']} not ok",
+                     "s", [p["total_s"]], obligations=p["obligations"], not_ok=p["not_ok"], z3=z3.get_full_version()))
+    rows.append(_row("proofs.slowest_obligation", "proofs", f"slowest obligation: {p['slowest']}", "s",
+                     [p["slowest_ms"] / 1000]))
+    # never past the manifest's depth: how deep each run is known clean
+    for r in time_clean(lambda run: min(bmc_depth, run.depth), progress=progress):
+        cum = [x["wall_s"] for x in r["per_depth"]]  # depth 0 first
+        per = [b - a for a, b in zip([0.0, *cum], cum, strict=False)]
+        ok &= r["ok"]
+        rows.append(_row(f"proofs.bmc.{_slug(r['label'])}", "proofs", f"nlmmap bmc --variant {r['label']}, clean to "
+                         f"depth {r['reached']} (ring sizes <= {r['max_n']})", "s", [r["wall_s"]],
+                         per_depth_s=per, cumulative_s=cum, verdict=r["verdict"]))
     if not quick:
-        flaws = [r for r in runs if r.verdict is Verdict.FAILED]
-        for i, run in enumerate(flaws):
-            progress.step(f"bmc flaw {run.label}", i, len(flaws))
-            t0 = time.perf_counter()
-            res = bmc(for_variant(run.variant), depth=run.depth, max_n=run.max_n,
-                      properties=list(run.properties) or None)
-            dt = time.perf_counter() - t0
-            found = res.verdict is Verdict.FAILED and res.violated in run.violates
-            ok &= found
-            rows.append(_row(f"proofs.flaw.{_slug(run.label)}", "proofs", f"nlmmap bmc --variant {run.label}: "
-                             f"{res.violated or res.verdict.search_text} in {res.steps} steps", "s", [dt],
-                             steps=res.steps, violated=res.violated, as_expected=found))
+        for r in time_flaws(progress):
+            ok &= r["as_expected"]
+            rows.append(_row(f"proofs.flaw.{_slug(r['label'])}", "proofs", f"nlmmap bmc --variant {r['label']}: "
+                             f"{r['property'] or r['verdict']} in {r['steps']} steps", "s", [r["wall_s"]],
+                             steps=r["steps"], violated=r["property"], as_expected=r["as_expected"]))
     return rows, ok
 
 
