@@ -87,8 +87,31 @@ CTL_REL_DECIDED = 200  # user-written
 def encode(kind: int, op: str | int = 0, args: dict[str, Any] | None = None, blob: bytes = b"") -> bytes:
     """One datagram."""
     code = _OP_CODE[op] if isinstance(op, str) else op
-    js = _JSON_ENCODER.encode(args).encode() if args else b""
+    js = _json_bytes(args) if args else b""
     return _HDR.pack(kind, code, len(js)) + js + bytes(blob)
+
+
+#: JSON of small all-scalar argument objects, the answers of every call on the hot path (sendmsg's
+#: ``{"bytes": n, "ok": true}``): encoding one costs ~1.5 us, a look-up ~0.3 us. Bounded.
+_ENCODED: dict[tuple, bytes] = {}
+_DECODED: dict[str, dict[str, Any]] = {}
+_MEMO_MAX = 4096
+_SCALARS = frozenset((int, str, bool, type(None)))  # not float: -0.0 == 0.0 would share a key
+
+
+def _json_bytes(args: dict[str, Any]) -> bytes:
+    if len(args) <= 4:
+        vals = tuple(args.values())
+        types = tuple(map(type, vals))
+        if _SCALARS.issuperset(types):
+            key = (tuple(args), types, vals)  # the types too: True == 1
+            js = _ENCODED.get(key)
+            if js is None:
+                js = _ENCODED[key] = _JSON_ENCODER.encode(args).encode()
+                if len(_ENCODED) > _MEMO_MAX:
+                    _ENCODED.clear()
+            return js
+    return _JSON_ENCODER.encode(args).encode()
 
 
 _U32 = struct.Struct("=I")
@@ -144,9 +167,16 @@ def decode(data: bytes) -> tuple[int, str, dict[str, Any], bytes]:
     if jl:
         try:  # raw_decode of the str: json.loads would first guess the encoding of the bytes
             text = bytes(data[_HDR.size:_HDR.size + jl]).decode()
+            hit = _DECODED.get(text)
+            if hit is not None:  # a small all-scalar object decoded before: a copy of it
+                return kind, OPS[code] if code < len(OPS) else f"op{code}", dict(hit), bytes(data[_HDR.size + jl:])
             args, end = _JSON_DECODER.raw_decode(text)
             if end != len(text):
                 raise ValueError("extra data")
+            if jl <= 64 and isinstance(args, dict) and _SCALARS.issuperset(map(type, args.values())):
+                if len(_DECODED) >= _MEMO_MAX:
+                    _DECODED.clear()
+                _DECODED[text] = dict(args)
         except ValueError:  # UnicodeDecodeError and JSONDecodeError among them
             raise NetlinkError("EINVAL", "datagram arguments are not JSON") from None
         if not isinstance(args, dict):

@@ -207,3 +207,21 @@ def test_ring_full_drops_are_counted_and_reported(kernel):
         assert e.value.errno == "EAGAIN"
         got = [bytes(m) for m in s.messages(timeout=0)]
         assert len(got) == 8 and all(nl.NlMsgHdr.unpack(m).type == nl.NLMSG_ERROR for m in got)
+
+
+def test_the_wire_memo_never_mixes_up_arguments_or_shares_them():
+    """Small answers are encoded and decoded from a memo: values equal in Python but not in JSON
+    (True and 1, 0 and False) keep their own bytes, and every decode is a fresh dict."""
+    import json
+
+    cases = [{"bytes": True}, {"bytes": 1}, {"bytes": 0}, {"bytes": False}, {"bytes": None}, {"bytes": "1"},
+             {"ok": True, "bytes": 36}, {"bytes": 36, "ok": True}, {"m": [1]}, {"x": 0.0}, {"x": -0.0}]
+    for _ in range(2):  # the second round is served from the memo
+        for args in cases:
+            data = wire.encode(wire.REPLY, 0, args)
+            assert data[4:] == json.dumps(args, separators=(",", ":")).encode(), args
+            got = wire.decode(data)[2]
+            assert got == args and list(got) == list(args) and [type(v) for v in got.values()] == [
+                type(v) for v in args.values()], (args, got)
+            got["mutated"] = 1
+            assert "mutated" not in wire.decode(data)[2]
