@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from .abi import NL_MMAP_HDRLEN, FrameHeader, u32
@@ -118,8 +118,6 @@ def _nlh_from(cls: type[NlMsgHdr], data: Any, offset: int) -> NlMsgHdr:
 _new = object.__new__
 
 
-_NLH_FIELDS = tuple(f.name for f in fields(NlMsgHdr))
-
 
 @dataclass(frozen=True)
 class NlAttr:
@@ -145,7 +143,7 @@ def split_messages(datagram: bytes) -> Iterator[tuple[NlMsgHdr, bytes]]:
         if ln < NLMSG_HDRLEN or ln > total - pos:
             return
         yield hdr, data[pos:pos + ln]
-        pos += min((ln + NLMSG_ALIGNTO - 1) & ~(NLMSG_ALIGNTO - 1), total - pos)
+        pos += min(nlmsg_align(ln), total - pos)
 
 
 def parse_attributes(buf: bytes) -> tuple[list[NlAttr], int]:
@@ -166,7 +164,7 @@ def parse_attributes(buf: bytes) -> tuple[list[NlAttr], int]:
         d["type"], d["nested"], d["net_byteorder"], d["payload"] = (
             nla_type & 0x3FFF, nla_type & 0x8000 != 0, nla_type & 0x4000 != 0, data[pos + NLA_HDRLEN:pos + nla_len])
         out.append(a)
-        pos += min((nla_len + NLMSG_ALIGNTO - 1) & ~(NLMSG_ALIGNTO - 1), total - pos)
+        pos += min(nlmsg_align(nla_len), total - pos)
     return out, total - pos
 
 
