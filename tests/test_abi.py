@@ -216,6 +216,19 @@ def test_s20_input_loop_stops_silently_at_malformed_header():
     assert list(netlink.split_messages(a + b"\0" * 15)) != [] and len(list(netlink.split_messages(b"\0" * 15))) == 0
 
 
+
+def test_s20_input_loop_steps_to_the_aligned_length_and_keeps_the_last_bytes():
+    """netlink_rcv_skb pulls NLMSG_ALIGN(nlmsg_len) bytes (at most what is left): a 17-byte
+    message is followed by the next one at offset 20; a last message whose padding is missing is
+    still taken whole (af_netlink.c, netlink_rcv_skb)."""
+    a = struct.pack("=IHHII", 17, 0x1, netlink.NLM_F_REQUEST, 1, 0) + b"x\0\0\0"  # 17 bytes + padding
+    b = netlink.build_message(0x1, netlink.NLM_F_REQUEST, 2, 0)
+    got = list(netlink.split_messages(a + b))
+    assert [(h.seq, len(raw)) for h, raw in got] == [(1, 17), (2, 16)]
+    assert got[1][1] == b
+    tail = struct.pack("=IHHII", 17, 0x1, netlink.NLM_F_REQUEST, 3, 0) + b"y"  # no padding after it
+    assert [(h.seq, raw) for h, raw in netlink.split_messages(b + tail)] == [(2, b), (3, tail)]
+
 ACKS = [
     # (request type, flags, payload bytes, expected (error, ack sent))
     ("20 control type without ACK flag", 0x1, netlink.NLM_F_REQUEST, 0, (0, False)),
@@ -260,3 +273,19 @@ def test_nlattr_parsing_structure():
     assert [(a.type, a.nested, a.payload) for a in got] == [(1, False, b"abcd"), (2, True, b"x")] and left == 2
     bad = struct.pack("=HH", 3, 1) + b"abcd"
     assert netlink.parse_attributes(bad) == ([], 8)
+
+
+def test_nlattr_empty_payloads_type_mask_and_the_last_of_a_type():
+    """nla_ok takes an attribute of nla_len 4 (no payload); nla_type masks NLA_F_NESTED and
+    NLA_F_NET_BYTEORDER (bits 15 and 14) off the type; nla_parse keeps the last attribute of a
+    type, so a verdict with two NFQA_VERDICT_HDR acts on the second (lib/nlattr.c,
+    include/uapi/linux/netlink.h)."""
+    attrs = struct.pack("=HH", 4, 3) + struct.pack("=HH", 6, 0x4005) + b"ab\0\0" + struct.pack("=HH", 4, 0xC001)
+    got, left = netlink.parse_attributes(attrs)
+    assert [(a.type, a.nested, a.net_byteorder, a.payload) for a in got] == [
+        (3, False, False, b""), (5, False, True, b"ab"), (1, True, True, b"")] and left == 0
+    first = netlink.build_queue_verdict(7, netlink.NF_ACCEPT)
+    second = struct.pack("=HH", 12, netlink.NFQA_VERDICT_HDR) + struct.pack(">II", netlink.NF_DROP, 9)
+    two = bytearray(first + second)
+    struct.pack_into("=I", two, 0, len(two))
+    assert netlink.parse_queue_verdict(bytes(two)) == (9, netlink.NF_DROP, False)
