@@ -289,3 +289,15 @@ def test_nlattr_empty_payloads_type_mask_and_the_last_of_a_type():
     two = bytearray(first + second)
     struct.pack_into("=I", two, 0, len(two))
     assert netlink.parse_queue_verdict(bytes(two)) == (9, netlink.NF_DROP, False)
+
+
+@pytest.mark.parametrize("page_size", [2048, 4097, 12288, 0, -4096, True, 4096.0, "4096"])
+def test_a_page_size_that_is_not_a_power_of_two_of_at_least_4096_is_refused(page_size):
+    with pytest.raises(NetlinkError) as e:
+        abi.check_page_size(page_size)
+    assert e.value.errno == "EINVAL"
+
+
+@pytest.mark.parametrize("page_size", [4096, 16384, 65536])
+def test_power_of_two_page_sizes_are_taken(page_size):
+    assert abi.check_page_size(page_size) == page_size

@@ -21,7 +21,15 @@ from nlmmap.spec.abi import (
     Status,
 )
 from nlmmap.spec.errors import NetlinkError, errno_code
-from nlmmap.spec.netlink import NLM_F_ACK, NLM_F_MULTI, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, build_message
+from nlmmap.spec.netlink import (
+    NLM_F_ACK,
+    NLM_F_MULTI,
+    NLM_F_REQUEST,
+    NLMSG_DONE,
+    NLMSG_ERROR,
+    build_message,
+    nlmsg_goodsize,
+)
 from nlmmap.spec.protocol import Variant
 
 U, R, V, C, S = (int(s) for s in Status)
@@ -121,6 +129,9 @@ def test_s3_2_enomem_for_ring_too_large():
     assert errno_of(lambda: s.setsockopt(NETLINK_RX_RING, RingRequest(4096, 512, 4096, 512).pack())) == "ENOMEM"
     wrapped = RingRequest(4096, 0x80000000, 2048, 0)  # u32 product wraps to frame_nr: allocation fails
     assert errno_of(lambda: Kernel().socket().setsockopt(NETLINK_RX_RING, wrapped.pack())) == "ENOMEM"
+    exact = Kernel(ModelConfig(memory_limit=512 * 4096)).socket()  # a ring of exactly the memory there is
+    exact.setsockopt(NETLINK_RX_RING, RingRequest(4096, 512, 4096, 512).pack())
+    assert exact.spec_state["rx_frame_nr"] == 512
 
 
 def test_s3_2_fresh_ring_is_all_zero():
@@ -499,6 +510,42 @@ def test_s10_dump_request_limits_and_a_second_dump_while_one_runs():
            struct.unpack_from("=H", s.peek(i * 4096 + 24 + 4, 2))[0] == NLMSG_ERROR]
     assert [struct.unpack_from("=i", e, 16)[0] for e in err] == [-errno_code("EBUSY")]
 
+
+
+def test_s10_the_largest_dump_message_with_its_done_fits_one_goodsize_skb():
+    """The bound is exact: a message whose aligned payload is NLMSG_GOODSIZE - 36 (with its header
+    and NLMSG_DONE's 20 bytes: 3776 on 4 KiB pages) is served; 1 byte more, or one message more
+    than DUMP_MAX_MESSAGES, is EINVAL."""
+    limit = nlmsg_goodsize(4096) - 36
+    assert family.parse_dump_request(family.dump_request(1, limit)) == (1, limit)
+    assert family.parse_dump_request(family.dump_request(family.DUMP_MAX_MESSAGES, 8)) == (family.DUMP_MAX_MESSAGES, 8)
+    for bad in (family.dump_request(1, limit + 1), family.dump_request(family.DUMP_MAX_MESSAGES + 1, 8)):
+        with pytest.raises(NetlinkError) as e:
+            family.parse_dump_request(bad)
+        assert e.value.errno == "EINVAL"
+    s = sock(rx=RingRequest(16384, 1, 4096, 4), tx=None)
+    s.sendmsg(family.dump_request(1, limit))
+    assert s.dump is None and s.statuses("rx")[:1] == [V]  # one skb: the message and NLMSG_DONE
+
+
+
+def test_s10_netlink_dump_tries_max_recvmsg_len_only_when_it_exceeds_goodsize():
+    """netlink_dump (4.5 af_netlink.c): ``if (alloc_min_size < nlk->max_recvmsg_len)`` a first
+    attempt of max_recvmsg_len, then NLMSG_GOODSIZE; at equality one attempt only (a second
+    attempt of the same size would count a second overrun on a full ring)."""
+    good = nlmsg_goodsize(4096)
+    assert family.dump_alloc_sizes(good, 4096) == [good]
+    assert family.dump_alloc_sizes(good - 1, 4096) == [good]
+    assert family.dump_alloc_sizes(good + 1, 4096) == [good + 1, good]
+
+
+def test_s10_a_dump_skb_takes_messages_that_fill_it_exactly():
+    """A message that fits the skb's room exactly is taken (nlmsg_put fails only when the tailroom
+    is smaller than the message); NLMSG_DONE follows only when it fits as well."""
+    msgs = [b"a" * 40, b"b" * 60]
+    assert family.dump_batch(msgs, 100, b"d" * 20) == (b"a" * 40 + b"b" * 60, 2, False)
+    assert family.dump_batch(msgs, 120, b"d" * 20) == (b"a" * 40 + b"b" * 60 + b"d" * 20, 2, True)
+    assert family.dump_batch(msgs, 99, b"d" * 20) == (b"a" * 40, 1, False)
 
 # ---- section 11: TX -------------------------------------------------------------------------------------
 def test_s11_2_tx_kick_returns_bytes_and_releases_frames_across_wrap():
