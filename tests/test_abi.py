@@ -248,6 +248,52 @@ def test_s20_route_family_answers(section, type_, flags, plen, want):
     assert (r.error, r.ack) == want
 
 
+UNPRIVILEGED = [
+    # (what, type, payload bytes, expected (error, ack sent)) for a sender without CAP_NET_ADMIN
+    ("0x0f is a control type: no handler is asked", 0x0F, 4, (0, False)),
+    ("0x10 (RTM_BASE) is not: a NEW kind needs CAP_NET_ADMIN", 0x10, 4, (-1, True)),
+    ("RTM_MAX itself is handled: kind 3 needs CAP_NET_ADMIN", netlink.RTM_MAX, 4, (-1, True)),
+    ("RTM_MAX + 1 is EOPNOTSUPP before any check", netlink.RTM_MAX + 1, 4, (-95, True)),
+    ("one payload byte (a rtgenmsg) is enough to be checked", 0x20, 1, (-1, True)),
+    ("no payload byte: ignored before the check", 0x20, 0, (0, False)),
+    ("a GET kind needs no CAP_NET_ADMIN", 0x22, 4, (-95, True)),
+]
+
+
+@pytest.mark.parametrize("what,type_,plen,want", UNPRIVILEGED, ids=[u[0] for u in UNPRIVILEGED])
+def test_s20_rtnetlink_rcv_msg_order_of_checks_for_an_unprivileged_sender(what, type_, plen, want):
+    """netlink_rcv_skb skips types < NLMSG_MIN_TYPE; rtnetlink_rcv_msg (4.5): type > RTM_MAX ->
+    EOPNOTSUPP, then nlmsg_len < sizeof(struct rtgenmsg) -> 0, then a non-GET kind without
+    CAP_NET_ADMIN -> EPERM (net/core/rtnetlink.c, net/netlink/af_netlink.c)."""
+    hdr = netlink.NlMsgHdr.unpack(netlink.build_message(type_, netlink.NLM_F_REQUEST, 9, 0, b"\x02" * plen))
+    r = netlink.route_family_answer(hdr, cap_net_admin=False)
+    assert (r.error, r.ack) == want
+
+
+def test_s20_ack_lengths_without_an_error_and_the_error_range():
+    """An ACK of error 0 echoes only the request's header (36 bytes), as does an error ACK with
+    NETLINK_CAP_ACK; the error is 0 or a negative errno, never a bool or a positive number."""
+    req = netlink.build_message(0x100, 1, 5, 0, b"abcdefgh")
+    hdr = netlink.NlMsgHdr.unpack(req)
+    assert netlink.ack_length(hdr, 0) == 36 == len(netlink.build_ack(req, 7, 0))
+    assert netlink.ack_length(hdr, -95, cap_ack=True) == 36 == netlink.ack_length(hdr, 0, cap_ack=True)
+    assert netlink.ack_length(hdr, -95) == 44 == len(netlink.build_ack(req, 7, -95))
+    for bad in (True, False, 1, -4096, 0.0):
+        with pytest.raises(NetlinkError) as e:
+            netlink.build_ack(req, 7, bad)
+        assert e.value.errno == "EINVAL"
+
+
+def test_a_queue_packet_parse_refuses_what_is_not_one():
+    good = netlink.build_queue_packet(5, b"pay")
+    assert netlink.parse_queue_packet(good) == (5, b"pay")
+    wrong_type = bytearray(good)
+    struct.pack_into("=H", wrong_type, 4, 0x0301)  # a verdict's type
+    for bad in (bytes(wrong_type), good[:19], good[:len(good) - 4]):
+        with pytest.raises(NetlinkError) as e:
+            netlink.parse_queue_packet(bad)
+        assert e.value.errno == "EINVAL"
+
 def test_s20_ack_layout_and_lengths():
     req = netlink.build_message(0x1, 5, 0x1001, 0)
     ack = netlink.build_ack(req, 7)
