@@ -347,3 +347,27 @@ def test_a_page_size_that_is_not_a_power_of_two_of_at_least_4096_is_refused(page
 @pytest.mark.parametrize("page_size", [4096, 16384, 65536])
 def test_power_of_two_page_sizes_are_taken(page_size):
     assert abi.check_page_size(page_size) == page_size
+
+
+
+def test_queue_message_parsers_refuse_what_lacks_their_header_attribute():
+    """parse_queue_packet needs an NFQA_PACKET_HDR of at least 4 bytes (the packet id), and
+    parse_queue_verdict a verdict type, a length within the message and an NFQA_VERDICT_HDR of 8."""
+    def msg(type_: int, attrs: bytes) -> bytes:
+        return netlink.build_message(type_, 0, 0, 0, b"\0" * 4 + attrs)
+
+    def nla(t: int, payload: bytes) -> bytes:
+        return (struct.pack("=HH", 4 + len(payload), t) + payload).ljust(4 + len(payload) + (-len(payload) % 4), b"\0")
+
+    packet = (netlink.NFNL_SUBSYS_QUEUE << 8) | netlink.NFQNL_MSG_PACKET
+    assert netlink.parse_queue_packet(msg(packet, nla(netlink.NFQA_PACKET_HDR, struct.pack(">I", 77)))) == (77, b"")
+    verdict = netlink.build_queue_verdict(3)
+    short_hdr = msg((netlink.NFNL_SUBSYS_QUEUE << 8) | netlink.NFQNL_MSG_VERDICT,
+                    nla(netlink.NFQA_VERDICT_HDR, b"\0" * 7))
+    bad = {netlink.parse_queue_packet: [msg(packet, b""), msg(packet, nla(netlink.NFQA_PACKET_HDR, b"\0" * 3))],
+           netlink.parse_queue_verdict: [verdict[:-4], short_hdr, msg(packet, verdict[20:])]}
+    for parse, msgs in bad.items():
+        for m in msgs:
+            with pytest.raises(NetlinkError) as e:
+                parse(m)
+            assert e.value.errno == "EINVAL", (parse.__name__, m.hex())
