@@ -62,6 +62,12 @@ def test_every_op_of_the_protocol_table():
     ('{"id": 1, "op": "sendmsg", "sock": 1, "to": "moon"}', "EINVAL"),
     ('{"id": 1, "op": "resume", "token": 7}', "EINVAL"),
     ('{"id": 1, "op": "hello", "protocol": "nlmmap-adapter/9"}', "EPROTONOSUPPORT"),
+    ('{"id": 1, "op": "peek", "sock": true, "offset": 0, "length": 4}', "EINVAL"),  # a bool is no handle
+    ('{"id": 1, "op": "peek", "sock": 1, "offset": -1, "length": 4}', "EINVAL"),
+    ('{"id": 1, "op": "peek", "sock": 1, "offset": "0", "length": 4}', "EINVAL"),
+    ('{"id": 1, "op": "peek", "sock": 1, "offset": 0, "length": 4.0}', "EINVAL"),
+    ('{"id": 1, "op": "setsockopt", "sock": 1, "option": true, "optval": ""}', "EINVAL"),
+    ('{"id": 1, "op": "setsockopt", "sock": 1, "option": 1.5, "optval": ""}', "EINVAL"),
 ])
 def test_malformed_requests_get_error_answers(line, errno):
     b = ModelBackend()

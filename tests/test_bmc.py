@@ -241,3 +241,13 @@ def test_a_broken_proof_aid_is_a_confirmed_violation():
                                                        for x in system.actions))
     res = bmc(mutant, depth=3)
     assert res.verdict is Verdict.FAILED and res.violated == "BatchVerdictSoundEveryId" and res.steps == 1
+
+
+def test_a_replay_reproduces_only_the_expected_violation_at_the_last_step_with_states_agreeing():
+    from nlmmap.spec.replay import ReplayResult
+
+    assert ReplayResult("Inv", ((3, "Inv"),), (), 3).reproduced
+    assert not ReplayResult(None, ((3, "Inv"),), (), 3).reproduced  # nothing was expected
+    assert not ReplayResult("Inv", ((2, "Inv"),), (), 3).reproduced  # broken before the end
+    assert not ReplayResult("Inv", ((3, "Other"),), (), 3).reproduced
+    assert not ReplayResult("Inv", ((3, "Inv"),), ((1, "rx_head"),), 3).reproduced  # a state disagrees
