@@ -371,3 +371,10 @@ def test_queue_message_parsers_refuse_what_lacks_their_header_attribute():
             with pytest.raises(NetlinkError) as e:
                 parse(m)
             assert e.value.errno == "EINVAL", (parse.__name__, m.hex())
+
+
+@pytest.mark.parametrize("name", [5, None, b"EINVAL", "errorcode", "EFROB"])
+def test_errno_code_refuses_what_is_no_errno_name_with_einval(name):
+    with pytest.raises(NetlinkError) as e:
+        errno_code(name)
+    assert e.value.errno == "EINVAL"
