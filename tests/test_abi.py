@@ -378,3 +378,12 @@ def test_errno_code_refuses_what_is_no_errno_name_with_einval(name):
     with pytest.raises(NetlinkError) as e:
         errno_code(name)
     assert e.value.errno == "EINVAL"
+
+
+@pytest.mark.parametrize("field,value", [("type", True), ("type", 0x10000), ("type", 1.0), ("flags", -1),
+                                         ("flags", False), ("flags", "1")])
+def test_a_nlmsghdr_type_or_flags_that_is_no_u16_is_einval(field, value):
+    kw = {"len": 16, "type": 1, "flags": 0, "seq": 0, "portid": 0, field: value}
+    with pytest.raises(NetlinkError) as e:
+        netlink.NlMsgHdr(**kw)
+    assert e.value.errno == "EINVAL"

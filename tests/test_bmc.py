@@ -251,3 +251,11 @@ def test_a_replay_reproduces_only_the_expected_violation_at_the_last_step_with_s
     assert not ReplayResult("Inv", ((2, "Inv"),), (), 3).reproduced  # broken before the end
     assert not ReplayResult("Inv", ((3, "Other"),), (), 3).reproduced
     assert not ReplayResult("Inv", ((3, "Inv"),), ((1, "rx_head"),), 3).reproduced  # a state disagrees
+
+
+def test_a_replay_exits_1_whenever_a_property_breaks_reproduced_or_not():
+    from nlmmap.spec.replay import ReplayResult
+
+    assert ReplayResult("Inv", ((3, "Inv"),), (), 3).exit_code == 1
+    assert ReplayResult("Inv", ((1, "Other"),), (), 3).exit_code == 1  # broken, not the one expected
+    assert ReplayResult("Inv", (), (), 3).exit_code == 0
