@@ -169,14 +169,15 @@ def decode(data: bytes) -> tuple[int, str, dict[str, Any], bytes]:
             text = bytes(data[_HDR.size:_HDR.size + jl]).decode()
             hit = _DECODED.get(text)
             if hit is not None:  # a small all-scalar object decoded before: a copy of it
-                return kind, OPS[code] if code < len(OPS) else f"op{code}", dict(hit), bytes(data[_HDR.size + jl:])
-            args, end = _JSON_DECODER.raw_decode(text)
-            if end != len(text):
-                raise ValueError("extra data")
-            if jl <= 64 and isinstance(args, dict) and _SCALARS.issuperset(map(type, args.values())):
-                if len(_DECODED) >= _MEMO_MAX:
-                    _DECODED.clear()
-                _DECODED[text] = dict(args)
+                args = dict(hit)
+            else:
+                args, end = _JSON_DECODER.raw_decode(text)
+                if end != len(text):
+                    raise ValueError("extra data")
+                if jl <= 64 and isinstance(args, dict) and _SCALARS.issuperset(map(type, args.values())):
+                    if len(_DECODED) >= _MEMO_MAX:
+                        _DECODED.clear()
+                    _DECODED[text] = dict(args)
         except ValueError:  # UnicodeDecodeError and JSONDecodeError among them
             raise NetlinkError("EINVAL", "datagram arguments are not JSON") from None
         if not isinstance(args, dict):
