@@ -54,6 +54,10 @@ def _cmd_conform(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.max_steps is not None and args.max_steps < 0:
         err.write("nlmmap conform: --max-steps must be >= 0\n")
         return EXIT_USAGE
+    if args.record and (args.replay or args.memory == "shared"):
+        err.write("nlmmap conform: --record records a run of the suite in proxied memory (not with --replay "
+                  "or --memory shared)\n")
+        return EXIT_USAGE
     target = _target(args, err)
     if target is None:
         return EXIT_USAGE
@@ -76,10 +80,18 @@ def _cmd_conform(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         target.close()
         return _finish(rep, args, out, err)
     from nlmmap.conformance.runner import run_conformance
+    from nlmmap.conformance.transcript import TranscriptError
 
-    rep = run_conformance(target, profile=args.profile, max_steps=args.max_steps, seed=args.seed, memory=args.memory,
-                          transcript_dir=args.transcript_dir, database=args.database, toctou=not args.no_toctou,
-                          coverage_floor=args.coverage_floor, progress=err, shrink_seconds=args.shrink_seconds)
+    try:
+        rep = run_conformance(target, profile=args.profile, max_steps=args.max_steps, seed=args.seed,
+                              memory=args.memory, transcript_dir=args.transcript_dir, database=args.database,
+                              toctou=not args.no_toctou, coverage_floor=args.coverage_floor, progress=err,
+                              shrink_seconds=args.shrink_seconds, record=args.record)
+    except TranscriptError as e:  # --record: a file it cannot write
+        if hasattr(target, "close"):
+            target.close()
+        err.write(f"nlmmap conform --record: {e}\n")
+        return EXIT_USAGE
     return _finish(rep, args, out, err)
 
 
@@ -191,6 +203,8 @@ def add_parsers(sub: argparse._SubParsersAction, epilog: str, parser_class: type
                         "100 for ci and soak)")
     c.add_argument("--no-toctou", action="store_true", help="skip the toctou_race check")
     c.add_argument("--replay", metavar="FILE", help="run a transcript again and compare every answer")
+    c.add_argument("--record", metavar="FILE", help="write every request with the SUT's own answer to FILE (gzip "
+                   "if it ends in .gz; memory proxied): a recording to --replay against another kernel side")
     c.add_argument("--mutants", action="store_true", help="print the kill table of the mutant zoo")
     c.add_argument("--mutant", action="append", metavar="NAME", help="with --mutants: only this one (repeatable)")
     c.add_argument("--jobs", type=int, metavar="N", help="with --mutants: run N mutants at once (default 1)")

@@ -12,7 +12,8 @@ byte of the mapping, except where a kernel is free to choose (documented in docs
   hold a peer's message the model knows (``Ring.senders``); a recorded transcript (replay) says
   it by its own peer pid, learned from the first frame where the two sides show different
   non-zero pids (a recording of another system, e.g. a real kernel, has its own peer);
-* ``message`` and ``implementation`` are free text; ``outcome`` is compared only when the SUT gives one.
+* ``message`` and ``implementation`` are free text; ``outcome`` is compared only when both answers give one (an SUT, or
+  a recorded SUT a replay compares with, gives it only if it knows it).
 
 Anything else that differs is a :class:`Deviation`, named by the check that caught it
 (``answer.errno``, ``memory.RX[3].nm_status``, ...), so mutant tables can say what killed a mutant.
@@ -188,7 +189,7 @@ def compare_answer(op: str, exp: dict[str, Any], got: dict[str, Any]) -> list[De
         elif set(gr) != set(exp["revents"]):
             out.append(Deviation("answer.poll.revents", f"model {sorted(exp['revents'])}, SUT {sorted(gr)}"))
     elif op == "deliver":
-        if "outcome" in got and got["outcome"] != exp.get("outcome"):
+        if "outcome" in got and "outcome" in exp and got["outcome"] != exp["outcome"]:
             out.append(Deviation("answer.deliver.outcome", f"model {exp.get('outcome')}, SUT {got['outcome']}"))
     elif op == "peek":
         gd = _hex(got.get("data"))

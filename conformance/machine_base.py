@@ -126,6 +126,8 @@ class MachineBase(RuleBasedStateMachine):
                      "skip_at_cursor": 0.0}
         self.ctx.examples += 1
         self.s.rec.reset(self.s.hello_lines)
+        if self.s.log is not None:
+            self.s.log.note(f"example {self.ctx.examples}")
         self.s.coverage.recent.clear()
         self.s.close_all()  # sockets a failed example left open
         self.s.pairs = []
@@ -137,6 +139,8 @@ class MachineBase(RuleBasedStateMachine):
         self.ctx.rule_counts[name] = self.ctx.rule_counts.get(name, 0) + 1
         self.s.step, self.s.rule = self.n, name
         self.s.rec.case([f"step {self.n}: {name}" + (f" {detail}" if detail else "")])
+        if self.s.log is not None:
+            self.s.log.case([f"example {self.ctx.examples} step {self.n}: {name}" + (f" {detail}" if detail else "")])
         self._t0, self._r0 = time.perf_counter(), self.s.stats.requests
 
     def _guard(self, data: Any, fn: Callable[[], None]) -> None:

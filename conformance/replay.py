@@ -45,16 +45,21 @@ def _ring(optval: str) -> RingGeometry | None:
 
 
 def _map_expected(data: bytes, offset: int, lay: MappingLayout | None, portids: dict[int, int]) -> bytes:
-    """Recorded portids inside kernel-built messages of RX frames -> the SUT's."""
+    """Recorded portids inside kernel-built messages of RX frames -> the SUT's: every RX frame whose
+    message starts inside the peek (its header may lie before it: a reader that reads the header,
+    then the message), up to the frame's nm_len when the peek holds it, else the frame's end."""
     if not portids or lay is None or all(k == v for k, v in portids.items()):
         return data
     buf = bytearray(data)
     for f in lay.frames():
-        if f.ring != "rx" or f.offset < offset or f.offset + NL_MMAP_HDRLEN > offset + len(data):
+        msg = f.offset + NL_MMAP_HDRLEN - offset  # where the frame's message starts in buf
+        if f.ring != "rx" or not 0 <= msg < len(buf):
             continue
-        a = f.offset - offset
-        ln = int.from_bytes(buf[a + 4:a + 8], "little")
-        map_top_level_pids(buf, a + NL_MMAP_HDRLEN, min(len(buf), a + NL_MMAP_HDRLEN + ln, a + f.frame_size), portids)
+        hi = min(len(buf), f.offset + f.frame_size - offset)
+        if f.offset >= offset:  # the header is in the peek: nm_len bounds the message
+            a = f.offset - offset
+            hi = min(hi, msg + int.from_bytes(buf[a + 4:a + 8], "little"))
+        map_top_level_pids(buf, msg, hi, portids)
     return bytes(buf)
 
 

@@ -74,11 +74,14 @@ def run_conformance(sut: Any, *, profile: str = "ci", max_steps: int | None = No
                     memory: str = "auto", transcript_dir: str | None = None, database: str | None = None,
                     timeout: float | None = None, toctou: bool = True, coverage_floor: float | None = None,
                     progress: TextIO | None = None, oracle_config: Any = None, stop_on_failure_shrink: bool = True,
-                    close_target: bool = True, shrink_seconds: float | None = None) -> Report:
+                    close_target: bool = True, shrink_seconds: float | None = None,
+                    record: str | None = None) -> Report:
     """Run the suite against ``sut`` (a Backend factory, a Backend, a Target, or an ``--exec``
     command line) and return its :class:`Report` (never raises for a failing or hung SUT).
     ``stop_on_failure_shrink`` False reports the first failure unshrunk; ``shrink_seconds`` bounds
-    the time Hypothesis spends shrinking one (default: Hypothesis' own bound, 300 s)."""
+    the time Hypothesis spends shrinking one (default: Hypothesis' own bound, 300 s). ``record``:
+    a file that receives every request with the SUT's own answer (:class:`~.transcript.SessionLog`;
+    memory is then read and written with peek and poke), for ``--replay`` against another SUT."""
     from .session import Mismatch, OracleError, Session, SUTDead
     from .targets import SUTFailure
 
@@ -87,15 +90,20 @@ def run_conformance(sut: Any, *, profile: str = "ci", max_steps: int | None = No
     seed = DEFAULT_SEED if seed is None else seed
     floor = prof.coverage_floor if coverage_floor is None else coverage_floor
     t0 = time.perf_counter()
+    log = _recording(record, memory, sut, profile, seed, budget)  # before the SUT starts: a bad FILE is a usage error
     try:
         target = _as_target(sut, timeout)
     except SUTFailure as e:
+        if log is not None:
+            log.close()
         return Report("inconclusive", str(sut), failure={"text": str(e), "stderr_tail": e.stderr_tail})
     rep = Report("pass", getattr(target, "name", str(sut)), profile=profile, seed=seed, max_steps=budget)
     session = None
     try:
-        session = Session(target, memory=memory, oracle_config=oracle_config)
+        session = Session(target, memory=memory, oracle_config=oracle_config, log=log)
         session.hello()
+        if log is not None:
+            log.note(f"implementation: {session.implementation}")
         rep.implementation = session.implementation
         rep.features = sorted(session.features)
         _say(progress, f"nlmmap conform: {rep.target}: {rep.implementation}; features {' '.join(rep.features)}")
@@ -124,12 +132,35 @@ def run_conformance(sut: Any, *, profile: str = "ci", max_steps: int | None = No
             session.close_all()
             rep.requests = session.stats.requests
             rep.timings.update(sut=round(session.stats.sut_seconds, 3), model=round(session.stats.model_seconds, 3))
+        if log is not None:
+            log.close()
+            rep.notes.append(f"recorded {log.requests} requests and the SUT's answers to {log.path}")
         if close_target:
             target.close()
             if rep.verdict == "pass" and hasattr(target, "remove_log"):
                 target.remove_log()
         rep.timings["total"] = round(time.perf_counter() - t0, 3)
     return rep
+
+
+def _recording(record: str | None, memory: str, sut: Any, profile: str, seed: int, budget: int) -> Any:
+    """The :class:`~.transcript.SessionLog` of ``--record`` (None without it); raises
+    :class:`~.transcript.TranscriptError` for a file it cannot write and ValueError for shared memory."""
+    if record is None:
+        return None
+    if memory == "shared":
+        raise ValueError("--record needs proxied memory (--memory auto or proxied): in shared mode the user's "
+                         "reads and writes of the SUT's memory are no requests to record")
+    from .transcript import SessionLog
+
+    return SessionLog(record, [
+        "nlmmap-adapter/1: a session recorded by nlmmap conform --record (the SUT's own answers)",
+        f"target: {sut if isinstance(sut, str) else getattr(sut, 'name', type(sut).__name__)}; profile {profile}, "
+        f"seed {seed}, at most {budget} steps",
+        "'>' lines are requests as sent to the SUT, '<' lines its answers; '# case' lines are the suite's",
+        "steps (a case may continue the sockets of the case before it). The user's reads and writes of",
+        "the SUT's memory are peek and poke requests (proxied memory). Replay it against another kernel",
+        "side with: nlmmap conform --replay FILE --exec COMMAND (or --impl MODULE:FACTORY)."])
 
 
 @contextlib.contextmanager

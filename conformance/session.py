@@ -3,7 +3,8 @@ both, the SUT's answer is compared with the model's (:mod:`.compare`), and the m
 mapped socket is compared byte for byte after each step (read through the shared mapping, or with
 ``peek`` in proxied mode). The first difference raises :class:`Mismatch` with the request, both
 answers and the frame headers decoded field by field. Every exchange is recorded for the
-transcript (:mod:`.transcript`), with the model's answer as the expected one."""
+transcript (:mod:`.transcript`), with the model's answer as the expected one, and, with a
+:class:`~.transcript.SessionLog` (``--record``), with the SUT's own answer for the recording."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from nlmmap.spec.abi import MappingLayout
 from .compare import Deviation, Freedoms, compare_answer, compare_memory, frame_table
 from .coverage import Coverage
 from .targets import SUTFailure, Target
-from .transcript import Recorder
+from .transcript import Recorder, SessionLog
 
 __all__ = ["Session", "SockPair", "Mismatch", "OracleError", "SUTDead", "Stats"]
 
@@ -103,7 +104,7 @@ class Session:
 
     def __init__(self, target: Target, *, memory: str = "auto", oracle_config: Any = None,
                  coverage: Coverage | None = None, recorder: Recorder | None = None, full_every: int = 16,
-                 slow_peek_s: float = 0.02):
+                 slow_peek_s: float = 0.02, log: SessionLog | None = None):
         from nlmmap.model.adapter import ModelBackend
         from nlmmap.spec.adapter import handle_request
 
@@ -121,6 +122,12 @@ class Session:
         self.model = ModelBackend(oracle_config)
         self.coverage = coverage or Coverage()
         self.rec = recorder or Recorder()
+        self.log = log  # every SUT exchange with the SUT's answer (a recording), or None
+        if log is not None and memory == "shared":
+            raise ValueError("a recording needs proxied memory: in shared mode the user's reads and writes "
+                             "of the SUT's memory are no requests")
+        if log is not None:
+            self.memory = "proxied"
         self.free = Freedoms(peer_pid=self.model.kernel.config.peer_pid)
         self.stats = Stats()
         self.next_id = 0
@@ -140,7 +147,7 @@ class Session:
         self._peek_times: list[float] = []
 
     # ---- the exchange ------------------------------------------------------------------------------
-    def _ask_sut(self, req: dict) -> dict:
+    def _ask_sut(self, req: dict, *, log: bool = True) -> dict:
         t = time.perf_counter()
         try:
             got = self.target.ask(req)
@@ -148,6 +155,8 @@ class Session:
             raise SUTDead(e) from None
         finally:
             self.stats.sut_seconds += time.perf_counter() - t
+        if log and self.log is not None:
+            self.log.exchange(req, got)
         return got
 
     def _ask_model(self, req: dict) -> dict:
@@ -241,7 +250,7 @@ class Session:
         self.hello_lines = list(self.rec.lines)
         # optional ops: a request on no socket answers ENOSYS only if the op is unknown
         self.next_id += 1
-        probe = self._ask_sut({"id": self.next_id, "op": "munmap", "sock": 999999})
+        probe = self._ask_sut({"id": self.next_id, "op": "munmap", "sock": 999999}, log=False)
         if probe.get("ok") is False and probe.get("errno") != "ENOSYS":
             self.ops.add("munmap")
             self.features.add("op:munmap")
@@ -421,4 +430,7 @@ class Session:
                 self._handle(self.model, {"id": self.next_id, "op": "close", "sock": p.model})
             if getattr(self.target, "dead", None) is None:
                 with contextlib.suppress(SUTFailure):
-                    self.target.ask({"id": self.next_id, "op": "close", "sock": p.sut})
+                    req = {"id": self.next_id, "op": "close", "sock": p.sut}
+                    got = self.target.ask(req)
+                    if self.log is not None:
+                        self.log.exchange(req, got)

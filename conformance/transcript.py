@@ -2,16 +2,19 @@
 ``shared/reference/adapter-transcript-excerpt.txt`` ('>' requests as sent to the SUT, '<' the
 expected answers, which are the reference model's, in the SUT's names), and read back for
 ``nlmmap conform --replay``. Each rule the state machine ran is one ``# case`` (its checks name the
-step), so the shared ``replay-transcript`` tool reads these files too."""
+step), so the shared ``replay-transcript`` tool reads these files too. A *recording*
+(:class:`SessionLog`, ``nlmmap conform --record FILE``) is the same format with the SUT's own answers:
+a session with one kernel side, kept to replay against another."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-__all__ = ["Recorder", "TranscriptStep", "read_transcript", "TranscriptError"]
+__all__ = ["Recorder", "SessionLog", "TranscriptStep", "read_transcript", "TranscriptError"]
 
 
 class TranscriptError(ValueError):
@@ -58,6 +61,56 @@ class Recorder:
         return path
 
 
+def _open_text(path: str, mode: str) -> TextIO:
+    """A transcript file, gzip-compressed when its name ends in ``.gz``."""
+    if path.endswith(".gz"):
+        return gzip.open(path, mode + "t", encoding="utf-8")  # type: ignore[return-value]
+    return open(path, mode, encoding="utf-8")
+
+
+class SessionLog:
+    """Every request the suite sends to the SUT with the SUT's own answer, written as it happens
+    (``nlmmap conform --record FILE``, gzip when FILE ends in ``.gz``): a recording in the format of
+    the excerpt, which ``--replay`` runs against any other kernel side. Unlike a failing run's
+    transcript (:class:`Recorder`), whose answers are the model's, these answers are the SUT's."""
+
+    def __init__(self, path: str, header: list[str]):
+        self.path = path
+        self.requests = 0
+        self.cases = 0
+        try:
+            parent = os.path.dirname(os.path.abspath(path))
+            os.makedirs(parent, exist_ok=True)
+            self._f: TextIO | None = _open_text(path, "w")
+        except OSError as e:
+            raise TranscriptError(f"cannot write the recording {path}: {e}") from None
+        for h in header:
+            self.note(h)
+
+    def _write(self, line: str) -> None:
+        if self._f is None:
+            raise TranscriptError(f"the recording {self.path} is closed")
+        self._f.write(line + "\n")
+
+    def note(self, text: str) -> None:
+        for ln in text.splitlines() or [""]:
+            self._write(("# " + ln).rstrip())
+
+    def case(self, checks: list[str]) -> None:
+        self.cases += 1
+        self._write("# case " + json.dumps({"n": self.cases, "checks": checks}, separators=(", ", ": ")))
+
+    def exchange(self, req: dict[str, Any], got: dict[str, Any]) -> None:
+        self.requests += 1
+        self._write("> " + _line(req))
+        self._write("< " + _line(got))
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+
+
 @dataclass
 class TranscriptStep:
     """One request of a transcript with its expected answer, and the case it belongs to."""
@@ -70,12 +123,13 @@ class TranscriptStep:
 
 
 def read_transcript(path_or_file: str | TextIO) -> list[TranscriptStep]:
-    """The request/answer pairs of a transcript ('>' then '<' lines; '#' lines are comments or case markers)."""
+    """The request/answer pairs of a transcript ('>' then '<' lines; '#' lines are comments or case
+    markers); a file whose name ends in ``.gz`` is read through gzip."""
     if isinstance(path_or_file, str):
         try:
-            with open(path_or_file) as f:
+            with _open_text(path_or_file, "r") as f:
                 text = f.read()
-        except OSError as e:
+        except (OSError, EOFError, UnicodeDecodeError) as e:
             raise TranscriptError(f"cannot read transcript {path_or_file}: {e}") from None
     else:
         text = path_or_file.read()
