@@ -568,6 +568,15 @@ def test_s11_2_oversize_nm_len_is_einval_frame_stays_valid():
     assert s.sendmsg(None) == 0
 
 
+def test_s11_2_nm_len_of_exactly_the_frame_room_is_sent():
+    """netlink_mmap_sendmsg: EINVAL only for nm_len > frame_size - NL_MMAP_HDRLEN; a message that
+    fills its frame to the last byte (2024 of a 2048-byte frame) is sent and its frame released."""
+    s = sock()
+    fill_tx(s, 0, b"f" * 2024)
+    assert s.sendmsg(None, "peer") == 2024
+    assert s.statuses("tx") == [U, U] and s.received() == [b"f" * 2024]
+
+
 def test_s11_2_error_discards_count_of_earlier_frames():
     s = sock()
     fill_tx(s, 0, b"a" * 8)
