@@ -44,12 +44,6 @@ def id_dist(a: Expr, b: Expr) -> Expr:
     return ite(a <= b, b - a, b - a + N_IDS)
 
 
-def serial_not_after(x: Expr, m: Expr) -> Expr:
-    """nfqueue's ``!nfq_id_after(x, m)``: not ``(int32)(x - m) > 0``, i.e. ``x`` is ``m`` or less
-    than half the id space before it (``netlink.serial_after``, symbolically)."""
-    return id_dist(x, m) < _half()
-
-
 def _half() -> Expr:
     from ..expr import Op
 
