@@ -210,6 +210,17 @@ def test_s6_1_ring_full_loses_message_and_raises_enobufs():
     assert s.deliver(b"next", "ring").frame == 0  # lands at the kernel cursor
 
 
+def test_s6_1_ring_full_loses_a_message_that_exactly_fills_a_frame():
+    """netlink_alloc_skb on a full ring: a message of exactly frame_size - 24 bytes is a ring
+    message like any that fits (lost with an overrun), not one for the COPY path."""
+    s = sock()
+    for _ in range(4):
+        s.deliver(b"m", "ring")
+    assert s.deliver(b"f" * 1000, "ring").outcome == "dropped"
+    assert s.statuses("rx") == [V] * 4 and s.spec_state["drops"] == 1 and s.spec_state["rq_len"] == 0
+    assert errno_of(lambda: s.recvmsg(4096)) == "ENOBUFS"
+
+
 def test_s6_1_valid_at_cursor_blocks_even_if_later_frames_unused():
     s = sock()
     for _ in range(2):
@@ -575,6 +586,19 @@ def test_s11_2_nm_len_of_exactly_the_frame_room_is_sent():
     fill_tx(s, 0, b"f" * 2024)
     assert s.sendmsg(None, "peer") == 2024
     assert s.statuses("tx") == [U, U] and s.received() == [b"f" * 2024]
+
+
+def test_s11_3_zero_copy_claims_a_frame_filled_to_the_last_byte():
+    """3.10's zero-copy path has the same bound: a 2024-byte request in a 2048-byte frame, to the
+    kernel from the one mapping, is built over the frame (RESERVED while the family holds it)."""
+    s = sock(variant=Variant(tx_zero_copy=True))
+    fill_tx(s, 0, build_message(0x1, NLM_F_REQUEST | NLM_F_ACK, 7, 0, b"p" * (2024 - 16)))
+    steps = s.sendmsg_steps(None, "kernel", pause_after_validate=True)
+    next(steps)
+    assert s.statuses("tx")[0] == R
+    for _ in steps:
+        pass
+    assert s.statuses("tx")[0] == U and s.header("rx", 0).len == 36  # the ACK of seq 7
 
 
 def test_s11_2_error_discards_count_of_earlier_frames():
