@@ -90,7 +90,7 @@ def run_conformance(sut: Any, *, profile: str = "ci", max_steps: int | None = No
     seed = DEFAULT_SEED if seed is None else seed
     floor = prof.coverage_floor if coverage_floor is None else coverage_floor
     t0 = time.perf_counter()
-    log = _recording(record, memory, sut, profile, seed, budget)  # before the SUT starts: a bad FILE is a usage error
+    log = _recording(record, sut, profile, seed, budget)  # before the SUT starts: a bad FILE is a usage error
     try:
         target = _as_target(sut, timeout)
     except SUTFailure as e:
@@ -143,14 +143,11 @@ def run_conformance(sut: Any, *, profile: str = "ci", max_steps: int | None = No
     return rep
 
 
-def _recording(record: str | None, memory: str, sut: Any, profile: str, seed: int, budget: int) -> Any:
+def _recording(record: str | None, sut: Any, profile: str, seed: int, budget: int) -> Any:
     """The :class:`~.transcript.SessionLog` of ``--record`` (None without it); raises
-    :class:`~.transcript.TranscriptError` for a file it cannot write and ValueError for shared memory."""
+    :class:`~.transcript.TranscriptError` for a file it cannot write (the Session refuses shared memory)."""
     if record is None:
         return None
-    if memory == "shared":
-        raise ValueError("--record needs proxied memory (--memory auto or proxied): in shared mode the user's "
-                         "reads and writes of the SUT's memory are no requests to record")
     from .transcript import SessionLog
 
     return SessionLog(record, [
