@@ -72,9 +72,14 @@ def replay_transcript(path: str, target: Any, *, progress: Any = None) -> Report
     portids: dict[int, int] = {}
     tokens: dict[str, Any] = {}
     agreed = 0
+    differ = ""  # features the recorded side and the SUT do not share (from the two hellos)
     try:
         for st in steps:
             devs, sent, got = _one(st, target, socks, portids, tokens, free)
+            if st.req.get("op") == "hello":
+                differ = _feature_difference(st.ans, got)
+                if differ:
+                    rep.notes.append(differ)
             if devs:
                 sock = socks.get(json.dumps(st.req.get("sock")))
                 frames = ""
@@ -89,7 +94,8 @@ def replay_transcript(path: str, target: Any, *, progress: Any = None) -> Report
                 rep.failure = {"kind": "Mismatch", "check": m.check, "step": st.case, "rule": m.rule,
                                "request": sent, "expected": st.ans, "got": got, "line": st.lineno,
                                "deviations": [str(d) for d in devs], "text": m.render() + f"\n  (transcript line "
-                                                                                          f"{st.lineno})"}
+                                                                                          f"{st.lineno})"
+                               + (f"\n  note: {differ}" if differ else "")}
                 break
             agreed += 1
     except SUTFailure as e:
@@ -101,6 +107,26 @@ def replay_transcript(path: str, target: Any, *, progress: Any = None) -> Report
     if rep.failure and hasattr(target, "stderr_tail"):
         rep.failure.setdefault("stderr_tail", target.stderr_tail())
     return rep
+
+
+def _feature_difference(recorded: dict, got: dict) -> str:
+    """What the recording's hello and the SUT's say differently about features, in words ('' if
+    nothing): a request that uses a feature one side lacks may be answered differently by design."""
+    def feats(a: dict) -> set[str]:
+        f = a.get("features")
+        return {x for x in f if isinstance(x, str)} if isinstance(f, list) else set()
+
+    rec, sut = feats(recorded), feats(got)
+    parts = []
+    if sut - rec:
+        parts.append(f"the SUT has {', '.join(sorted(sut - rec))}, the recorded side not")
+    if rec - sut:
+        parts.append(f"the recorded side has {', '.join(sorted(rec - sut))}, the SUT not")
+    if not parts:
+        return ""
+    return ("features differ: " + "; ".join(parts) + " (a request that uses one may be answered differently "
+            "by design: e.g. a dump request of the dump service, which a kernel side without dump answers "
+            "with EOPNOTSUPP)")
 
 
 def _one(st: TranscriptStep, target: Any, socks: dict[str, _Sock], portids: dict[int, int],

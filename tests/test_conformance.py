@@ -356,3 +356,21 @@ def test_record_usage_errors_exit_2(tmp_path, capsys):
     assert main(["conform", "--impl", model, "--profile", "quick", "--max-steps", "5",
                  "--record", str(blocker / "r.txt")]) == 2
     assert "cannot write the recording" in capsys.readouterr().err
+
+
+def test_replay_says_when_the_recorded_side_and_the_sut_differ_in_features(tmp_path):
+    """A recording of a kernel side without the dump service, replayed on one with it, can differ
+    by design at a dump request (EOPNOTSUPP against the dump): replay says which features the two
+    hellos do not share, in its notes and beside a failure."""
+    rec = tmp_path / "r.txt"
+    rec.write_text('> {"id":1,"op":"hello","protocol":"nlmmap-adapter/1"}\n'
+                   '< {"id":1,"ok":true,"protocol":"nlmmap-adapter/1","features":["rx_ring","tx_ring"]}\n'
+                   '> {"id":2,"op":"close","sock":7}\n< {"id":2,"ok":true}\n')
+    target = InProcessTarget(_model())
+    try:
+        rep = replay_transcript(str(rec), target)
+    finally:
+        target.close()
+    assert rep.verdict == "fail"
+    assert any(n.startswith("features differ: the SUT has ") and "dump" in n for n in rep.notes), rep.notes
+    assert "note: features differ" in rep.failure["text"]
