@@ -26,7 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from nlmmap.spec.abi import NL_MMAP_HDRLEN, NL_MMAP_REQ_LEN, MappingLayout, RingGeometry, RingRequest
+from nlmmap.spec.abi import NL_MMAP_HDRLEN, NL_MMAP_REQ_LEN, MappingLayout, RingGeometry, RingRequest, Status
+from nlmmap.spec.netlink import NLMSG_ERROR, NLMSG_HDRLEN
 
 __all__ = ["Mutant", "BOUNDARY", "registry", "kill_table", "kill_summary", "PerturbTarget", "KillRow"]
 
@@ -67,24 +68,24 @@ class _Layouts:
             rg = self.rings.get(sock, {"rx": None, "tx": None})
             self.layout[sock] = MappingLayout(rg["rx"], rg["tx"])
 
-    def rx_headers(self, req: dict, data: bytes):
-        """(index into data, frame) of every RX frame header the peeked bytes hold whole."""
+    def rx_headers(self, req: dict, data: bytes, ring: str = "rx"):
+        """(index into data, frame) of every frame header of ``ring`` the peeked bytes hold whole."""
         lay = self.layout.get(req.get("sock"))
         off = int(req.get("offset", 0))
         if lay is None:
             return
         for f in lay.frames():
-            if f.ring == "rx" and off <= f.offset and f.offset + NL_MMAP_HDRLEN <= off + len(data):
+            if f.ring == ring and off <= f.offset and f.offset + NL_MMAP_HDRLEN <= off + len(data):
                 yield f.offset - off, f
 
 
-def _peek_rx(fn: Callable[[bytearray, int], None]) -> Callable[[dict, dict, _Layouts], dict]:
-    """A perturbation of the RX frame headers a peek shows."""
+def _peek_rx(fn: Callable[[bytearray, int], None], ring: str = "rx") -> Callable[[dict, dict, _Layouts], dict]:
+    """A perturbation of the frame headers (RX, or ``ring``) a peek shows."""
     def perturb(req: dict, ans: dict, lay: _Layouts) -> dict:
         if req.get("op") != "peek" or not ans.get("ok"):
             return ans
         b = bytearray(bytes.fromhex(ans["data"]))
-        for a, _f in lay.rx_headers(req, b):
+        for a, _f in lay.rx_headers(req, b, ring):
             fn(b, a)
         return dict(ans, data=b.hex())
     return perturb
@@ -111,6 +112,32 @@ def _ack_flags(b: bytearray, a: int) -> None:
         p = a + NL_MMAP_HDRLEN
         if struct.unpack_from("=H", b, p + 4)[0] == 2:
             struct.pack_into("=H", b, p + 6, 0x100)
+
+
+def _error_code_at(b: bytearray, p: int) -> bool:
+    """Negate the error code of the NLMSG_ERROR message at ``b[p:]`` (an ACK with an errno); False if
+    there is none."""
+    if len(b) < p + NLMSG_HDRLEN + 4 or struct.unpack_from("=H", b, p + 4)[0] != NLMSG_ERROR:
+        return False
+    code = struct.unpack_from("=i", b, p + NLMSG_HDRLEN)[0]
+    if code == 0:
+        return False
+    struct.pack_into("=i", b, p + NLMSG_HDRLEN, -code)
+    return True
+
+
+def _ring_ack_errno_sign(b: bytearray, a: int) -> None:
+    """An error ACK in a VALID RX frame with its error code's sign flipped (the kernel puts -errno)."""
+    if _U32.unpack_from(b, a)[0] == Status.VALID:
+        _error_code_at(b, a + NL_MMAP_HDRLEN)
+
+
+def _ring_ack_seq(b: bytearray, a: int) -> None:
+    """An ACK in a VALID RX frame with nlmsg_seq + 1 (the kernel echoes the request's)."""
+    p = a + NL_MMAP_HDRLEN
+    if (_U32.unpack_from(b, a)[0] == Status.VALID and len(b) >= p + NLMSG_HDRLEN
+            and struct.unpack_from("=H", b, p + 4)[0] == NLMSG_ERROR):
+        _U32.pack_into(b, p + 8, (_U32.unpack_from(b, p + 8)[0] + 1) & 0xFFFFFFFF)
 
 
 def _answer(op: str, fn: Callable[[dict], dict | None]) -> Callable[[dict, dict, _Layouts], dict]:
@@ -166,6 +193,45 @@ def _eagain_hidden(a: dict) -> dict | None:
     return {"id": a.get("id"), "ok": True, "outcome": "dropped"} if a.get("errno") == "EAGAIN" else None
 
 
+def _pollerr_spurious(a: dict) -> dict | None:
+    r = a.get("revents")
+    return dict(a, revents=r + ["POLLERR"]) if isinstance(r, list) and "POLLERR" not in r else None
+
+
+def _error_hidden(a: dict) -> dict | None:
+    return {"id": a.get("id"), "ok": True, "bytes": 0} if a.get("ok") is False else None
+
+
+def _accepted(errno: str) -> Callable[[dict], dict | None]:
+    return lambda a: {"id": a.get("id"), "ok": True} if a.get("errno") == errno else None
+
+
+def _every_errno(to: str) -> Callable[[dict], dict | None]:
+    return lambda a: dict(a, errno=to) if a.get("ok") is False and a.get("errno") != to else None
+
+
+def _payload_last_bit(a: dict) -> dict | None:
+    p = bytearray(bytes.fromhex(a.get("payload") or ""))
+    if not a.get("ok") or not p:
+        return None
+    p[-1] ^= 1
+    return dict(a, payload=p.hex())
+
+
+def _recv_ack_errno_sign(a: dict) -> dict | None:
+    p = bytearray(bytes.fromhex(a.get("payload") or ""))
+    return dict(a, payload=p.hex()) if a.get("ok") and _error_code_at(p, 0) else None
+
+
+def _duplicate_last(a: dict) -> dict | None:
+    m = a.get("messages") or []
+    return dict(a, messages=m + m[-1:]) if m else None
+
+
+def _drop_shown_frame(a: dict) -> dict | None:
+    return dict(a, outcome="frame") if a.get("outcome") == "dropped" else None
+
+
 #: name -> (what it perturbs, perturbation, features needed to see it)
 BOUNDARY: dict[str, tuple[str, Callable[[dict, dict, _Layouts], dict], tuple[str, ...]]] = {
     "setsockopt_ebusy_for_einval": ("a geometry error answered EBUSY instead of EINVAL",
@@ -186,6 +252,32 @@ BOUNDARY: dict[str, tuple[str, Callable[[dict, dict, _Layouts], dict], tuple[str
     "copy_group_off_by_one": ("COPY frames show nm_group + 1", _peek_rx(_field_add(8, 1, 3)), ("rx_ring", "multicast")),
     "ack_flags_set": ("ring ACKs carry nlmsg_flags 0x100 (later kernels), 4.5 sets none", _peek_rx(_ack_flags),
                       ("rx_ring",)),
+    "poll_pollerr_spurious": ("poll says POLLERR with no error pending", _answer("poll", _pollerr_spurious), ()),
+    "sendmsg_error_hidden": ("a failing sendmsg is answered as a success of 0 bytes", _answer("sendmsg", _error_hidden),
+                             ()),
+    "setsockopt_einval_accepted": ("a geometry the kernel refuses (EINVAL) is accepted",
+                                   _answer("setsockopt", _accepted("EINVAL")), ()),
+    "setsockopt_every_errno_enomem": ("every setsockopt failure answered ENOMEM",
+                                      _answer("setsockopt", _every_errno("ENOMEM")), ()),
+    "mmap_every_errno_enomem": ("every mmap failure answered ENOMEM", _answer("mmap", _every_errno("ENOMEM")), ()),
+    "recvmsg_last_bit_flipped": ("recvmsg's payload has its last bit flipped", _answer("recvmsg", _payload_last_bit),
+                                 ()),
+    "recvmsg_ack_errno_sign": ("an error ACK read by recvmsg carries +errno (the kernel puts -errno)",
+                               _answer("recvmsg", _recv_ack_errno_sign), ()),
+    "received_duplicated": ("the peer gets the last message twice", _answer("received", _duplicate_last), ()),
+    "deliver_drop_shown_frame": ("a message the kernel drops is reported as put in a frame",
+                                 _answer("deliver", _drop_shown_frame), ()),
+    "valid_pid_off_by_one": ("VALID frames show nm_pid + 1", _peek_rx(_field_add(12, 1, Status.VALID)), ("rx_ring",)),
+    "valid_shown_skip": ("a VALID frame's status word reads SKIP", _peek_rx(_status_swap(Status.VALID, Status.SKIP)),
+                         ("rx_ring",)),
+    "ring_ack_errno_sign": ("an error ACK in a VALID frame carries +errno (the kernel puts -errno)",
+                            _peek_rx(_ring_ack_errno_sign), ("rx_ring",)),
+    "ring_ack_seq_plus_one": ("an ACK in a VALID frame carries the request's nlmsg_seq + 1",
+                              _peek_rx(_ring_ack_seq), ("rx_ring",)),
+    "tx_valid_shown_unused": ("a VALID TX frame (queued, not sent) reads UNUSED",
+                              _peek_rx(_status_swap(Status.VALID, Status.UNUSED), "tx"), ("tx_ring",)),
+    "tx_unused_shown_reserved": ("an UNUSED TX frame reads RESERVED",
+                                 _peek_rx(_status_swap(Status.UNUSED, Status.RESERVED), "tx"), ("tx_ring",)),
 }
 
 
