@@ -221,16 +221,18 @@ def _list_diff(em: list, gb: list) -> str:
     return "differ"
 
 
-def map_top_level_pids(buf: bytearray, lo: int, hi: int, mapping: dict[int, int]) -> None:
+def map_top_level_pids(buf: bytearray, lo: int, hi: int, mapping: dict[int, int], got: bytes) -> None:
     """Rewrite the ``nlmsg_pid`` of each netlink message header in ``buf[lo:hi]`` (messages back to
-    back) through ``mapping`` (recorded portid -> SUT portid; used when replaying a transcript)."""
+    back) through ``mapping`` (recorded portid -> SUT portid; used when replaying a transcript),
+    where the SUT's bytes ``got`` (same offsets) hold the mapped portid there: a kernel's message
+    carries its socket's portid, a user's message a value of the user's, which both sides share."""
     pos = lo
     while mapping and pos + NLMSG_HDRLEN <= hi:
         ln = _U32.unpack_from(buf, pos)[0]
         if ln < NLMSG_HDRLEN:
             return
         v = _U32.unpack_from(buf, pos + 12)[0]
-        if v in mapping:
+        if v in mapping and pos + 16 <= len(got) and _U32.unpack_from(got, pos + 12)[0] == mapping[v] & 0xFFFFFFFF:
             _U32.pack_into(buf, pos + 12, mapping[v] & 0xFFFFFFFF)
         pos += (ln + 3) & ~3
 

@@ -44,10 +44,20 @@ def _ring(optval: str) -> RingGeometry | None:
     return None if req.block_nr == 0 else RingGeometry(req.block_size, req.block_nr, req.frame_size, req.frame_nr)
 
 
-def _map_expected(data: bytes, offset: int, lay: MappingLayout | None, portids: dict[int, int]) -> bytes:
-    """Recorded portids inside kernel-built messages of RX frames -> the SUT's: every RX frame whose
-    message starts inside the peek (its header may lie before it: a reader that reads the header,
-    then the message), up to the frame's nm_len when the peek holds it, else the frame's end."""
+def _hex_or_empty(text: Any) -> bytes:
+    """The bytes of an answer's hex field; empty when it is missing or not hex (compare_answer
+    reports that)."""
+    try:
+        return bytes.fromhex(text) if isinstance(text, str) else b""
+    except ValueError:
+        return b""
+
+
+def _map_expected(data: bytes, got: bytes, offset: int, lay: MappingLayout | None, portids: dict[int, int]) -> bytes:
+    """Recorded portids inside kernel-built messages of RX frames -> the SUT's (where the SUT's bytes
+    ``got`` show them): every RX frame whose message starts inside the peek (its header may lie
+    before it: a reader that reads the header, then the message), to the frame's end, whatever its
+    nm_len says (a user may have overwritten it; the message bytes are still the kernel's)."""
     if not portids or lay is None or all(k == v for k, v in portids.items()):
         return data
     buf = bytearray(data)
@@ -55,11 +65,7 @@ def _map_expected(data: bytes, offset: int, lay: MappingLayout | None, portids: 
         msg = f.offset + NL_MMAP_HDRLEN - offset  # where the frame's message starts in buf
         if f.ring != "rx" or not 0 <= msg < len(buf):
             continue
-        hi = min(len(buf), f.offset + f.frame_size - offset)
-        if f.offset >= offset:  # the header is in the peek: nm_len bounds the message
-            a = f.offset - offset
-            hi = min(hi, msg + int.from_bytes(buf[a + 4:a + 8], "little"))
-        map_top_level_pids(buf, msg, hi, portids)
+        map_top_level_pids(buf, msg, min(len(buf), f.offset + f.frame_size - offset), portids, got)
     return bytes(buf)
 
 
@@ -124,9 +130,13 @@ def _feature_difference(recorded: dict, got: dict) -> str:
         parts.append(f"the recorded side has {', '.join(sorted(rec - sut))}, the SUT not")
     if not parts:
         return ""
+    hint = ""
+    if "dump" in sut - rec:
+        hint = ("; the reference model without it: --exec 'python -m nlmmap.model.adapter "
+                "--no-dump-service'")
     return ("features differ: " + "; ".join(parts) + " (a request that uses one may be answered differently "
             "by design: e.g. a dump request of the dump service, which a kernel side without dump answers "
-            "with EOPNOTSUPP)")
+            f"with EOPNOTSUPP{hint})")
 
 
 def _one(st: TranscriptStep, target: Any, socks: dict[str, _Sock], portids: dict[int, int],
@@ -149,7 +159,7 @@ def _one(st: TranscriptStep, target: Any, socks: dict[str, _Sock], portids: dict
     exp = dict(rec)
     if op == "recvmsg" and exp.get("ok") and portids:
         buf = bytearray(bytes.fromhex(exp["payload"]))
-        map_top_level_pids(buf, 0, len(buf), portids)
+        map_top_level_pids(buf, 0, len(buf), portids, _hex_or_empty(got.get("payload")))
         exp["payload"] = buf.hex()
     devs += compare_answer(op, exp, got)
     if op == "socket" and rec.get("ok") and got.get("ok"):
@@ -169,8 +179,9 @@ def _one(st: TranscriptStep, target: Any, socks: dict[str, _Sock], portids: dict
     elif op == "peek" and not devs and rec.get("ok"):
         off = int(req.get("offset", 0))
         lay = sock.layout if sock else None
-        want = _map_expected(bytes.fromhex(rec["data"]), off, lay, portids)
-        devs += compare_memory(want, bytes.fromhex(got["data"]), off, lay, free)
+        have = bytes.fromhex(got["data"])
+        want = _map_expected(bytes.fromhex(rec["data"]), have, off, lay, portids)
+        devs += compare_memory(want, have, off, lay, free)
     return devs, sent, got
 
 
