@@ -93,7 +93,8 @@ class KSock(RingsMixin, SockoptMixin, FamilyInputMixin, TxWalkMixin, ServicesMix
         out = self.stats.as_dict()
         out.update(drops=self.drops, rq_len=self.rq_len(), portid=self.portid, max_recvmsg_len=self.max_recvmsg_len,
                    queued=len(self.queue) if self.queue is not None else 0, id_sequence=self.id_sequence,
-                   rx_head=self.rx.head if self.rx else None, tx_head=self.tx.head if self.tx else None)
+                   rx_head=self.rx.head if self.rx else None, tx_head=self.tx.head if self.tx else None,
+                   call_tid=getattr(self, "call_tid", None))
         if args.get("global"):
             out["server"] = self.server.global_stats()
         return out
@@ -111,6 +112,7 @@ class KSock(RingsMixin, SockoptMixin, FamilyInputMixin, TxWalkMixin, ServicesMix
     def run(self) -> None:
         """Serve this socket's calls until the user closes it or goes away."""
         reader = wire.DatagramReader(self.conn)
+        self.call_tid = threading.get_native_id()  # for per-thread CPU figures (nlmmap bench)
         try:
             place_thread(self.cfg.call_cpus)  # the syscall context: the caller's CPUs (KernelConfig)
             self.send(wire.HELLO, 0, {"portid": self.portid, "kernel_pid": os.getpid(),

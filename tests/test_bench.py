@@ -67,6 +67,18 @@ def test_rows_carry_their_spread_and_counters(report):
             assert r["gbit_per_s"] == pytest.approx(r["median"] * r["payload"] * 8 / 1e9)
 
 
+def test_queue_rows_split_the_kernel_sides_cpu(report):
+    """Every single-queue row gives the CPU per packet of both processes and, of the kernel side's,
+    the thread that answers the consumer's calls (a part of the whole, from /proc per thread)."""
+    doc, md, _, _ = report
+    single = [r for r in doc["rows"] if r["section"] == "queue" and r.get("queues") == 1]
+    assert single
+    for r in single:
+        cpu = r["cpu_us_per_packet"]
+        assert 0 <= cpu["calls"] <= cpu["kernel"] + 1e-9 and cpu["consumer"] >= 0, r["id"]
+    assert "its thread answering calls" in md
+
+
 def test_ratios_are_computed_from_the_rows(report):
     doc, _, _, _ = report
     rows = {r["id"]: r for r in doc["rows"]}

@@ -91,9 +91,11 @@ def queue_run(path: str, *, n: int, payload: int, transport: str, verdict: str, 
             raise ValueError("TX-ring verdicts need the ring transport")
         else:
             s.sock.settimeout(TIMEOUT)
+        call_tid = s.stats().get("call_tid")  # the kernel-side thread that answers this socket's calls
         if start is not None:
             start.wait()
-        k0, c0 = process_cpu(s.kernel_pid), time.process_time()
+        # the thread's interval inside the process's, so that its CPU is part of the process's
+        k0, a0, c0 = process_cpu(s.kernel_pid), process_cpu(s.kernel_pid, call_tid), time.process_time()
         t = time.perf_counter()
         s.service("queue", count=n, size=payload, maxlen=maxlen, wait=True, producers=producers, lock=lock)
         seen = reorders = others = 0
@@ -149,7 +151,7 @@ def queue_run(path: str, *, n: int, payload: int, transport: str, verdict: str, 
                 s.flush()
             s.sendmsg(v.make(n, True))
         t_end = time.perf_counter()
-        k1, c1 = process_cpu(s.kernel_pid), time.process_time()
+        c1, a1, k1 = time.process_time(), process_cpu(s.kernel_pid, call_tid), process_cpu(s.kernel_pid)
         s.sock.settimeout(None)
         s.settle()
         st = s.stats()
@@ -158,13 +160,22 @@ def queue_run(path: str, *, n: int, payload: int, transport: str, verdict: str, 
                         s.lost_wakeups + st["lost_wakeups"])
         sample.extra.update(reorders=reorders, error_acks=others, verdict_msgs=st["queue_verdict_msgs"],
                             t_start=t, t_end=t_end, kernel_cpu_s=k1 - k0, consumer_cpu_s=c1 - c0)
+        if call_tid is not None:
+            sample.extra["calls_cpu_s"] = a1 - a0
         return sample
 
 
-def process_cpu(pid: int) -> float:
-    """CPU seconds (user + system, every thread) process ``pid`` has used so far (/proc)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
+def process_cpu(pid: int, tid: int | None = None) -> float:
+    """CPU seconds (user + system) process ``pid`` has used so far, every thread (/proc), or its
+    thread ``tid`` alone (0.0 once that thread is gone)."""
+    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
+    try:
+        with open(path) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        if tid is None:
+            raise
+        return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 

@@ -128,7 +128,8 @@ def _row_table(rows: list[dict]) -> list[str]:
             extra += f"; seed: {r['seed']['gbit_per_s']} Gbit/s, {r['seed']['row']}"
         if "cpu_us_per_packet" in r:
             cpu = r["cpu_us_per_packet"]
-            extra += f"; CPU per packet: kernel side {cpu['kernel']:.1f} us, consumer {cpu['consumer']:.1f} us"
+            calls = f" (its thread answering calls {cpu['calls']:.1f} us)" if "calls" in cpu else ""
+            extra += f"; CPU per packet: kernel side {cpu['kernel']:.1f} us{calls}, consumer {cpu['consumer']:.1f} us"
         se = f"{r['seq_errors_per_million']:.3g}" if "seq_errors" in r else "-"
         pt = f"{r['poll_timeouts_per_million']:.3g}" if "poll_timeouts" in r else "-"
         out.append(f"| {r['label']} | {fmt(r['median'], r['unit'])}{extra} | {fmt(r['min'], r['unit'])} - "

@@ -165,6 +165,8 @@ def _queue_rows(cfg: BenchConfig, place: Placement, prog: Progress, rows: list, 
                 if msgs and "kernel_cpu_s" in ex:  # where the time goes: CPU per packet of both processes
                     row["cpu_us_per_packet"] = {"kernel": ex["kernel_cpu_s"] * 1e6 / msgs,
                                                 "consumer": ex["consumer_cpu_s"] * 1e6 / msgs}
+                    if "calls_cpu_s" in ex:  # of the kernel side's: the thread answering the calls
+                        row["cpu_us_per_packet"]["calls"] = ex["calls_cpu_s"] * 1e6 / msgs
                 if seed:
                     row["seed"] = {"row": seed[0], "gbit_per_s": seed[1]}
                 rows.append(row)
