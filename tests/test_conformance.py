@@ -279,6 +279,15 @@ def _record_with_other_portid(tmp_path, requests: list[dict], patch) -> str:
     return str(path)
 
 
+def _replay_on_model(path: str):
+    """Replay ``path`` on a fresh reference model in this process."""
+    target = InProcessTarget(_model())
+    try:
+        return replay_transcript(path, target)
+    finally:
+        target.close()
+
+
 _RX_SETUP = [{"op": "hello", "protocol": "nlmmap-adapter/1"}, {"op": "socket"},
              {"op": "setsockopt", "sock": 1, "option": "NETLINK_RX_RING", "optval": "00100000010000000008000002000000"},
              {"op": "mmap", "sock": 1, "length": 4096}]
@@ -304,11 +313,7 @@ def test_replay_maps_the_kernels_portid_in_a_frame_whose_nm_len_the_user_overwro
                                                 {"op": "sendmsg", "sock": 1, "to": "kernel", "payload": ack_request},
                                                 {"op": "poke", "sock": 1, "offset": 4, "data": "00000000"},
                                                 {"op": "peek", "sock": 1, "offset": 0, "length": 64}], patch)
-    target = InProcessTarget(_model())
-    try:
-        rep = replay_transcript(path, target)
-    finally:
-        target.close()
+    rep = _replay_on_model(path)
     assert rep.verdict == "pass", rep.human()
 
 
@@ -328,11 +333,7 @@ def test_replay_leaves_a_users_message_alone_where_it_holds_a_value_equal_to_a_r
     path = _record_with_other_portid(tmp_path, [{"op": "hello", "protocol": "nlmmap-adapter/1"}, {"op": "socket"},
                                                 {"op": "deliver", "sock": 1, "path": "copy", "payload": msg(theirs)},
                                                 {"op": "recvmsg", "sock": 1, "bufsize": 4096}], patch)
-    target = InProcessTarget(_model())
-    try:
-        rep = replay_transcript(path, target)
-    finally:
-        target.close()
+    rep = _replay_on_model(path)
     assert rep.verdict == "pass", rep.human()
 
 
