@@ -73,9 +73,14 @@ def test_queue_rows_split_the_kernel_sides_cpu(report):
     doc, md, _, _ = report
     single = [r for r in doc["rows"] if r["section"] == "queue" and r.get("queues") == 1]
     assert single
+    import os
+
+    tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
     for r in single:
         cpu = r["cpu_us_per_packet"]
-        assert 0 <= cpu["calls"] <= cpu["kernel"] + 1e-9 and cpu["consumer"] >= 0, r["id"]
+        # /proc rounds a thread's time and the process's apart: up to a clock tick each read
+        slack = 2 * r["rounds"] * tick_us / r["messages"]
+        assert 0 <= cpu["calls"] <= cpu["kernel"] + slack and cpu["consumer"] >= 0, r["id"]
     assert "its thread answering calls" in md
 
 
