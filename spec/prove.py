@@ -11,7 +11,10 @@ For a system and each of its invariants (the system's own, its strengthening inv
   the system's ``run_bound``, if any, is assumed in the pre- and post-state;
 * **step properties**: ``H(pre) and ranges and guard_a(pre) => property_a(pre)``;
 * **count lemmas**: the induction obligations behind the abstract encoding of ``Count``
-  (:data:`nlmmap.spec.z3enc.COUNT_LEMMAS`).
+  (:data:`nlmmap.spec.z3enc.COUNT_LEMMAS`);
+* **layout lemmas** (with the count lemmas): frames inside their block, disjoint, inside the ring
+  and the mapping, for every geometry the kernel accepts
+  (:func:`nlmmap.spec.protocol.geometry.prove_layout`).
 
 Invariants with ``user="any"`` are proved with the adversary's actions present and assume only
 ``"any"`` invariants; ``user="well-behaved"`` ones are proved for the system without the
@@ -456,6 +459,10 @@ def prove_system(system: System, *, timeout_ms: int = DEFAULT_TIMEOUT_MS, seed: 
             v, why = _check(s)
             emit(ObligationResult(system.name, "lemma", f"induction {case}", name, v,
                                   (time.perf_counter() - t0) * 1e3, why))
+        from .protocol.geometry import prove_layout  # the ring layout: every accepted geometry (17.1-17.3)
+
+        for r in prove_layout(timeout_ms=timeout_ms, seed=seed):
+            emit(r)
 
     classes = _Classes(system)
 

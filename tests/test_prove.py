@@ -9,7 +9,7 @@ import io
 import json
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from nlmmap.cli import main
@@ -185,13 +185,29 @@ def test_layout_catches_the_documentation_formula(monkeypatch):
     assert res["FramesInsideTheirBlock"] is Verdict.FAILED
 
 
+def test_prove_discharges_the_layout_obligations(monkeypatch):
+    """``nlmmap prove`` (every system's lemmas, with the first) includes the ring layout's
+    obligations, and fails when the frame offset is the documentation's ``i * frame_size``."""
+    from nlmmap.spec.protocol import geometry
+
+    names = {n for n, _, _ in geometry.layout_obligations()}
+    sysm = socket_system(Variant())
+    got = {r.property: r.verdict for r in prove_system(sysm, only=()) if r.system == "layout"}
+    assert set(got) == names and set(got.values()) == {Verdict.OK}, got
+    monkeypatch.setattr(geometry, "frame_offset", lambda g, blk, slot: (blk * g.fpb + slot) * g.frame_size)
+    bad = {r.property: r.verdict for r in prove_system(sysm, only=()) if r.system == "layout"}
+    assert bad["FramesInsideTheirBlock"] is Verdict.FAILED
+
+
 @settings(max_examples=200, deadline=None)
-@given(block_pages=st.integers(0, 5), block_nr=st.integers(0, 6), frame_size=st.integers(0, 9000),
-       frame_nr=st.integers(0, 64), page=st.sampled_from([4096, 65536]))
+@given(block_pages=st.integers(0, 5), block_nr=st.integers(0, 6),
+       frame_size=st.one_of(st.integers(0, 9000), st.integers(6, 1024).map(lambda w: 4 * w)),
+       frame_nr=st.one_of(st.none(), st.integers(0, 64)), page=st.sampled_from([4096, 65536]))
 def test_layout_formulas_are_the_abi_rules(block_pages, block_nr, frame_size, frame_nr, page):
     """The symbolic geometry rules and frame offsets are those of nlmmap.spec.abi, on concrete
     requests (accepted exactly when check_ring_geometry accepts a create; offsets equal
-    RingGeometry.frame_offset)."""
+    RingGeometry.frame_offset). Frame sizes are often aligned and ``frame_nr`` None is the
+    consistent count, so that accepted geometries are drawn as often as refused ones."""
     import z3
 
     from nlmmap.spec.abi import RingGeometry, RingRequest, check_ring_geometry
@@ -199,8 +215,8 @@ def test_layout_formulas_are_the_abi_rules(block_pages, block_nr, frame_size, fr
     from nlmmap.spec.protocol.geometry import Ring, accepted, frame_offset
 
     block_size = block_pages * page + (7 if block_pages == 5 else 0)  # some not a page multiple
-    if frame_nr == 64 and block_pages and frame_size >= 24:
-        frame_nr = (block_size // frame_size) * block_nr  # often consistent
+    if frame_nr is None:
+        frame_nr = (block_size // frame_size) * block_nr if frame_size else 0  # consistent
     req = RingRequest(block_size, block_nr, frame_size, frame_nr)
     try:
         ok = not check_ring_geometry(req, page_size=page).is_teardown
@@ -211,6 +227,7 @@ def test_layout_formulas_are_the_abi_rules(block_pages, block_nr, frame_size, fr
     s.add(g.block_size == block_size, g.block_nr == block_nr, g.frame_size == frame_size, g.frame_nr == frame_nr)
     s.add(accepted(g, z3.IntVal(page)))
     assert (s.check() == z3.sat) == ok, req
+    event("accepted" if ok else "refused")
     if ok:
         geom = RingGeometry(block_size, block_nr, frame_size, frame_nr)
         fpb = geom.frames_per_block
