@@ -35,6 +35,7 @@ def test_every_row_is_present(report):
     ids = {r["id"] for r in doc["rows"]}
     want = {f"rx.{z}.{k}" for z in SIZES for k in ("ring_runs", "ring_iter", "copy_25", "copy_1")}
     want |= {f"stability.64.{k}" for k in ("ring_runs", "ring_iter", "copy_25")}
+    want |= {f"warmup.rx.{z}" for z in SIZES} | {"warmup.stability.64"}
     want |= {"memcpy.ring_set", "memcpy.dram", "dump.poll", "dump.eager", "queue.par.mainline", "queue.par.extended"}
     want |= {f"queue.1500.{t}.{lk}.sendmsg-1" for t in ("copy", "ring") for lk in ("mainline", "extended")}
     want |= {"queue.1500.ring.mainline.sendmsg-25", "queue.1500.ring.mainline.txring-25",
@@ -56,7 +57,7 @@ def test_rows_carry_their_spread_and_counters(report):
             assert "median" not in r
             continue
         assert r["min"] <= r["median"] <= r["max"] and r["samples"] and r["rounds"] == len(r["samples"])
-        if r["section"] in ("rx", "stability", "queue", "dump", "tx"):
+        if r["section"] in ("rx", "stability", "queue", "dump", "tx", "warmup"):
             assert r["messages"] > 0 and r["median"] > 0
             for k in ("seq_errors", "poll_timeouts", "lost_wakeups"):
                 assert r[f"{k}_per_million"] == pytest.approx(r[k] * 1e6 / r["messages"])
@@ -65,6 +66,22 @@ def test_rows_carry_their_spread_and_counters(report):
     for r in doc["rows"]:
         if r["section"] == "queue":
             assert r["gbit_per_s"] == pytest.approx(r["median"] * r["payload"] * 8 / 1e9)
+
+
+def test_warm_up_calls_are_rows_counted_in_the_correctness(report):
+    """Every RX comparison calls each variant WARMUP_CALLS times untimed first; those calls are
+    no figure's samples but a row of their own, so that their errors and messages are counted."""
+    from nlmmap.impl.bench.harness import WARMUP_CALLS
+
+    doc, md, _, _ = report
+    rows = {r["id"]: r for r in doc["rows"]}
+    for z in SIZES:
+        assert rows[f"warmup.rx.{z}"]["rounds"] == 4 * WARMUP_CALLS and rows[f"rx.{z}.copy_25"]["rounds"] == 2
+    assert rows["warmup.stability.64"]["rounds"] == 3 * WARMUP_CALLS
+    measured = [r for r in doc["rows"] if r.get("available", True)]
+    assert doc["correctness"]["messages"] == sum(r.get("messages", 0) for r in measured)
+    assert sum(r["messages"] for r in measured if r["section"] == "warmup") > 0
+    assert "Warm-up calls" in md
 
 
 def test_queue_rows_split_the_kernel_sides_cpu(report):

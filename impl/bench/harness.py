@@ -27,9 +27,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-__all__ = ["Sample", "Placement", "Progress", "interleave", "summarize", "PER_MILLION"]
+__all__ = ["Sample", "Placement", "Progress", "interleave", "warm_up", "summarize", "PER_MILLION", "WARMUP_CALLS"]
 
 PER_MILLION = 1_000_000
+#: Untimed calls of every variant before a comparison's rounds (:func:`warm_up`).
+WARMUP_CALLS = 10
 
 
 @dataclass
@@ -86,6 +88,22 @@ def interleave(variants: dict[str, Callable[[], Sample]], rounds: int,
     if progress is not None:
         progress.step(label, total, total)
     return got
+
+
+def warm_up(variants: dict[str, Callable[[], Sample]], calls: int = WARMUP_CALLS,
+            progress: Progress | None = None, label: str = "") -> list[Sample]:
+    """Call every variant ``calls`` times before it is timed (small runs; their figures are not
+    a row's, their correctness counters are kept by the caller). CPython specialises a
+    function's bytecode only once it has been called a few times: the consumer's first calls of
+    a reader ran ~20% slower per message (the batched copy at 64 B: 3.5 against 4.3 M msg/s,
+    docs/performance-notes.md)."""
+    out = []
+    for i in range(calls):
+        for k, fn in variants.items():
+            if progress is not None:
+                progress.step(f"{label} warm-up {k}", i, calls)
+            out.append(fn())
+    return out
 
 
 class Placement:

@@ -114,6 +114,7 @@ _SECTION_TITLES = {
     "proofs": "The proof kit",
     "diagrams": "Diagrams",
     "conformance": "The conformance suite",
+    "warmup": "Warm-up calls (untimed; counted in the correctness line)",
 }
 
 

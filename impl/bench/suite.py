@@ -15,7 +15,7 @@ from typing import Any
 from nlmmap.impl.server import KernelProcess
 
 from . import dump, queue, rx, tx
-from .harness import Placement, Progress, Sample, interleave, summarize
+from .harness import WARMUP_CALLS, Placement, Progress, Sample, interleave, summarize, warm_up
 
 __all__ = ["BenchConfig", "IMPL_SECTIONS", "run_impl"]
 
@@ -70,10 +70,23 @@ _VARIANT_LABEL = {"ring_runs": "RX ring, frame-level reader (message_runs)",
                   "copy_1": "copy, one recv per message"}
 
 
+_WARM_N = 2000  # messages of one warm-up call
+
+
+def _warm(rows: list, rid: str, size: int, n: int, variants: dict, prog: Progress) -> None:
+    """The untimed warm-up calls of a comparison (harness.warm_up), kept as a row of their own
+    so that their sequence errors and timeouts count in the report's correctness."""
+    samples = warm_up(variants, progress=prog, label=rid)
+    rows.append(_row(f"warmup.{rid}", "warmup", f"warm-up calls before the {rid} rows ({WARMUP_CALLS} per variant, "
+                     f"{n} messages each; not in any figure)", "msg/s", samples, size=size))
+
+
 def _rx(cfg: BenchConfig, place: Placement, prog: Progress, rows: list, ratios: list) -> None:
     with _kernel(place) as kp:
         for size in cfg.sizes:
             n = cfg.count(_RX_N.get(size, 200_000))
+            w = cfg.count(_WARM_N)
+            _warm(rows, f"rx.{size}", size, w, rx.variants(kp.path, size, w, w), prog)
             got = interleave(rx.variants(kp.path, size, n, max(200, n // 10)), cfg.rounds, prog, f"rx {size} B")
             for k, samples in got.items():
                 rows.append(_row(f"rx.{size}.{k}", "rx", f"{_VARIANT_LABEL[k]}, {size} B", "msg/s", samples,
@@ -92,6 +105,9 @@ def _stability(cfg: BenchConfig, place: Placement, prog: Progress, rows: list, r
     n = cfg.count(_RX_N[64])
     with _kernel(place) as kp:
         var = rx.variants(kp.path, 64, n, 200)
+        w = cfg.count(_WARM_N)
+        _warm(rows, "stability.64", 64, w, {k: v for k, v in rx.variants(kp.path, 64, w, w).items() if k != "copy_1"},
+              prog)
         got: dict[str, list[Sample]] = {"ring_runs": [], "ring_iter": [], "copy_25": []}
         for i in range(cfg.stability):
             one = interleave({k: var[k] for k in got}, 1, prog, f"stability run {i + 1}/{cfg.stability}")
