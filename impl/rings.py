@@ -53,6 +53,9 @@ class Ring:
         self.n = geom.frame_nr
         self.cap = geom.payload_capacity
         self.offs = [base + geom.frame_offset(i) for i in range(geom.frame_nr)]
+        fs = geom.frame_size
+        #: ``frame_size`` when the frames lie back to back (blocks hold whole frames), else 0
+        self.stride = fs if self.offs == list(range(base, base + self.n * fs, fs)) else 0
         self.head = 0
         self.pending = 0
 

@@ -121,8 +121,11 @@ class StreamMixin(SockState):
         frames at the cursor (``forward_ring``), then take every consecutive frame whose status,
         read with an acquire load, is UNUSED (up to ``STREAM_RUN`` frames; never one it did not
         see UNUSED; the loads are issued by ``map``, one C call per status word); write each
-        message straight into its frame (``SeqWriter.frames``: frame header words and message in
-        one ``pack_into``, plain stores); then publish the statuses in ring order: release stores
+        message straight into its frame (plain stores: ``SeqWriter.frame_run``, one copy of a
+        template per 256 frames and three strided word writes, when the ring's frames are back to
+        back; that copy also rewrites the status words of claimed frames with the UNUSED they were
+        seen holding. Else ``SeqWriter.frames``, one ``pack_into`` per frame); then publish the
+        statuses in ring order: release stores
         (``map`` again), the last one seq_cst, which also orders all of them before the ONE
         wake-flag load of the run (``begin_publish``/``end_publish`` around the stores).
         """
@@ -149,7 +152,13 @@ class StreamMixin(SockState):
             k = nmax if sts.count(UNUSED) == nmax else len(list(takewhile(_IS_UNUSED, sts)))
             if k:
                 claimed = ahead[:k] if k < nmax else ahead
-                w.frames(mm, claimed, seq)
+                if r.stride:  # frames back to back: one copy per 256 (SeqWriter.frame_run)
+                    b = min(k, n - j)  # the frames before the ring's end, then those after it
+                    w.frame_run(mm, claimed[0], r.stride, b, seq)
+                    if k > b:
+                        w.frame_run(mm, claimed[b], r.stride, k - b, seq + b)
+                else:
+                    w.frames(mm, claimed, seq)
                 self.begin_publish()
                 if k > 1:
                     _drain(map(st, claimed[:k - 1], repeat(VALID, k - 1), repeat(rel, k - 1)))

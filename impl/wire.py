@@ -29,6 +29,7 @@ import json
 import mmap
 import socket
 import struct
+import sys
 import time
 import zlib
 from typing import Any
@@ -259,6 +260,10 @@ def error_reply(e: NetlinkError) -> dict[str, Any]:
 SEQ_TYPE = 0x7E
 _SEQ = struct.Struct("=QI")
 _SEQ_MIN = nl.NLMSG_HDRLEN + _SEQ.size
+_NLMSG_HDRLEN = nl.NLMSG_HDRLEN
+_U32x256 = struct.Struct("=256I")
+_REP32 = _U32.pack(1) * 256
+_ORDER = sys.byteorder  # the native order of the "=" structs and of memoryview's "I"
 
 
 def build_seq_message(seq: int, size: int) -> bytes:
@@ -291,6 +296,16 @@ class SeqWriter:
     ``seq || filler(seq & 0xFF)`` is ``part(seq >> 8) ^ low[seq & 0xFF]``, ``low`` a 256-entry
     table of the low byte with its filler and ``part`` computed once per 256 sequence numbers
     (see :func:`_seq_crc_parts`; equal to :func:`build_seq_message`'s zlib CRC, tested).
+
+    Strided batches (:meth:`frame_run`, and :meth:`messages` when the offsets allow it) write
+    every byte of every message without a call per message: the 256 messages of one high part
+    differ from a template *page* (the messages of sequence numbers 0..255, laid out at the
+    stride) only in three u32 words (the sequence number's low and high words, the CRC), each
+    the page's word XOR a constant of the high part. So a segment of up to 256 messages is one
+    copy of the page's bytes and at most three strided u32 writes (memoryview slices with a
+    step), all at C speed (~25 ns a 64 B frame against ~190 for a ``pack_into`` per frame, on
+    this project's machine). A writer is used by one thread at a time (it caches a segment's
+    words).
     """
 
     def __init__(self, size: int):
@@ -323,6 +338,9 @@ class SeqWriter:
 
         def messages(buf: Any, off: int, seq: int, count: int) -> int:
             """``count`` messages from ``seq`` back to back at ``buf[off:]``; the end offset."""
+            if size % 4 == 0 and off % 4 == 0 and len(buf) % 4 == 0 and count > 1:
+                _strided(buf, off, size, count, seq, 0)
+                return off + count * size
             i = 0
             while i < count:
                 s = (seq + i) & mask
@@ -336,6 +354,82 @@ class SeqWriter:
                 i += seg
             return off
 
+        # ---- strided batches: a template page per (stride, message offset), three u32 columns --
+        rep = int.from_bytes(_REP32, _ORDER)  # 1 in each of 256 u32 lanes
+        col_lo = int.from_bytes(_U32x256.pack(*range(256)), _ORDER)  # the page's seq low words
+        col_crc = int.from_bytes(_U32x256.pack(*low), _ORDER)  # the page's CRC words
+        pages: dict[tuple[int, int], memoryview] = {}
+        cols: list[Any] = [-1, None, None, None]  # (high part, its three u32 columns or None)
+
+        def _page(stride: int, at: int) -> memoryview:
+            """Messages 0..255 at ``stride`` (at frame offset ``at``: 24 in frames, with the
+            frame header words; 0 back to back), built once per layout."""
+            pg = pages.get((stride, at))
+            if pg is None:
+                b = bytearray(256 * stride)
+                for i in range(256):
+                    if at:
+                        fpack(b, i * stride + 4, fhead, i, low[i], fillers[i])
+                    else:
+                        mpack(b, i * stride, msg_head, i, low[i], fillers[i])
+                pg = pages[(stride, at)] = memoryview(bytes(b))
+            return pg
+
+        def _columns(s: int) -> list[Any]:
+            """The three u32 columns of the high part of ``s`` (None where the page is right)."""
+            base = s & ~0xFF
+            if cols[0] != base:
+                lo, hi, hc = base & 0xFFFFFFFF, base >> 32, part(s >> 8)
+                cols[:] = [base, memoryview((col_lo ^ lo * rep).to_bytes(1024, _ORDER)).cast("I") if lo else None,
+                           memoryview(_U32.pack(hi) * 256).cast("I") if hi else None,
+                           memoryview((col_crc ^ hc * rep).to_bytes(1024, _ORDER)).cast("I") if hc else None]
+            return cols
+
+        def _strided(buf: Any, first: int, stride: int, count: int, seq: int, at: int) -> None:
+            """``count`` messages from ``seq`` at ``first``, ``first + stride``, ... (messages at
+            ``+at``); with ``at`` (frames), each frame from its offset 4 to the message's end."""
+            pg = _page(stride, at)
+            step, w_seq = stride >> 2, (at + _NLMSG_HDRLEN) >> 2  # u32 index of seq in a message slot
+            tail = at + size  # a frame's bytes written end here
+            with memoryview(buf) as mv, mv.cast("B") as mb, mb.cast("I") as u32:
+                i = 0
+                while i < count:
+                    s = (seq + i) & mask
+                    b0 = s & 0xFF
+                    seg = min(count - i, 256 - b0)
+                    o = first + i * stride
+                    p0, p1 = b0 * stride, (b0 + seg - 1) * stride
+                    if at:  # frame header words and message; the status words of the frames after
+                        # the segment's first are written with the page's 0 (UNUSED): see frame_run
+                        mb[o + 4:o + p1 - p0 + tail] = pg[p0 + 4:p1 + tail]
+                    else:
+                        mb[o:o + seg * stride] = pg[p0:p1 + stride]
+                    _, c_lo, c_hi, c_crc = _columns(s)
+                    w = (o >> 2) + w_seq
+                    e = w + seg * step
+                    if c_lo is not None:
+                        u32[w:e:step] = c_lo[b0:b0 + seg]
+                    if c_hi is not None:
+                        u32[w + 1:e + 1:step] = c_hi[b0:b0 + seg]
+                    if c_crc is not None:
+                        u32[w + 2:e + 2:step] = c_crc[b0:b0 + seg]
+                    i += seg
+
+        def frame_run(buf: Any, first: int, stride: int, count: int, seq: int) -> None:
+            """Messages ``seq``, ... into ``count`` ring frames at ``first``, ``first + stride``,
+            ... (the frames of one ring, back to back): the frame header words and message of
+            each, as :meth:`frames` writes them, in one copy per 256 messages. That copy spans
+            the frames, so it also writes the status words of the frames it runs across (all but
+            the first of each 256) with 0, UNUSED: the caller must own the frames and have seen
+            each UNUSED (the stream producer's run, under the queue lock). The first frame's
+            status word, and every byte outside the frames, are untouched."""
+            if count <= 0:
+                return
+            if stride % 4 or first % 4 or len(buf) % 4 or stride < size + 24:
+                frames(buf, list(range(first, first + count * stride, stride)), seq)
+                return
+            _strided(buf, first, stride, count, seq, 24)
+
         def frame(buf: Any, off: int, seq: int) -> None:
             """One ring frame at ``off`` (the status word is untouched)."""
             frames(buf, [off], seq)
@@ -344,7 +438,7 @@ class SeqWriter:
             """The message alone at ``buf[off:off + size]``."""
             messages(buf, off, seq, 1)
 
-        self.frames, self.messages = frames, messages
+        self.frames, self.messages, self.frame_run = frames, messages, frame_run
         self.frame, self.message = frame, message
 
 

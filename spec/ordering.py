@@ -116,6 +116,11 @@ class Configuration:
 
 
 # --- the sides ------------------------------------------------------------------------------------
+#: The stream producer's copy of a run (``SeqWriter.frame_run``) spans the claimed frames, so it
+#: writes their status words too, plainly, with the UNUSED the producer saw in them.
+_RUN_COPY = store("nm_status", UNUSED, note="frame_run: the run's copy")
+
+
 def _rx_producer(name: str) -> Side:
     """The kernel filling an RX frame it RESERVED: payload, header (nm_len), then VALID."""
     data = (store("payload", NEW, note="skb data built in the frame"), store("nm_len", LEN, note="hdr->nm_len"))
@@ -129,13 +134,14 @@ def _rx_producer(name: str) -> Side:
         return Side("kernel", name, (*data, store("nm_status", VALID, "seq_cst", note="publish: store_status")),
                     "the kernel side's publish (and COPY path): payload, header, then store_status = store_sc")
     if name == "impl-run":
-        return Side("kernel", name, (*data, store("nm_status", VALID, "release", note="stream_run")),
-                    "the stream producer's run: frames written, then store32(.., RELEASE) for all but the last")
+        return Side("kernel", name, (_RUN_COPY, *data, store("nm_status", VALID, "release", note="stream_run")),
+                    "the stream producer's run: frames written (the copy rewrites the status word with the "
+                    "UNUSED it was seen holding), then store32(.., RELEASE) for all but the last")
     if name == "impl-tso":
         return Side("kernel", name, (*data, store("nm_status", VALID, "seq_cst", api="tso")),
                     "publish on the tso backend: plain store, then the lock round trip")
     if name == "impl-tso-run":
-        return Side("kernel", name, (*data, store("nm_status", VALID, "release", api="tso")),
+        return Side("kernel", name, (_RUN_COPY, *data, store("nm_status", VALID, "release", api="tso")),
                     "the stream producer's run on the tso backend: store32(.., RELEASE), a plain store")
     raise KeyError(name)
 
@@ -230,8 +236,9 @@ def _reuse_producer(direction: str, name: str) -> Side:
                         store("nm_status", RESERVED, "seq_cst"), nxt),
                        "the kernel side's alloc: status() (load_acquire) != UNUSED -> full; store_status(RESERVED) "
                        "(store_sc); publish writes the payload"),
-        "impl-stream": ((load("nm_status", "r_status", "acquire"), branch("r_status"), nxt),
-                        "the stream producer's run: load32(.., ACQUIRE) of the frames ahead, then frames()"),
+        "impl-stream": ((load("nm_status", "r_status", "acquire"), branch("r_status"), _RUN_COPY, nxt),
+                        "the stream producer's run: load32(.., ACQUIRE) of the frames ahead, then frame_run(), "
+                        "whose copy rewrites the status word with the UNUSED it was seen holding"),
         "impl-send": ((load("nm_status", "r_status", "acquire"), branch("r_status"), nxt),
                       "the client's send: load_acquire(off) != UNUSED -> kick; write_frame"),
         "user-ctrl": ((load("nm_status", "r_status"), branch("r_status"), nxt),

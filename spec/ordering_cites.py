@@ -33,6 +33,8 @@ _PUBLISH_DATA = ((_RG + "publish", "self.write_payload(o, data)"),
 _WAKE_USER = ((_RG + "end_publish", "self.wake_user()"),
               (_RG + "wake_user", "if ctl.load_sc(wire.CTL_RX_WAIT) and ctl.exchange(wire.CTL_RX_WAIT, 0):"))
 _STREAM_ORDERS = ((_ST + "stream_run", "ld, st, acq, rel = at.load32, at.store32, at.ACQUIRE, at.RELEASE"),)
+_STREAM_WRITE = ((_ST + "stream_run", "w.frame_run(mm, claimed[0], r.stride, b, seq)"),
+                 (_ST + "stream_run", "w.frames(mm, claimed, seq)"))
 _STREAM_PUBLISH = (
     (_ST + "stream_run", "_drain(map(st, claimed[:k - 1], repeat(VALID, k - 1), repeat(rel, k - 1)))"),
     (_ST + "stream_run", "st(claimed[k - 1], VALID, at.SEQ_CST)"))
@@ -57,7 +59,7 @@ CITES: dict[tuple[str, str], tuple[Cite, ...]] = {
         (_RG + "write_rx_header", "_HDR5.pack_into(self.mm, off + 4, length, group, pid, 0, 0)"),
         (_RG + "sendskb_plain", "self.write_rx_header(o, len(data), group, pid)"),
         (_RG + "sendskb_plain", "self.store_status(o, COPY)"), *_STORE_SC),
-    ("rx_producer", "impl-run"): (*_STREAM_ORDERS, (_ST + "stream_run", "w.frames(mm, claimed, seq)"),
+    ("rx_producer", "impl-run"): (*_STREAM_ORDERS, *_STREAM_WRITE,
                                   *_STREAM_PUBLISH),
     ("rx_consumer", "user-acquire"): (
         (_CL + "status", "return self.at.load_acquire(self.frame_offset(ring, index))"),
@@ -85,7 +87,7 @@ CITES: dict[tuple[str, str], tuple[Cite, ...]] = {
         (_RG + "status", "return self.load_status(ring.offs[j])"), *_LOAD_ACQ, *_STORE_SC, _PUBLISH_DATA[0]),
     ("rx_reuse_producer", "impl-stream"): (*_STREAM_ORDERS,
                                            (_ST + "stream_run", "sts = list(map(ld, ahead, repeat(acq, nmax)))"),
-                                           (_ST + "stream_run", "w.frames(mm, claimed, seq)")),
+                                           *_STREAM_WRITE),
     ("tx_reuse_consumer", "impl"): (*_TX_COPY, *_STORE_SC),
     ("tx_reuse_producer", "impl-send"): ((_CL + "send", "if at.load_acquire(off) != UNUSED:"),
                                          (_CL + "send", "self.write_frame(i, msg)"), _TX_FRAME[0]),

@@ -99,6 +99,64 @@ def test_seq_writer_batches_write_the_bytes_of_build_seq_message(size):
             assert bytes(fr[j * fs + 24:j * fs + 24 + msize]) == m
 
 
+@pytest.mark.parametrize("size", [0, 64, 157, 1500])
+def test_frame_run_writes_the_frames_that_frames_writes(size):
+    """The strided batch (one copy per 256 frames, three u32 columns) against one ``pack_into``
+    per frame, across 256-message segments, the u32 and u64 wraps, tight and power-of-two
+    strides: the same frame header words and message in every frame; the first frame's status
+    word and every byte outside the frames untouched; other status words untouched or UNUSED."""
+    w = wire.SeqWriter(size)
+    msize = w.size
+    for stride in sorted({(msize + 24 + 3) & ~3, 1 << (msize + 23).bit_length()}):
+        for seq in (0, 250, 2**16 - 3, 2**32 - 100, 2**40 + 255, 2**64 - 5):
+            k, first = 300, 8
+            got = bytearray(b"\xaa" * (first + k * stride + 16))
+            w.frame_run(got, first, stride, k, seq)
+            want = bytearray(got)
+            want[:] = b"\xaa" * len(got)
+            w.frames(want, [first + j * stride for j in range(k)], seq)
+            end = first + (k - 1) * stride + 24 + msize
+            assert got[:first + 4] == want[:first + 4] and got[end:] == want[end:]
+            for j in range(k):
+                o = first + j * stride
+                assert got[o + 4:o + 24 + msize] == want[o + 4:o + 24 + msize], (stride, seq, j)
+                assert wire.check_seq_message(got[o + 24:o + 24 + msize]) == (seq + j) & (2**64 - 1)
+                if j:
+                    assert got[o:o + 4] in (b"\xaa" * 4, bytes(4)), (stride, seq, j)
+
+
+def test_a_run_across_the_ring_end_continues_the_sequence(kernel):
+    """With the cursor at frame 13 of 16, the producer's run of 6 takes frames 13-15 and 0-2:
+    two strided batches, the second carrying on the sequence of the first."""
+    with RingSocket(kernel.path) as s:
+        s.set_rings(rx=RingRequest(4096, 1, 256, 16))  # 16 frames back to back: runs of up to 8
+        s.mmap()
+        s.service("stream", count=13, size=64)
+        assert [wire.check_seq_message(m) for m in s.messages(limit=13)] == list(range(13))
+        s.service("stream", count=6, size=64, start=13)
+        s.settle()
+        assert [s.status("rx", i) for i in range(16)] == [Status.VALID] * 3 + [Status.UNUSED] * 10 + [
+            Status.VALID] * 3
+        assert [wire.check_seq_message(m) for m in s.messages(limit=6)] == list(range(13, 19))
+
+
+def test_stream_over_frames_that_are_not_back_to_back(kernel):
+    """A ring whose blocks leave a gap after their frames: the producer writes frame by frame,
+    never into the gaps, and every message arrives once, in order, intact."""
+    with RingSocket(kernel.path) as s:
+        s.set_rings(rx=RingRequest(4096, 4, 1536, 8))  # 2 frames per block, 1024 bytes of gap
+        s.mmap()
+        gaps = [s.frame_offset("rx", 2 * b + 1) + 1536 for b in range(4)]
+        for g in gaps:
+            s.mm[g:g + 1024] = b"\x5c" * 1024
+        n = 300
+        s.service("stream", count=n, size=200)
+        assert [wire.check_seq_message(m) for m in s.messages(limit=n)] == list(range(n))
+        assert all(s.mm[g:g + 1024] == b"\x5c" * 1024 for g in gaps)
+        s.settle()
+        assert s.stats()["drops"] == 0
+
+
 def test_message_runs_delivers_every_message_once_in_order(kernel):
     n = 5000
     with RingSocket(kernel.path) as s:
