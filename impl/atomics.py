@@ -9,7 +9,10 @@ store->load ordering on both sides (a Dekker pattern), hence ``seq_cst`` stores 
 Hot loops use the two raw operations ``load32(off, order)`` / ``store32(off, value, order)`` with
 the backend's ``ACQUIRE``/``RELEASE``/``SEQ_CST`` constants: with ``atomicshm`` they ARE the
 extension's methods (one C call per status word, no Python frame in between); the named
-operations (``load_acquire``, ...) are the same operations with the order filled in.
+operations (``load_acquire``, ...) are the same operations with the order filled in. The RX
+reader's runs read and hand back the status words of a run with strided plain u32 accesses and
+ONE ``fence(order)`` (acquire after the loads, release before the stores), the kernel's own
+pattern (``load; smp_rmb()``, ``smp_mb(); store``).
 
 Two backends behind one small interface (:class:`Atomics`):
 
@@ -57,6 +60,10 @@ class Atomics(Protocol):
     def store64r(self, off: int, value: int, order: int) -> None:
         """u64 store with ``order`` (the raw form of :meth:`store64`, for hot paths)."""
 
+    def fence(self, order: int) -> None:
+        """A thread fence with ``order``: ACQUIRE after plain loads makes them acquire loads,
+        RELEASE before plain stores makes them release stores (C11 fence semantics)."""
+
     def load_acquire(self, off: int) -> int:
         """u32 load; later loads/stores are not moved before it."""
 
@@ -95,6 +102,7 @@ class _AtomicShm:
         ld, st, ld64, st64, xchg = v.load_u32, v.store_u32, v.load_u64, v.store_u64, v.exchange_u32
         # the raw operations: the extension's own methods (C, the order passed through)
         self.load32, self.store32, self.store64r = ld, st, st64
+        self.fence = a.fence  # atomic_thread_fence(order)
         # bound closures: one Python call per operation on the hot path
         self.load_acquire = lambda off: ld(off, acq)
         self.store_release = lambda off, value: st(off, value, rel)
@@ -160,7 +168,12 @@ class _Tso:
             if order == 5:
                 fence()
 
+        def fence_(order: int) -> None:  # acquire and release fences are free on TSO
+            if order == 5:
+                fence()
+
         self.load32, self.store32, self.store64r = load32, store32, store64r
+        self.fence = fence_
         self.load_sc, self.store_sc, self.exchange = load_sc, store_sc, exchange
         self.load64 = lambda off: u64[off >> 3]
         self.store64 = lambda off, value: u64.__setitem__(off >> 3, value)

@@ -23,6 +23,7 @@ lost: only the flag is shared.)
 
 from __future__ import annotations
 
+import array
 import collections
 import select
 import struct
@@ -52,6 +53,8 @@ _RUN_MAX = 256
 #: Runs a ``map()`` to its end at C speed (the stores of a hand-back).
 _exhaust = collections.deque(maxlen=0).extend
 _IS_VALID = VALID.__eq__
+#: UNUSED status words for a strided hand-back (more than the longest default run).
+_UNUSED_WORDS = memoryview(array.array("I", [UNUSED]) * (_RUN_MAX + 1))
 
 
 def split_offsets(buf: Any, start: int, total: int) -> Iterator[tuple[int, int]]:
@@ -265,15 +268,24 @@ class RxReader:
     def _rx_run(self, i: int, m: int) -> tuple[list[int], int, int]:
         """The next run of VALID RX frames: ``(cand, k, first_status)``, ``cand`` the offsets of
         the ``m`` frames from index ``i`` on (not past the ring end), ``k`` how many of them from
-        the first on are VALID. Every frame's status word has its own acquire load (issued by
-        ``map``: one C call each), all before the caller reads any header; a frame after one
-        not seen VALID is never taken. After a short run (the reader is at the producer's heels)
+        the first on are VALID. Every frame's status word is read before the caller reads any
+        header, with acquire semantics: after a full run, all of them in ONE strided read of the
+        u32 words followed by ONE acquire fence (frames back to back; else an acquire load each,
+        issued by ``map``: one C call each); a frame after one not seen VALID is never taken.
+        After a short run (the reader is at the producer's heels)
         the loads stop at the first frame not VALID (``takewhile``), so that the reader does not
         pull the cache lines of frames the producer is about to write."""
         at = self.at
         cand = self._rx_offs[i:i + m]
         if self._rx_full:
-            sts = list(map(at.load32, cand, repeat(at.ACQUIRE, m)))
+            u32 = self._u32
+            if self._rx_uniform:  # the run's status words in one strided read, then ONE acquire fence
+                step = self.layout.rx.frame_size >> 2
+                w = cand[0] >> 2
+                sts = u32[w:w + m * step:step].tolist()
+                at.fence(at.ACQUIRE)
+            else:
+                sts = list(map(at.load32, cand, repeat(at.ACQUIRE, m)))
             if sts.count(VALID) == m:
                 return cand, m, VALID
             k = 0
@@ -305,8 +317,10 @@ class RxReader:
         return 0
 
     def _give_back(self, done: list[int]) -> None:
-        """Release RX frames (all reads of them are finished) in ring order: release stores
-        (issued by ``map``), the last one seq_cst so that all of them are ordered before the ONE
+        """Release RX frames (all reads of them are finished) in ring order: ONE release fence
+        and a strided plain store of UNUSED into all but the last (frames back to back, runs up
+        to the default length; else a release store each, issued by ``map``), the last one
+        seq_cst so that all of them are ordered before the ONE
         load of the kernel's wait flag (the kernel is told only if it waits); counted for the
         kernel's lost-wake-up rule (``CTL_REL_BEGUN`` before, ``CTL_REL_DECIDED`` after). One
         thread at a time hands frames back (as one thread at a time reads them)."""
@@ -316,7 +330,13 @@ class RxReader:
         seq = self._rel_seq = self._rel_seq + 1
         st64(wire.CTL_REL_BEGUN, seq, rel)
         if k > 1:
-            _exhaust(map(st, done[:k - 1], repeat(UNUSED, k - 1), repeat(rel, k - 1)))
+            step = self.layout.rx.frame_size >> 2 if self._rx_uniform else 0
+            if step and k <= len(_UNUSED_WORDS) and done[k - 1] - done[0] == (k - 1) * (step << 2):
+                w = done[0] >> 2  # frames back to back
+                at.fence(at.RELEASE)
+                self._u32[w:w + (k - 1) * step:step] = _UNUSED_WORDS[:k - 1]
+            else:
+                _exhaust(map(st, done[:k - 1], repeat(UNUSED, k - 1), repeat(rel, k - 1)))
         st(done[k - 1], UNUSED, at.SEQ_CST)
         if ctl.load32(wire.CTL_K_WAIT, ctl.SEQ_CST) and ctl.exchange(wire.CTL_K_WAIT, 0):
             self._note("released")

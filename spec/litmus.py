@@ -6,7 +6,7 @@ A source program (:class:`SourceProgram`) is threads of :class:`Op` (``load``, `
 
 * ``plain``: ordinary C accesses (``memcpy``, ``struct.pack_into`` on a mapping): ``MOV`` / ``LDR``, ``STR``;
 * ``c11``: ``<stdatomic.h>`` operations with a ``memory_order`` (what ``atomicshm`` calls, built
-  with the GNU ``__atomic`` builtins);
+  with the GNU ``__atomic`` builtins), and ``atomic_thread_fence`` (``atomicshm.fence``);
 * ``linux``: the kernel's ``READ_ONCE``/``WRITE_ONCE``, ``smp_load_acquire``/``smp_store_release``,
   ``smp_mb``/``smp_rmb``/``smp_wmb``;
 * ``tso``: the pure-Python atomics backend of ``nlmmap.impl.atomics`` (x86-64 only): plain
@@ -60,6 +60,8 @@ class Op:
         if self.kind == "branch":
             return f"if ({self.reg} ...)"
         if self.kind == "fence":
+            if self.api == "c11":
+                return f"atomic_thread_fence({self.order})"
             return f"{self.order}()" if self.api == "linux" else "lock round trip (fence)"
         if self.api == "linux":
             if self.kind == "load":
@@ -84,7 +86,8 @@ def store(loc: str, value: int, order: str = "plain", api: str | None = None, no
 
 
 def fence(order: str, api: str = "linux", note: str = "") -> Op:
-    """A fence: ``smp_mb``, ``smp_rmb``, ``smp_wmb`` (linux) or ``lock`` (the tso backend)."""
+    """A fence: ``smp_mb``, ``smp_rmb``, ``smp_wmb`` (linux), ``acquire``/``release``/``seq_cst``
+    (c11: ``atomic_thread_fence``) or ``lock`` (the tso backend)."""
     return Op("fence", api, order, note=note)
 
 
@@ -119,6 +122,8 @@ _AARCH64: dict[tuple[str, str, str], tuple[str, ...]] = {
     ("linux", "store", "WRITE_ONCE"): ("STR",), ("linux", "store", "smp_store_release"): ("STLR",),
     ("linux", "fence", "smp_mb"): ("DMB ISH",), ("linux", "fence", "smp_rmb"): ("DMB ISHLD",),
     ("linux", "fence", "smp_wmb"): ("DMB ISHST",),
+    ("c11", "fence", "acquire"): ("DMB ISHLD",), ("c11", "fence", "release"): ("DMB ISH",),
+    ("c11", "fence", "seq_cst"): ("DMB ISH",),
 }
 
 #: target -> (api, kind, order) -> instructions (an empty tuple: a compiler barrier only).
@@ -131,6 +136,7 @@ MAPPINGS: dict[str, dict[tuple[str, str, str], tuple[str, ...]]] = {
         ("linux", "store", "WRITE_ONCE"): ("MOV",), ("linux", "store", "smp_store_release"): ("MOV",),
         ("linux", "fence", "smp_mb"): ("MFENCE",), ("linux", "fence", "smp_rmb"): (),
         ("linux", "fence", "smp_wmb"): (),
+        ("c11", "fence", "acquire"): (), ("c11", "fence", "release"): (), ("c11", "fence", "seq_cst"): ("MFENCE",),
         ("tso", "load", "acquire"): ("MOV",), ("tso", "load", "seq_cst"): ("LOCK", "MOV"),
         ("tso", "store", "release"): ("MOV",), ("tso", "store", "seq_cst"): ("MOV", "LOCK"),
         ("tso", "fence", "lock"): ("LOCK",),

@@ -40,6 +40,7 @@ _STREAM_PUBLISH = (
     (_ST + "stream_run", "st(claimed[k - 1], VALID, at.SEQ_CST)"))
 _GIVE_BACK_RUN = (
     (_RD + "_give_back", "st, st64, rel = at.store32, ctl.store64r, ctl.RELEASE"),
+    (_RD + "_give_back", "at.fence(at.RELEASE) self._u32[w:w + (k - 1) * step:step] = _UNUSED_WORDS[:k - 1]"),
     (_RD + "_give_back", "_exhaust(map(st, done[:k - 1], repeat(UNUSED, k - 1), repeat(rel, k - 1)))"),
     (_RD + "_give_back", "st(done[k - 1], UNUSED, at.SEQ_CST)"))
 _K_WAIT_LOAD = ((_RD + "_give_back",
@@ -69,6 +70,11 @@ CITES: dict[tuple[str, str], tuple[Cite, ...]] = {
         (_RD + "_next_run", "ln = self._run_len(base, k)"),
         (_RD + "_rx_run", "sts = list(map(at.load32, cand, repeat(at.ACQUIRE, m)))"),
         (_RD + "_rx_run", "k = len(list(takewhile(_IS_VALID, map(at.load32, cand, repeat(at.ACQUIRE, m)))))")),
+    ("rx_consumer", "impl-run"): (
+        (_RD + "_next_run", "cand, k, state = self._rx_run(i, m)"),
+        (_RD + "_next_run", "ln = self._run_len(base, k)"),
+        (_RD + "_rx_run", "sts = u32[w:w + m * step:step].tolist() at.fence(at.ACQUIRE)"),
+        (_RD + "_run_len", "lens = u32[w:w + k * step:step].tolist()")),
     ("tx_producer", "impl"): _TX_FRAME,
     ("tx_consumer", "impl"): (
         (_TX + "tx_walk", "if self.load_status(o) != VALID:"), (_TX + "tx_walk", "n = self.tx_frame_len(o)"),
@@ -126,6 +132,10 @@ ATOMICS_MAPPING: tuple[tuple[str, str, tuple[str, str, str], tuple[Cite, ...]], 
      (_SHM_ORDERS, _SHM_RAW, (_AS, "self.load_sc = lambda off: ld(off, sc)"))),
     ("atomicshm", "store_sc / store32(.., SEQ_CST)", ("c11", "store", "seq_cst"),
      (_SHM_ORDERS, _SHM_RAW, (_AS, "self.store_sc = lambda off, value: st(off, value, sc)"))),
+    ("atomicshm", "fence(ACQUIRE)", ("c11", "fence", "acquire"),
+     (_SHM_ORDERS, (_AS, "self.fence = a.fence"))),
+    ("atomicshm", "fence(RELEASE)", ("c11", "fence", "release"),
+     (_SHM_ORDERS, (_AS, "self.fence = a.fence"))),
     ("tso", "load_acquire / load32(.., ACQUIRE)", ("tso", "load", "acquire"),
      ((_TS, "self.load_acquire = lambda off: u32[off >> 2]"), _TSO_ORDERS,
       (_TS, "return load_sc(off) if order == 5 else u32[off >> 2]"))),

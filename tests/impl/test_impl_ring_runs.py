@@ -174,6 +174,23 @@ def test_message_runs_delivers_every_message_once_in_order(kernel):
         assert all(s.status("rx", i) == Status.UNUSED for i in range(64))
 
 
+def test_runs_longer_than_the_readers_default_are_handed_back_whole(kernel):
+    """``max_run`` above the default (256): a run of 1000 published frames is read and handed
+    back in one piece (release stores, not the strided store sized for the default runs)."""
+    n = 3000
+    with RingSocket(kernel.path) as s:
+        s.set_rings(rx=RingRequest(16384, 32, 128, 4096))
+        s.mmap()
+        s.service("stream", count=n, size=64)
+        s.settle()
+        sizes, seqs = [], []
+        for buf, offs in s.message_runs(limit=n, max_run=1000):
+            sizes.append(len(offs))
+            seqs.extend(wire.check_seq_message(buf[o:o + 64]) for o in offs)
+        assert seqs == list(range(n)) and max(sizes) == 1000
+        assert all(s.status("rx", i) == Status.UNUSED for i in range(4096))
+
+
 def test_message_runs_mixed_frames_and_early_stop(kernel):
     """Multi-message frames, empty frames, a frame length past the frame, a COPY frame, and a
     run left VALID (then delivered again) when the caller stops."""
