@@ -23,7 +23,6 @@ lost: only the flag is shared.)
 
 from __future__ import annotations
 
-import array
 import collections
 import select
 import struct
@@ -53,8 +52,6 @@ _RUN_MAX = 256
 #: Runs a ``map()`` to its end at C speed (the stores of a hand-back).
 _exhaust = collections.deque(maxlen=0).extend
 _IS_VALID = VALID.__eq__
-#: UNUSED status words for a strided hand-back (more than the longest default run).
-_UNUSED_WORDS = memoryview(array.array("I", [UNUSED]) * (_RUN_MAX + 1))
 
 
 def split_offsets(buf: Any, start: int, total: int) -> Iterator[tuple[int, int]]:
@@ -317,10 +314,8 @@ class RxReader:
         return 0
 
     def _give_back(self, done: list[int]) -> None:
-        """Release RX frames (all reads of them are finished) in ring order: ONE release fence
-        and a strided plain store of UNUSED into all but the last (frames back to back, runs up
-        to the default length; else a release store each, issued by ``map``), the last one
-        seq_cst so that all of them are ordered before the ONE
+        """Release RX frames (all reads of them are finished) in ring order: release stores
+        (issued by ``map``), the last one seq_cst so that all of them are ordered before the ONE
         load of the kernel's wait flag (the kernel is told only if it waits); counted for the
         kernel's lost-wake-up rule (``CTL_REL_BEGUN`` before, ``CTL_REL_DECIDED`` after). One
         thread at a time hands frames back (as one thread at a time reads them)."""
@@ -330,13 +325,11 @@ class RxReader:
         seq = self._rel_seq = self._rel_seq + 1
         st64(wire.CTL_REL_BEGUN, seq, rel)
         if k > 1:
-            step = self.layout.rx.frame_size >> 2 if self._rx_uniform else 0
-            if step and k <= len(_UNUSED_WORDS) and done[k - 1] - done[0] == (k - 1) * (step << 2):
-                w = done[0] >> 2  # frames back to back
-                at.fence(at.RELEASE)
-                self._u32[w:w + (k - 1) * step:step] = _UNUSED_WORDS[:k - 1]
-            else:
-                _exhaust(map(st, done[:k - 1], repeat(UNUSED, k - 1), repeat(rel, k - 1)))
+            # one store per word, never a memoryview slice assignment: CPython copies each item
+            # of a strided slice with libc memcpy, which for 4 bytes stores the word twice; the
+            # kernel side can see the first store, reuse the frame and publish it VALID before
+            # the second lands (a preemption between the two), and the second undoes the VALID
+            _exhaust(map(st, done[:k - 1], repeat(UNUSED, k - 1), repeat(rel, k - 1)))
         st(done[k - 1], UNUSED, at.SEQ_CST)
         if ctl.load32(wire.CTL_K_WAIT, ctl.SEQ_CST) and ctl.exchange(wire.CTL_K_WAIT, 0):
             self._note("released")

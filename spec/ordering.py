@@ -213,10 +213,8 @@ def _reuse_consumer(direction: str, name: str) -> Side:
         "impl": ((rd, store("nm_status", UNUSED, "seq_cst")),
                  "the client's release: _give_back of one frame, store32(.., SEQ_CST)" if direction == "rx" else
                  "the TX walk: the private copy, then tx_release: store_status(UNUSED) = store_sc"),
-        "impl-run": ((rd, fence("release", api="c11", note="at.fence(at.RELEASE)"),
-                      store("nm_status", UNUSED, note="the hand-back's strided store")),
-                     "the reader's _give_back after a run: ONE release fence, then a strided plain "
-                     "store of UNUSED into all but the last frame"),
+        "impl-run": ((rd, store("nm_status", UNUSED, "release")),
+                     "the reader's _give_back after a run: store32(.., RELEASE) for all but the last frame"),
         "user-release": ((rd, store("nm_status", UNUSED, "release")),
                          "kernel-protocol.md 6.6: the user releases with a release store"),
         "user-plain": ((rd, store("nm_status", UNUSED)), "a user that releases with a plain store"),
@@ -288,13 +286,11 @@ def _waker(flag: str, status_loc: str, value: int, name: str, who: str) -> Side:
         where = ("the kernel side's publish + wake_user: store_sc(o, VALID); ctl.load_sc(CTL_RX_WAIT)"
                  if who == "kernel" else
                  "the client's release / _give_back: store UNUSED seq_cst; load32(CTL_K_WAIT, SEQ_CST)")
-    elif name == "impl-run" and who == "kernel":
-        ops = (store(status_loc, value, "release"), store("next_status", value, "seq_cst"), chk)
-        where = "the stream producer's run: release stores, the last seq_cst, then wake_user's load_sc"
     elif name == "impl-run":
-        ops = (fence("release", api="c11"), store(status_loc, value), store("next_status", value, "seq_cst"), chk)
-        where = ("the reader's _give_back: a release fence, strided plain stores, the last seq_cst, then "
-                 "load32(CTL_K_WAIT, SEQ_CST)")
+        ops = (store(status_loc, value, "release"), store("next_status", value, "seq_cst"), chk)
+        where = ("the stream producer's run: release stores, the last seq_cst, then wake_user's load_sc"
+                 if who == "kernel" else
+                 "the reader's _give_back: release stores, the last seq_cst, then load32(CTL_K_WAIT, SEQ_CST)")
     elif name == "release-acquire":
         ops = (store(status_loc, value, "release"), load(flag, "r_flag", "acquire"))
         where = "status with a release store, flag with an acquire load (no seq_cst)"

@@ -40,7 +40,6 @@ _STREAM_PUBLISH = (
     (_ST + "stream_run", "st(claimed[k - 1], VALID, at.SEQ_CST)"))
 _GIVE_BACK_RUN = (
     (_RD + "_give_back", "st, st64, rel = at.store32, ctl.store64r, ctl.RELEASE"),
-    (_RD + "_give_back", "at.fence(at.RELEASE) self._u32[w:w + (k - 1) * step:step] = _UNUSED_WORDS[:k - 1]"),
     (_RD + "_give_back", "_exhaust(map(st, done[:k - 1], repeat(UNUSED, k - 1), repeat(rel, k - 1)))"),
     (_RD + "_give_back", "st(done[k - 1], UNUSED, at.SEQ_CST)"))
 _K_WAIT_LOAD = ((_RD + "_give_back",
@@ -133,8 +132,6 @@ ATOMICS_MAPPING: tuple[tuple[str, str, tuple[str, str, str], tuple[Cite, ...]], 
     ("atomicshm", "store_sc / store32(.., SEQ_CST)", ("c11", "store", "seq_cst"),
      (_SHM_ORDERS, _SHM_RAW, (_AS, "self.store_sc = lambda off, value: st(off, value, sc)"))),
     ("atomicshm", "fence(ACQUIRE)", ("c11", "fence", "acquire"),
-     (_SHM_ORDERS, (_AS, "self.fence = a.fence"))),
-    ("atomicshm", "fence(RELEASE)", ("c11", "fence", "release"),
      (_SHM_ORDERS, (_AS, "self.fence = a.fence"))),
     ("tso", "load_acquire / load32(.., ACQUIRE)", ("tso", "load", "acquire"),
      ((_TS, "self.load_acquire = lambda off: u32[off >> 2]"), _TSO_ORDERS,

@@ -175,8 +175,8 @@ def test_message_runs_delivers_every_message_once_in_order(kernel):
 
 
 def test_runs_longer_than_the_readers_default_are_handed_back_whole(kernel):
-    """``max_run`` above the default (256): a run of 1000 published frames is read and handed
-    back in one piece (release stores, not the strided store sized for the default runs)."""
+    """``max_run`` above the default (256): a run of 1000 published frames is read (one strided
+    read of its status words) and handed back in one piece."""
     n = 3000
     with RingSocket(kernel.path) as s:
         s.set_rings(rx=RingRequest(16384, 32, 128, 4096))
