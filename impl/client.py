@@ -273,8 +273,9 @@ class RingSocket(RxReader):
                 except OSError as e:
                     raise NetlinkError("ECONNRESET", f"the kernel side went away ({e})") from None
 
-    def _drain(self) -> None:
-        """Read every datagram waiting on the socket without blocking."""
+    def _drain(self) -> bool:
+        """Read every datagram waiting on the socket without blocking; True if the kernel side
+        has gone (end of file: it never sends an empty datagram)."""
         with self._lock:
             while True:
                 try:
@@ -282,9 +283,11 @@ class RingSocket(RxReader):
                     for fd in fds:
                         os.close(fd)
                 except (BlockingIOError, InterruptedError):
-                    return
+                    return False
+                except OSError:
+                    return True
                 if not data:
-                    return
+                    return True
                 self._take(data)
 
     def _note(self, op: str) -> None:

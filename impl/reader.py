@@ -95,7 +95,7 @@ class RxReader:
     poll_timeout: float
     sock: Any
     recvmsg: Callable[..., tuple[bytes, bool]]
-    _drain: Callable[[], None]
+    _drain: Callable[[], bool]
     _note: Callable[[str], None]
     _rcv_wake: Callable[[], None]
     _rq_len: Callable[[], int]
@@ -422,7 +422,9 @@ class RxReader:
                 return recheck()
             self.sleeps += 1
             if self._wait_socket(left):
-                self._drain()
+                if self._drain():  # the socket is at its end: no kick can come any more
+                    ctl.store_sc(wire.CTL_RX_WAIT, 0)
+                    raise NetlinkError("ECONNRESET", "the kernel side went away while the reader waited")
                 # a kick claimed the flag; anything else (DATA, a stale kick) may have too: re-arm
                 # it, and the loop re-checks before sleeping again
                 ctl.store_sc(wire.CTL_RX_WAIT, 1)

@@ -225,3 +225,34 @@ def test_message_runs_mixed_frames_and_early_stop(kernel):
                 seen.append(wire.check_seq_message(buf[o:o + ln]))
         assert seen == [0, 1, 2, 3, 4, 5]
         assert all(s.status("rx", i) == Status.UNUSED for i in range(16))
+
+
+def test_a_reader_waiting_when_the_kernel_side_dies_gets_econnreset():
+    """The kernel side killed while the reader waits for a frame: the socket reaches its end,
+    and ``messages()`` (no timeout) raises ECONNRESET instead of polling the dead socket forever
+    (it did: poll() says readable at end of file, the reader drained nothing and slept again)."""
+    import subprocess
+    import sys
+
+    code = """
+import os, signal
+from nlmmap.impl.client import RingSocket
+from nlmmap.impl.kernel import KernelProcess
+from nlmmap.spec.abi import RingRequest
+from nlmmap.spec.errors import NetlinkError
+with KernelProcess() as k:
+    s = RingSocket(k.path)
+    s.set_rings(rx=RingRequest(4096, 4, 512, 32))
+    s.mmap()
+    s.service("stream", count=3, size=64)
+    got = 0
+    try:
+        for m in s.messages():
+            got += 1
+            if got == 3:
+                os.kill(k.proc.pid, signal.SIGKILL)
+    except NetlinkError as e:
+        print(got, e.errno)
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.stdout.split() == ["3", "ECONNRESET"], (r.stdout, r.stderr[-2000:])
