@@ -10,9 +10,9 @@ Hot loops use the two raw operations ``load32(off, order)`` / ``store32(off, val
 the backend's ``ACQUIRE``/``RELEASE``/``SEQ_CST`` constants: with ``atomicshm`` they ARE the
 extension's methods (one C call per status word, no Python frame in between); the named
 operations (``load_acquire``, ...) are the same operations with the order filled in. The RX
-reader's runs read and hand back the status words of a run with strided plain u32 accesses and
-ONE ``fence(order)`` (acquire after the loads, release before the stores), the kernel's own
-pattern (``load; smp_rmb()``, ``smp_mb(); store``).
+reader reads a full run's status words with one strided plain u32 read and ONE
+``fence(ACQUIRE)``, the kernel's own ``load; smp_rmb()``; it hands frames back with a release
+store per word (a strided memoryview store writes each word twice: see ``RxReader._give_back``).
 
 Two backends behind one small interface (:class:`Atomics`):
 
