@@ -28,7 +28,7 @@ from typing import Any
 
 from nlmmap.spec.abi import NL_MMAP_HDRLEN, MappingLayout, Status
 from nlmmap.spec.adapter import POLL_FLAGS
-from nlmmap.spec.netlink import NLMSG_HDRLEN
+from nlmmap.spec.netlink import NLMSG_HDRLEN, NLMSG_PID_OFFSET, nlmsg_align
 
 __all__ = ["Deviation", "Freedoms", "compare_answer", "compare_memory", "frame_table", "status_name",
            "map_top_level_pids"]
@@ -231,10 +231,11 @@ def map_top_level_pids(buf: bytearray, lo: int, hi: int, mapping: dict[int, int]
         ln = _U32.unpack_from(buf, pos)[0]
         if ln < NLMSG_HDRLEN:
             return
-        v = _U32.unpack_from(buf, pos + 12)[0]
-        if v in mapping and pos + 16 <= len(got) and _U32.unpack_from(got, pos + 12)[0] == mapping[v] & 0xFFFFFFFF:
-            _U32.pack_into(buf, pos + 12, mapping[v] & 0xFFFFFFFF)
-        pos += (ln + 3) & ~3
+        at = pos + NLMSG_PID_OFFSET
+        v = _U32.unpack_from(buf, at)[0]
+        if v in mapping and at + 4 <= len(got) and _U32.unpack_from(got, at)[0] == mapping[v] & 0xFFFFFFFF:
+            _U32.pack_into(buf, at, mapping[v] & 0xFFFFFFFF)
+        pos += nlmsg_align(ln)
 
 
 def _frames_in(layout: MappingLayout | None, lo: int, hi: int):

@@ -31,6 +31,7 @@ from nlmmap.spec.abi import (
     NETLINK_DROP_MEMBERSHIP,
     NETLINK_PKTINFO,
     NL_MMAP_HDRLEN,
+    NM_LEN_OFFSET,
     RingRequest,
 )
 
@@ -275,7 +276,7 @@ class ConformanceMachine(RxRules, TxRules, DumpRules):
         frames = list(lay.frames())
         if data.draw(st.booleans(), label="nm_len (else bytes)") and frames:
             f = data.draw(st.sampled_from(frames), label="frame")
-            off = f.offset + 4
+            off = f.offset + NM_LEN_OFFSET
             val = data.draw(st.sampled_from([0, 1, 16, f.frame_size - NL_MMAP_HDRLEN, f.frame_size, 0xFFFFFFFF]),
                             label="value")
             blob = _U32.pack(val)

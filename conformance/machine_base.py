@@ -13,7 +13,7 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition
 
-from nlmmap.spec.abi import NL_MMAP_HDRLEN, Status
+from nlmmap.spec.abi import NL_MMAP_HDRLEN, NM_LEN_OFFSET, NM_STATUS_OFFSET, Status
 
 from . import payloads as P
 from .session import Session, SockPair
@@ -222,7 +222,7 @@ class MachineBase(RuleBasedStateMachine):
         for k in range(min(limit, n)):
             off = lay.frame_offset("rx", p.cursor)
             hdr = self.s.peek(p, off, NL_MMAP_HDRLEN)
-            status, ln = _U32.unpack_from(hdr, 0)[0], min(_U32.unpack_from(hdr, 4)[0], cap)
+            status, ln = _U32.unpack_from(hdr, NM_STATUS_OFFSET)[0], min(_U32.unpack_from(hdr, NM_LEN_OFFSET)[0], cap)
             if status == VALID:
                 if ln:
                     self.s.peek(p, off + NL_MMAP_HDRLEN, ln)

@@ -26,8 +26,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from nlmmap.spec.abi import NL_MMAP_HDRLEN, NL_MMAP_REQ_LEN, MappingLayout, RingGeometry, RingRequest, Status
-from nlmmap.spec.netlink import NLMSG_ERROR, NLMSG_HDRLEN
+from nlmmap.spec.abi import (
+    NL_MMAP_HDRLEN,
+    NL_MMAP_REQ_LEN,
+    NM_GROUP_OFFSET,
+    NM_LEN_OFFSET,
+    NM_PID_OFFSET,
+    MappingLayout,
+    RingGeometry,
+    RingRequest,
+    Status,
+)
+from nlmmap.spec.netlink import NLMSG_ERROR, NLMSG_FLAGS_OFFSET, NLMSG_HDRLEN, NLMSG_SEQ_OFFSET, NLMSG_TYPE_OFFSET
 
 __all__ = ["Mutant", "BOUNDARY", "registry", "kill_table", "kill_summary", "PerturbTarget", "KillRow"]
 
@@ -108,16 +118,16 @@ def _field_add(field_off: int, delta: int, when_status: int) -> Callable[[bytear
 
 def _ack_flags(b: bytearray, a: int) -> None:
     """Later kernels' ACK flags (NLM_F_CAPPED 0x100) in a ring ACK: 4.5 sets none."""
-    if _U32.unpack_from(b, a)[0] == 2 and len(b) >= a + NL_MMAP_HDRLEN + 8:
+    if _U32.unpack_from(b, a)[0] == Status.VALID and len(b) >= a + NL_MMAP_HDRLEN + NLMSG_FLAGS_OFFSET + 2:
         p = a + NL_MMAP_HDRLEN
-        if struct.unpack_from("=H", b, p + 4)[0] == 2:
-            struct.pack_into("=H", b, p + 6, 0x100)
+        if struct.unpack_from("=H", b, p + NLMSG_TYPE_OFFSET)[0] == NLMSG_ERROR:
+            struct.pack_into("=H", b, p + NLMSG_FLAGS_OFFSET, 0x100)
 
 
 def _error_code_at(b: bytearray, p: int) -> bool:
     """Negate the error code of the NLMSG_ERROR message at ``b[p:]`` (an ACK with an errno); False if
     there is none."""
-    if len(b) < p + NLMSG_HDRLEN + 4 or struct.unpack_from("=H", b, p + 4)[0] != NLMSG_ERROR:
+    if len(b) < p + NLMSG_HDRLEN + 4 or struct.unpack_from("=H", b, p + NLMSG_TYPE_OFFSET)[0] != NLMSG_ERROR:
         return False
     code = struct.unpack_from("=i", b, p + NLMSG_HDRLEN)[0]
     if code == 0:
@@ -136,8 +146,9 @@ def _ring_ack_seq(b: bytearray, a: int) -> None:
     """An ACK in a VALID RX frame with nlmsg_seq + 1 (the kernel echoes the request's)."""
     p = a + NL_MMAP_HDRLEN
     if (_U32.unpack_from(b, a)[0] == Status.VALID and len(b) >= p + NLMSG_HDRLEN
-            and struct.unpack_from("=H", b, p + 4)[0] == NLMSG_ERROR):
-        _U32.pack_into(b, p + 8, (_U32.unpack_from(b, p + 8)[0] + 1) & 0xFFFFFFFF)
+            and struct.unpack_from("=H", b, p + NLMSG_TYPE_OFFSET)[0] == NLMSG_ERROR):
+        q = p + NLMSG_SEQ_OFFSET
+        _U32.pack_into(b, q, (_U32.unpack_from(b, q)[0] + 1) & 0xFFFFFFFF)
 
 
 def _answer(op: str, fn: Callable[[dict], dict | None]) -> Callable[[dict, dict, _Layouts], dict]:
@@ -246,10 +257,14 @@ BOUNDARY: dict[str, tuple[str, Callable[[dict, dict, _Layouts], dict], tuple[str
     "recvmsg_enobufs_lost": ("recvmsg hides the overrun's ENOBUFS (EAGAIN)", _answer("recvmsg", _enobufs_lost), ()),
     "deliver_eagain_hidden": ("a congested socket's sender sees success instead of EAGAIN",
                               _answer("deliver", _eagain_hidden), ("deliver_copy",)),
-    "copy_frame_shown_valid": ("a COPY frame's status word reads VALID", _peek_rx(_status_swap(3, 2)), ("rx_ring",)),
-    "skip_frame_reset": ("a SKIP frame's status word reads UNUSED", _peek_rx(_status_swap(4, 0)), ("rx_ring", "skip")),
-    "valid_nm_len_plus_4": ("VALID frames show nm_len + 4", _peek_rx(_field_add(4, 4, 2)), ("rx_ring",)),
-    "copy_group_off_by_one": ("COPY frames show nm_group + 1", _peek_rx(_field_add(8, 1, 3)), ("rx_ring", "multicast")),
+    "copy_frame_shown_valid": ("a COPY frame's status word reads VALID",
+                               _peek_rx(_status_swap(Status.COPY, Status.VALID)), ("rx_ring",)),
+    "skip_frame_reset": ("a SKIP frame's status word reads UNUSED", _peek_rx(_status_swap(Status.SKIP, Status.UNUSED)),
+                         ("rx_ring", "skip")),
+    "valid_nm_len_plus_4": ("VALID frames show nm_len + 4", _peek_rx(_field_add(NM_LEN_OFFSET, 4, Status.VALID)),
+                            ("rx_ring",)),
+    "copy_group_off_by_one": ("COPY frames show nm_group + 1", _peek_rx(_field_add(NM_GROUP_OFFSET, 1, Status.COPY)),
+                              ("rx_ring", "multicast")),
     "ack_flags_set": ("ring ACKs carry nlmsg_flags 0x100 (later kernels), 4.5 sets none", _peek_rx(_ack_flags),
                       ("rx_ring",)),
     "poll_pollerr_spurious": ("poll says POLLERR with no error pending", _answer("poll", _pollerr_spurious), ()),
@@ -267,7 +282,8 @@ BOUNDARY: dict[str, tuple[str, Callable[[dict, dict, _Layouts], dict], tuple[str
     "received_duplicated": ("the peer gets the last message twice", _answer("received", _duplicate_last), ()),
     "deliver_drop_shown_frame": ("a message the kernel drops is reported as put in a frame",
                                  _answer("deliver", _drop_shown_frame), ()),
-    "valid_pid_off_by_one": ("VALID frames show nm_pid + 1", _peek_rx(_field_add(12, 1, Status.VALID)), ("rx_ring",)),
+    "valid_pid_off_by_one": ("VALID frames show nm_pid + 1", _peek_rx(_field_add(NM_PID_OFFSET, 1, Status.VALID)),
+                             ("rx_ring",)),
     "valid_shown_skip": ("a VALID frame's status word reads SKIP", _peek_rx(_status_swap(Status.VALID, Status.SKIP)),
                          ("rx_ring",)),
     "ring_ack_errno_sign": ("an error ACK in a VALID frame carries +errno (the kernel puts -errno)",

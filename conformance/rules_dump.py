@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import rule
 
 from nlmmap.spec import netlink as nl
-from nlmmap.spec.abi import NL_MMAP_HDRLEN, RingRequest
+from nlmmap.spec.abi import NL_MMAP_HDRLEN, NM_LEN_OFFSET, RingRequest
 from nlmmap.spec.family import DUMP_MAX_MESSAGES, dump_request
 
 from . import payloads as P
@@ -76,7 +76,7 @@ class DumpRules(MachineBase):
             if j is not None:
                 off = m.layout.frame_offset("tx", j)
                 self.s.poke(p, off + NL_MMAP_HDRLEN, req)
-                self.s.poke(p, off + 4, _U32.pack(len(req)))
+                self.s.poke(p, off + NM_LEN_OFFSET, _U32.pack(len(req)))
                 self.s.poke(p, off, _U32.pack(VALID))
                 self.s.exchange("sendmsg", p, payload=None, to="kernel")
                 return

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import rule
 
 from nlmmap.spec import netlink as nl
-from nlmmap.spec.abi import NETLINK_ADD_MEMBERSHIP, NETLINK_DROP_MEMBERSHIP, NL_MMAP_HDRLEN
+from nlmmap.spec.abi import NETLINK_ADD_MEMBERSHIP, NETLINK_DROP_MEMBERSHIP, NL_MMAP_HDRLEN, NM_LEN_OFFSET
 from nlmmap.spec.family import FAMILY_GROUPS
 
 from . import payloads as P
@@ -115,7 +115,7 @@ class RxRules(MachineBase):
 
         def go() -> None:
             hdr = self.s.peek(p, off, NL_MMAP_HDRLEN)
-            n = min(_U32.unpack_from(hdr, 4)[0], self.ms(p).rx.geom.payload_capacity)
+            n = min(_U32.unpack_from(hdr, NM_LEN_OFFSET)[0], self.ms(p).rx.geom.payload_capacity)
             if n:
                 self.s.peek(p, off + NL_MMAP_HDRLEN, n)
             self.s.poke(p, off, _U32.pack(UNUSED))

@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.stateful import rule
 
-from nlmmap.spec.abi import NL_MMAP_HDRLEN
+from nlmmap.spec.abi import NL_MMAP_HDRLEN, NM_LEN_OFFSET
 
 from . import payloads as P
 from .machine_base import _U32, RESERVED, SKIP, UNUSED, VALID, MachineBase, needs
@@ -55,7 +55,7 @@ class TxRules(MachineBase):
         def fill(off: int, body: bytes, nm_len: int) -> None:
             if body:
                 self.s.poke(p, off + NL_MMAP_HDRLEN, body)
-            self.s.poke(p, off + 4, _U32.pack(nm_len))
+            self.s.poke(p, off + NM_LEN_OFFSET, _U32.pack(nm_len))
             self.s.poke(p, off, _U32.pack(VALID))
 
         def go() -> None:
@@ -159,7 +159,7 @@ class TxRules(MachineBase):
         def go() -> None:
             if fresh:
                 self.s.poke(p, off + NL_MMAP_HDRLEN, first)
-                self.s.poke(p, off + 4, _U32.pack(len(first)))
+                self.s.poke(p, off + NM_LEN_OFFSET, _U32.pack(len(first)))
                 self.s.poke(p, off, _U32.pack(VALID))
             exp = self.s.exchange("sendmsg", p, payload=None, to=to, pause_after_validate=True)
             if "paused" not in exp:
@@ -170,7 +170,7 @@ class TxRules(MachineBase):
                 self.s.poke(p, off + NL_MMAP_HDRLEN, data.draw(st.one_of(P.acked_noop(max_len=cap),
                                                                          P.datagram(max_len=cap)), label="new message"))
             if what in ("nm_len", "all"):
-                self.s.poke(p, off + 4, _U32.pack(data.draw(st.sampled_from([0, 16, cap, cap + 1, 0xFFFF]),
+                self.s.poke(p, off + NM_LEN_OFFSET, _U32.pack(data.draw(st.sampled_from([0, 16, cap, cap + 1, 0xFFFF]),
                                                             label="new nm_len")))
             if what in ("status", "all"):
                 self.s.poke(p, off, _U32.pack(data.draw(st.sampled_from([VALID, UNUSED, SKIP]), label="new status")))

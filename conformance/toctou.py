@@ -28,7 +28,15 @@ import time
 from typing import Any
 
 from nlmmap.spec import netlink as nl
-from nlmmap.spec.abi import NL_MMAP_HDRLEN, MappingLayout, RingGeometry, RingRequest, Status
+from nlmmap.spec.abi import (
+    NL_MMAP_HDRLEN,
+    NM_LEN_OFFSET,
+    NM_STATUS_SIZE,
+    MappingLayout,
+    RingGeometry,
+    RingRequest,
+    Status,
+)
 
 from .report import Check
 from .session import Session
@@ -51,7 +59,7 @@ class _Flipper:
 
     def _run(self) -> None:
         mm, o, a, b = self.mm, self.o, self.good, self.bad
-        e = o + 4
+        e = o + NM_LEN_OFFSET
         while not self.stop.is_set():  # unrolled so that both values are held about as long
             for _ in range(16):
                 mm[o:e] = b
@@ -137,8 +145,8 @@ def _race(ask: Any, mm: _mmap.mmap, lay: MappingLayout, portid: int, kicks: int)
     def fill(j: int, nm_len: int) -> int:
         o = lay.frame_offset("tx", j)
         mm[o + NL_MMAP_HDRLEN:o + NL_MMAP_HDRLEN + len(good)] = good
-        mm[o + 4:o + 8] = _U32.pack(nm_len)
-        mm[o:o + 4] = _U32.pack(Status.VALID)
+        mm[o + NM_LEN_OFFSET:o + NM_LEN_OFFSET + 4] = _U32.pack(nm_len)
+        mm[o:o + NM_STATUS_SIZE] = _U32.pack(Status.VALID)
         return o
 
     for k in range(kicks):

@@ -46,6 +46,7 @@ from nlmmap.spec.abi import (
     NETLINK_RX_RING,
     NETLINK_TX_RING,
     NL_MMAP_HDRLEN,
+    NM_LEN_OFFSET,
     SOL_NETLINK,
     FrameHeader,
     MappingLayout,
@@ -339,10 +340,9 @@ class RingSocket(RxReader):
         self.at = open_atomics(self.mm, self.atomics_backend)
         self._rx_offs = [layout.frame_offset("rx", i) for i in range(layout.rx.frame_nr)] if layout.rx else []
         self._tx_offs = [layout.frame_offset("tx", i) for i in range(layout.tx.frame_nr)] if layout.tx else []
-        offs, fs = self._rx_offs, layout.rx.frame_size if layout.rx else 0
-        # RX frames at one stride (each block a whole number of frames), u32-aligned
-        self._rx_uniform = (self._u32 is not None and bool(offs) and fs % 4 == 0 and offs[0] % 4 == 0
-                            and all(o == offs[0] + j * fs for j, o in enumerate(offs)))
+        # RX frames back to back (RingGeometry.stride), at u32-aligned offsets of the u32 view
+        stride = layout.rx.stride if layout.rx else 0
+        self._rx_uniform = (self._u32 is not None and stride > 0 and stride % 4 == 0 and layout.rx_base % 4 == 0)
         return self.mm
 
     @property
@@ -409,7 +409,7 @@ class RingSocket(RxReader):
         if len(data) > cap:
             raise NetlinkError("EMSGSIZE", f"{len(data)} bytes do not fit a TX frame ({cap})")
         self.mm[off + NL_MMAP_HDRLEN:off + NL_MMAP_HDRLEN + len(data)] = data  # type: ignore[index]
-        _LEN.pack_into(self.mm, off + 4, len(data))  # type: ignore[arg-type]
+        _LEN.pack_into(self.mm, off + NM_LEN_OFFSET, len(data))  # type: ignore[arg-type]
         self.at.store_sc(off, status)  # type: ignore[union-attr]
 
     def release(self, index: int) -> None:

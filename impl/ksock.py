@@ -21,7 +21,7 @@ import struct
 import threading
 import traceback
 
-from nlmmap.spec.abi import Status
+from nlmmap.spec.abi import NM_LEN_OFFSET, Status
 from nlmmap.spec.errors import NetlinkError
 
 from . import wire
@@ -182,7 +182,7 @@ class KSock(RingsMixin, SockoptMixin, FamilyInputMixin, TxWalkMixin, ServicesMix
 
     def _holds_message(self, off: int) -> bool:
         st = self.load_status(off)
-        return st == SKIP or (st == VALID and _U32.unpack_from(self.mm, off + 4)[0] > 0)
+        return st == SKIP or (st == VALID and _U32.unpack_from(self.mm, off + NM_LEN_OFFSET)[0] > 0)
 
     def shutdown(self) -> None:
         """Reclaim everything: stop services, count what the user never took, free memory."""

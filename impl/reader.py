@@ -32,7 +32,7 @@ from itertools import repeat, takewhile
 from typing import Any
 
 from nlmmap.spec import netlink as nl
-from nlmmap.spec.abi import NL_MMAP_HDRLEN, Status
+from nlmmap.spec.abi import NL_MMAP_HDRLEN, NM_LEN_OFFSET, Status
 from nlmmap.spec.errors import NetlinkError
 
 from . import wire
@@ -42,7 +42,8 @@ __all__ = ["RxReader", "split_offsets"]
 UNUSED, VALID, COPY = int(Status.UNUSED), int(Status.VALID), int(Status.COPY)
 _RETRY = object()  # see RxReader._fetch_copy
 _LEN = struct.Struct("=I")
-_HEAD = struct.Struct("=I16xI")  # nm_len (frame offset 4) and the first nlmsg_len (offset 24)
+#: nm_len and the first nlmsg_len (at NL_MMAP_HDRLEN), read from NM_LEN_OFFSET
+_HEAD = struct.Struct(f"=I{NL_MMAP_HDRLEN - NM_LEN_OFFSET - 4}xI")
 _NLMSG_HDRLEN = nl.NLMSG_HDRLEN
 #: Most frames in one run of the reader (``messages()`` and ``message_runs()``), and so the most it
 #: holds before handing them back; fewer on small rings (a quarter of the ring). A run costs a few
@@ -241,7 +242,7 @@ class RxReader:
         lens: list[int] = []
         counts: list[int] = []
         for o in frames:
-            ln, first = head(mm, o + 4)
+            ln, first = head(mm, o + NM_LEN_OFFSET)
             c0 = len(offs)
             if 0 < ln <= cap:
                 if first == ln >= _NLMSG_HDRLEN:
@@ -305,7 +306,7 @@ class RxReader:
         if not self._rx_uniform or u32 is None:
             return 0
         step = self.layout.rx.frame_size >> 2
-        w = (base + 4) >> 2
+        w = (base + NM_LEN_OFFSET) >> 2
         lens = u32[w:w + k * step:step].tolist()
         ln = lens[0]
         if (_NLMSG_HDRLEN <= ln <= self.layout.rx.payload_capacity

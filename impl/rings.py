@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from nlmmap.spec import family
-from nlmmap.spec.abi import NL_MMAP_HDRLEN, RingGeometry, Status
+from nlmmap.spec.abi import NL_MMAP_HDRLEN, NM_LEN_OFFSET, RingGeometry, Status
 from nlmmap.spec.expr import Expr, evaluate
 from nlmmap.spec.protocol import choose_alloc, poll_err, poll_in, socket_system
 from nlmmap.spec.system import apply_action
@@ -53,9 +53,8 @@ class Ring:
         self.n = geom.frame_nr
         self.cap = geom.payload_capacity
         self.offs = [base + geom.frame_offset(i) for i in range(geom.frame_nr)]
-        fs = geom.frame_size
-        #: ``frame_size`` when the frames lie back to back (blocks hold whole frames), else 0
-        self.stride = fs if self.offs == list(range(base, base + self.n * fs, fs)) else 0
+        #: ``frame_size`` when the frames lie back to back, else 0 (``RingGeometry.stride``)
+        self.stride = geom.stride
         self.head = 0
         self.pending = 0
 
@@ -249,7 +248,7 @@ class RingsMixin(SockState):
     def write_rx_header(self, off: int, length: int, group: int = 0, pid: int = 0) -> None:
         """Hook: the header words after the status (nm_len, nm_group, nm_pid, nm_uid, nm_gid),
         written before the status store that hands the frame over."""
-        _HDR5.pack_into(self.mm, off + 4, length, group, pid, 0, 0)
+        _HDR5.pack_into(self.mm, off + NM_LEN_OFFSET, length, group, pid, 0, 0)
 
     def publish(self, j: int, data: bytes, group: int = 0, pid: int = 0) -> None:
         """``netlink_queue_mmaped_skb``: payload at +24, header, then VALID; the user is kicked
@@ -279,7 +278,7 @@ class RingsMixin(SockState):
             if r is None:
                 return
             o = r.offs[j]
-            _U32.pack_into(self.mm, o + 4, 0)
+            _U32.pack_into(self.mm, o + NM_LEN_OFFSET, 0)
             self.begin_publish()
             self.store_status(o, VALID)
             r.pending -= 1

@@ -51,9 +51,9 @@ class _Waiter:
         self.event, self.woken = event, False
 
 _PACKET_ID = struct.Struct(">I")
-#: Offset of the packet id in a packet message: nlmsghdr, nfgenmsg, the NFQA_PACKET_HDR attribute
-#: header (checked against the spec's builder by ``_packet_templates``).
-_PACKET_ID_OFF = nl.NLMSG_HDRLEN + 4 + 4
+#: Offset of the packet id in a packet message (the spec's; checked against the spec's builder by
+#: ``_packet_templates``).
+_PACKET_ID_OFF = nl.QUEUE_PACKET_ID_OFFSET
 
 
 @functools.lru_cache(maxsize=8)

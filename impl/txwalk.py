@@ -20,7 +20,7 @@ from typing import Any
 
 from nlmmap.spec import family
 from nlmmap.spec import netlink as nl
-from nlmmap.spec.abi import NL_MMAP_HDRLEN, FrameHeader, Status
+from nlmmap.spec.abi import NL_MMAP_HDRLEN, NM_LEN_OFFSET, FrameHeader, Status
 from nlmmap.spec.errors import NetlinkError
 
 from . import wire
@@ -56,7 +56,7 @@ class TxWalkMixin(SockState):
     # ---- the steps (hooks) ----------------------------------------------------------------------
     def tx_frame_len(self, off: int) -> int:
         """Hook: where ``nm_len`` is read (once per frame)."""
-        return _U32.unpack_from(self.mm, off + 4)[0]
+        return _U32.unpack_from(self.mm, off + NM_LEN_OFFSET)[0]
 
     def tx_check_len(self, n: int, ring: Ring) -> None:
         """Hook: the walk's one check on a VALID frame (EINVAL if nm_len > frame_size - 24)."""

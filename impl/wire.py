@@ -35,7 +35,7 @@ import zlib
 from typing import Any
 
 from nlmmap.spec import netlink as nl
-from nlmmap.spec.abi import NL_MMAP_HDRLEN
+from nlmmap.spec.abi import NL_MMAP_HDRLEN, NM_LEN_OFFSET
 from nlmmap.spec.errors import NetlinkError
 
 __all__ = [
@@ -314,10 +314,10 @@ class SeqWriter:
         self.fillers = fillers = [bytes((b,)) * n for b in range(256)]
         low, part = _seq_crc_parts(n)
         msg_head = _seq_header(size)
-        # frame header words after the status (nm_len; group, pid, uid, gid = 0), then the
-        # message's nlmsghdr: 36 constant bytes from frame offset 4; the message itself at +24
-        fpack = struct.Struct(f"=36sQI{n}s").pack_into
-        fhead = struct.pack("=5I", size, 0, 0, 0, 0) + msg_head
+        # frame header words after the status (nm_len = size; group, pid, uid, gid = 0), then
+        # the message's nlmsghdr: constant bytes from NM_LEN_OFFSET; the message at NL_MMAP_HDRLEN
+        fhead = struct.pack("=I", size) + bytes(NL_MMAP_HDRLEN - NM_LEN_OFFSET - 4) + msg_head
+        fpack = struct.Struct(f"={len(fhead)}sQI{n}s").pack_into
         mpack = struct.Struct(f"=16sQI{n}s").pack_into
         mask = 0xFFFFFFFFFFFFFFFF
 
@@ -333,7 +333,7 @@ class SeqWriter:
                 hc = part(s >> 8)
                 base = s - b0
                 for o, b in zip(offs[i:i + seg] if seg < k else offs, range(b0, b0 + seg), strict=True):
-                    fpack(buf, o + 4, fhead, base + b, hc ^ low[b], fillers[b])
+                    fpack(buf, o + NM_LEN_OFFSET, fhead, base + b, hc ^ low[b], fillers[b])
                 i += seg
 
         def messages(buf: Any, off: int, seq: int, count: int) -> int:
@@ -369,7 +369,7 @@ class SeqWriter:
                 b = bytearray(256 * stride)
                 for i in range(256):
                     if at:
-                        fpack(b, i * stride + 4, fhead, i, low[i], fillers[i])
+                        fpack(b, i * stride + NM_LEN_OFFSET, fhead, i, low[i], fillers[i])
                     else:
                         mpack(b, i * stride, msg_head, i, low[i], fillers[i])
                 pg = pages[(stride, at)] = memoryview(bytes(b))
@@ -387,7 +387,8 @@ class SeqWriter:
 
         def _strided(buf: Any, first: int, stride: int, count: int, seq: int, at: int) -> None:
             """``count`` messages from ``seq`` at ``first``, ``first + stride``, ... (messages at
-            ``+at``); with ``at`` (frames), each frame from its offset 4 to the message's end."""
+            ``+at``); with ``at`` (frames), each frame from NM_LEN_OFFSET (after the status word) to
+            the message's end."""
             pg = _page(stride, at)
             step, w_seq = stride >> 2, (at + _NLMSG_HDRLEN) >> 2  # u32 index of seq in a message slot
             tail = at + size  # a frame's bytes written end here
@@ -401,7 +402,7 @@ class SeqWriter:
                     p0, p1 = b0 * stride, (b0 + seg - 1) * stride
                     if at:  # frame header words and message; the status words of the frames after
                         # the segment's first are written with the page's 0 (UNUSED): see frame_run
-                        mb[o + 4:o + p1 - p0 + tail] = pg[p0 + 4:p1 + tail]
+                        mb[o + NM_LEN_OFFSET:o + p1 - p0 + tail] = pg[p0 + NM_LEN_OFFSET:p1 + tail]
                     else:
                         mb[o:o + seg * stride] = pg[p0:p1 + stride]
                     _, c_lo, c_hi, c_crc = _columns(s)

@@ -13,7 +13,7 @@ import struct
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from nlmmap.spec.abi import NETLINK_RX_RING, NETLINK_TX_RING, RingRequest, Status
+from nlmmap.spec.abi import NETLINK_RX_RING, NETLINK_TX_RING, NL_MMAP_HDRLEN, NM_LEN_OFFSET, RingRequest, Status
 from nlmmap.spec.errors import NetlinkError
 from nlmmap.spec.netlink import NLM_F_ACK, NLM_F_REQUEST, NLMSG_NOOP, build_message
 
@@ -71,8 +71,8 @@ def scenario(s: ModelSocket) -> list[tuple[str, Callable[[], Any]]]:
             return e.errno
 
     def fill_tx() -> str:
-        s.poke(tx_base + 24, noop)
-        s.poke(tx_base + 4, u32.pack(len(noop)))
+        s.poke(tx_base + NL_MMAP_HDRLEN, noop)
+        s.poke(tx_base + NM_LEN_OFFSET, u32.pack(len(noop)))
         s.poke(tx_base, u32.pack(Status.VALID))
         return "TX frame 0 VALID (NLMSG_NOOP, REQUEST|ACK)"
 

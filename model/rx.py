@@ -21,7 +21,7 @@ from __future__ import annotations
 import struct
 
 from nlmmap.spec import family
-from nlmmap.spec.abi import NL_MMAP_HDRLEN, as_bytes
+from nlmmap.spec.abi import NL_MMAP_HDRLEN, NM_PID_OFFSET, as_bytes
 from nlmmap.spec.errors import NetlinkError
 from nlmmap.spec.expr import and_
 from nlmmap.spec.protocol import dump_space, fits_frame
@@ -66,7 +66,7 @@ class RxPaths(SocketCore):
         """nm_pid, nm_uid, nm_gid (section 13.2): the sender's pid; uid and gid of root (0)."""
         o = self.rx.off(i)  # type: ignore[union-attr]
         creds = (pid, 0, 0)
-        struct.pack_into("=3I", self.rx.mem, o + 12, *creds)  # type: ignore[union-attr]
+        struct.pack_into("=3I", self.rx.mem, o + NM_PID_OFFSET, *creds)  # type: ignore[union-attr]
         self.rx.senders[i] = creds  # type: ignore[union-attr]
 
     def ring_publish(self, j: int, data: bytes, *, data_offset: int = 0, nm_len: int | None = None) -> None:

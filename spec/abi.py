@@ -15,6 +15,7 @@ then the TX ring (section 2.4).
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,7 +30,8 @@ __all__ = [
     "socket_option", "Status", "NL_MMAP_MSG_ALIGNMENT", "nl_mmap_msg_align", "NL_MMAP_HDRLEN",
     "NL_MMAP_REQ_LEN", "U32_MAX", "DEFAULT_PAGE_SIZE", "NDIAG_SHOW_MEMINFO", "NDIAG_SHOW_GROUPS",
     "NDIAG_SHOW_RING_CFG", "NETLINK_DIAG_MEMINFO", "NETLINK_DIAG_GROUPS", "NETLINK_DIAG_RX_RING",
-    "NETLINK_DIAG_TX_RING", "RingRequest", "FrameHeader", "check_page_size", "check_ring_geometry",
+    "NETLINK_DIAG_TX_RING", "RingRequest", "FrameHeader", "NM_STATUS_OFFSET", "NM_LEN_OFFSET", "NM_GROUP_OFFSET",
+    "NM_PID_OFFSET", "NM_UID_OFFSET", "NM_GID_OFFSET", "NM_STATUS_SIZE", "check_page_size", "check_ring_geometry",
     "validate_ring_request", "RingGeometry", "MappingLayout", "FrameRef", "mapping_layout",
     "check_mmap_request", "u32", "as_bytes", "nonneg_int", "check_ring_change",
 ]
@@ -208,6 +210,14 @@ class FrameHeader:
             return f"0x{self.status:08x}"
 
 
+#: Byte offset in a frame of each ``struct nl_mmap_hdr`` field (six u32 in FrameHeader's order):
+#: ``nm_status`` at 0 (the status word), ``nm_len`` at 4, then ``nm_group``, ``nm_pid``, ``nm_uid``,
+#: ``nm_gid``; the message at NL_MMAP_HDRLEN.
+NM_STATUS_OFFSET, NM_LEN_OFFSET, NM_GROUP_OFFSET, NM_PID_OFFSET, NM_UID_OFFSET, NM_GID_OFFSET = (
+    _HDR.size // 6 * i for i, _ in enumerate(dataclasses.fields(FrameHeader)))
+NM_STATUS_SIZE = NM_LEN_OFFSET  # bytes of the status word
+
+
 # --- 3.1 ring geometry rules --------------------------------------------------------------------
 def check_page_size(page_size: int) -> int:
     """PAGE_SIZE must be a power of two of at least 4096 (x86-64: 4096; some arm64: 65536)."""
@@ -318,6 +328,14 @@ class RingGeometry:
     def payload_capacity(self) -> int:
         """Usable message bytes per frame: ``frame_size - 24``."""
         return self.frame_size - NL_MMAP_HDRLEN
+
+    @property
+    def stride(self) -> int:
+        """``frame_size`` when every frame lies right after the one before it (``frame_offset(i) ==
+        i * frame_size`` for every frame: blocks without slack, or all frames in the first block),
+        else 0. Readers and writers of whole runs of frames rely on it."""
+        fs, fpb = self.frame_size, self.frames_per_block
+        return fs if self.block_size == fpb * fs or self.frame_nr <= fpb else 0
 
     def frame_offset(self, index: int) -> int:
         """Offset of frame ``index`` inside this ring (block/slot formula, never ``i*frame_size``)."""

@@ -20,7 +20,8 @@ from .errors import NetlinkError, errno_code
 
 __all__ = [
     "NLMSG_ALIGNTO", "NLMSG_HDRLEN", "NLMSG_NOOP", "NLMSG_ERROR", "NLMSG_DONE", "NLMSG_OVERRUN",
-    "NLMSG_MIN_TYPE", "NLM_F_REQUEST", "NLM_F_MULTI", "NLM_F_ACK", "NLM_F_ECHO", "NLM_F_ROOT",
+    "NLMSG_MIN_TYPE", "NLMSG_LEN_OFFSET", "NLMSG_TYPE_OFFSET", "NLMSG_FLAGS_OFFSET",
+    "NLMSG_SEQ_OFFSET", "NLMSG_PID_OFFSET", "NLM_F_REQUEST", "NLM_F_MULTI", "NLM_F_ACK", "NLM_F_ECHO", "NLM_F_ROOT",
     "NLM_F_MATCH", "NLM_F_DUMP", "NLA_HDRLEN", "RTM_MAX", "RTNLGRP_MAX", "nlmsg_align", "NlMsgHdr", "NlAttr",
     "split_messages", "parse_attributes", "build_message", "build_ack", "ack_length",
     "validate_tx_frame", "Reply", "route_family_answer", "nlmsg_goodsize", "MAX_RECVMSG_LEN", "DEFAULT_SNDBUF",
@@ -51,6 +52,10 @@ RTNLGRP_MAX = 28
 
 _NLH = struct.Struct("=IHHII")
 _NLA = struct.Struct("=HH")
+#: Byte offset of each ``struct nlmsghdr`` field in a message (u32 len, u16 type, u16 flags, u32 seq,
+#: u32 pid): the offsets of _NLH's fields.
+NLMSG_LEN_OFFSET, NLMSG_TYPE_OFFSET, NLMSG_FLAGS_OFFSET, NLMSG_SEQ_OFFSET, NLMSG_PID_OFFSET = (
+    struct.calcsize("=" + _NLH.format[1:k]) for k in range(1, len(_NLH.format)))
 _ERR = struct.Struct("=i")
 
 
@@ -265,6 +270,11 @@ def build_queue_packet(packet_id: int, payload: bytes, *, queue_num: int = 0, po
     body = _NFGEN.pack(0, 0, struct.unpack("=H", struct.pack(">H", queue_num & 0xFFFF))[0])
     body += _nla(NFQA_PACKET_HDR, hdr) + _nla(NFQA_PAYLOAD, bytes(payload))
     return build_message((NFNL_SUBSYS_QUEUE << 8) | NFQNL_MSG_PACKET, 0, 0, portid, body)
+
+
+#: Offset of the packet id (big-endian u32, first in NFQA_PACKET_HDR) in a packet message of
+#: :func:`build_queue_packet`: after the nlmsghdr, the nfgenmsg and the attribute's header.
+QUEUE_PACKET_ID_OFFSET = NLMSG_HDRLEN + _NFGEN.size + NLA_HDRLEN
 
 
 def parse_queue_packet(msg: bytes) -> tuple[int, bytes]:

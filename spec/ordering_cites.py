@@ -45,7 +45,7 @@ _GIVE_BACK_RUN = (
 _K_WAIT_LOAD = ((_RD + "_give_back",
                  "if ctl.load32(wire.CTL_K_WAIT, ctl.SEQ_CST) and ctl.exchange(wire.CTL_K_WAIT, 0):"),)
 _TX_FRAME = ((_CL + "write_frame", "self.mm[off + NL_MMAP_HDRLEN:off + NL_MMAP_HDRLEN + len(data)] = data"),
-             (_CL + "write_frame", "_LEN.pack_into(self.mm, off + 4, len(data))"),
+             (_CL + "write_frame", "_LEN.pack_into(self.mm, off + NM_LEN_OFFSET, len(data))"),
              (_CL + "write_frame", "self.at.store_sc(off, status)"))
 _TX_COPY = ((_TX + "tx_walk", "data = self.tx_take(o, n)"),
             (_TX + "tx_walk", "self.tx_release(t, o)"),
@@ -56,7 +56,7 @@ _TX_COPY = ((_TX + "tx_walk", "data = self.tx_take(o, n)"),
 CITES: dict[tuple[str, str], tuple[Cite, ...]] = {
     ("rx_producer", "impl"): (
         *_PUBLISH_DATA, (_RG + "publish", "self.store_status(o, VALID)"),
-        (_RG + "write_rx_header", "_HDR5.pack_into(self.mm, off + 4, length, group, pid, 0, 0)"),
+        (_RG + "write_rx_header", "_HDR5.pack_into(self.mm, off + NM_LEN_OFFSET, length, group, pid, 0, 0)"),
         (_RG + "sendskb_plain", "self.write_rx_header(o, len(data), group, pid)"),
         (_RG + "sendskb_plain", "self.store_status(o, COPY)"), *_STORE_SC),
     ("rx_producer", "impl-run"): (*_STREAM_ORDERS, *_STREAM_WRITE,
@@ -78,7 +78,7 @@ CITES: dict[tuple[str, str], tuple[Cite, ...]] = {
     ("tx_consumer", "impl"): (
         (_TX + "tx_walk", "if self.load_status(o) != VALID:"), (_TX + "tx_walk", "n = self.tx_frame_len(o)"),
         (_TX + "tx_walk", "data = self.tx_take(o, n)"), *_LOAD_ACQ,
-        (_TX + "tx_frame_len", "return _U32.unpack_from(self.mm, off + 4)[0]"),
+        (_TX + "tx_frame_len", "return _U32.unpack_from(self.mm, off + NM_LEN_OFFSET)[0]"),
         (_TX + "tx_take", "return bytes(self.mm[off + NL_MMAP_HDRLEN:off + NL_MMAP_HDRLEN + n])")),
     ("rx_reuse_consumer", "impl"): ((_CL + "release", "self._give_back([self._rx_offs[index]])"),
                                     (_RD + "_give_back", "st(done[k - 1], UNUSED, at.SEQ_CST)")),

@@ -5,6 +5,8 @@ import re
 import struct
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from nlmmap.spec import abi, netlink
 from nlmmap.spec.abi import FrameHeader, RingGeometry, RingRequest, Status, validate_ring_request
@@ -59,6 +61,9 @@ def test_s1_2_s1_3_layouts_are_the_fact_sheets(shared, struct_name, cls):
     assert {name: struct.unpack_from("=I", raw, off)[0] for name, off in offsets.items()} == values
     if cls is RingRequest:
         assert abi.NL_MMAP_REQ_LEN == len(raw)
+    else:  # the named field offsets the model, the implementation and the suite use
+        assert {name: getattr(abi, f"NM_{name.upper()}_OFFSET") for name in offsets} == offsets
+        assert abi.NM_STATUS_SIZE == offsets["len"] - offsets["status"]
 
 
 def test_s1_1_option_names_and_numbers():
@@ -138,6 +143,17 @@ def test_s2_2_frame_offsets_use_block_slot_formula():
     assert g.next_index(11) == 0 and g.next_index(3) == 4
     with pytest.raises(NetlinkError):
         g.frame_offset(12)
+
+
+@given(fs=st.integers(1, 64).map(lambda k: 16 * k), fpb=st.integers(1, 9), slack=st.sampled_from([0, 0, 16, 96]),
+       block_nr=st.integers(1, 5), data=st.data())
+def test_s2_2_stride_is_frame_size_exactly_when_the_block_slot_offsets_are_back_to_back(fs, fpb, slack, block_nr, data):
+    """``RingGeometry.stride`` (what whole-run readers and writers rely on) against its definition:
+    every frame_offset(i) == i * frame_size."""
+    frame_nr = data.draw(st.integers(1, fpb * block_nr))
+    g = RingGeometry(fpb * fs + slack, block_nr, fs, frame_nr)
+    back_to_back = all(g.frame_offset(i) == i * fs for i in range(frame_nr))
+    assert g.stride == (fs if back_to_back else 0)
 
 
 def test_s2_4_single_mapping_rx_then_tx():
@@ -238,6 +254,25 @@ ACKS = [
     ("20 no payload byte ignored", 0x20, netlink.NLM_F_REQUEST | netlink.NLM_F_ACK, 0, (0, True)),
     ("20 no handler: EOPNOTSUPP", 0x20, netlink.NLM_F_REQUEST, 4, (-95, True)),
 ]
+
+
+def test_nlmsghdr_field_offsets_are_where_the_header_puts_each_field():
+    """The named nlmsghdr offsets (used by the suite's boundary mutants and the benchmarks) against
+    a header built with a distinct value in every field: len u32, type u16, flags u16, seq u32, pid u32."""
+    msg = netlink.build_message(0x1234, 0x5678, 0x9ABCDEF0, 0x0FEDCBA9, b"\x01" * 8)
+    fields = {netlink.NLMSG_LEN_OFFSET: ("=I", 24), netlink.NLMSG_TYPE_OFFSET: ("=H", 0x1234),
+              netlink.NLMSG_FLAGS_OFFSET: ("=H", 0x5678), netlink.NLMSG_SEQ_OFFSET: ("=I", 0x9ABCDEF0),
+              netlink.NLMSG_PID_OFFSET: ("=I", 0x0FEDCBA9)}
+    assert len(fields) == 5 and sorted(fields) == [0, 4, 6, 8, 12]
+    assert {off: struct.unpack_from(fmt, msg, off)[0] for off, (fmt, _) in fields.items()} == {
+        off: v for off, (_, v) in fields.items()}
+
+
+def test_queue_packet_id_offset_is_where_the_packet_message_holds_the_id():
+    msg = netlink.build_queue_packet(0x12345678, b"\xab" * 40)
+    assert msg.count(bytes.fromhex("12345678")) == 1
+    assert struct.unpack_from(">I", msg, netlink.QUEUE_PACKET_ID_OFFSET)[0] == 0x12345678
+    assert netlink.parse_queue_packet(msg)[0] == 0x12345678
 
 
 @pytest.mark.parametrize("section,type_,flags,plen,want", ACKS, ids=[a[0] for a in ACKS])

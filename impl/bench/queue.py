@@ -51,6 +51,7 @@ _PACKET = (nl.NFNL_SUBSYS_QUEUE << 8) | nl.NFQNL_MSG_PACKET
 _ID = struct.Struct(">I")
 _TYPE = struct.Struct("=H")
 _LEN = struct.Struct("=I")
+_TYPE_OFF, _ID_OFF = nl.NLMSG_TYPE_OFFSET, nl.QUEUE_PACKET_ID_OFFSET
 
 class _Verdicts:
     """Verdict messages of the spec (``nl.build_queue_verdict``) from templates with the id
@@ -114,10 +115,10 @@ def queue_run(path: str, *, n: int, payload: int, transport: str, verdict: str, 
             if transport == "ring":
                 for buf, offs in s.message_runs(timeout=TIMEOUT):
                     for off in offs:
-                        if typ(buf, off + 4)[0] != _PACKET:
+                        if typ(buf, off + _TYPE_OFF)[0] != _PACKET:
                             others += 1  # an error ACK (a verdict for a packet decided already)
                             continue
-                        pid = ident(buf, off + 24)[0]
+                        pid = ident(buf, off + _ID_OFF)[0]
                         if pid != last + 1:
                             reorders += 1
                         last = pid
@@ -133,8 +134,8 @@ def queue_run(path: str, *, n: int, payload: int, transport: str, verdict: str, 
                     pos, total = 0, len(mv)
                     while pos < total:
                         ln = hdr(mv, pos)[0]
-                        if typ(mv, pos + 4)[0] == _PACKET:
-                            pid = ident(mv, pos + 24)[0]
+                        if typ(mv, pos + _TYPE_OFF)[0] == _PACKET:
+                            pid = ident(mv, pos + _ID_OFF)[0]
                             if pid != last + 1:
                                 reorders += 1
                             last = pid

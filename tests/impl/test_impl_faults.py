@@ -71,7 +71,9 @@ CHILD = r"""
 import os, signal, sys
 from nlmmap.impl import wire
 from nlmmap.impl.client import RingSocket
-from nlmmap.spec.abi import RingRequest
+from nlmmap.impl.server import _exit_with_parent
+from nlmmap.spec.abi import NL_MMAP_HDRLEN as H, NM_LEN_OFFSET as L, RingRequest
+_exit_with_parent()  # a test that fails or times out takes its child with it
 s = RingSocket(sys.argv[1])
 s.set_rings(rx=RingRequest(4096, 4, 512, 32), tx=RingRequest(4096, 1, 512, 8))
 s.mmap()
@@ -81,10 +83,10 @@ for m in s.messages(limit=int(sys.argv[2])):
     wire.check_seq_message(m)
     k += 1
 off = s.frame_offset("rx", s.rx_cursor)
-s.mm[off + 4:off + 24] = b"\xee" * 20          # half-rewritten header of a frame it holds
-s.mm[off + 24:off + 64] = b"\xdd" * 40
+s.mm[off + L:off + H] = b"\xee" * (H - L)       # half-rewritten header of a frame it holds
+s.mm[off + H:off + H + 40] = b"\xdd" * 40
 t = s.frame_offset("tx", 0)
-s.mm[t + 24:t + 40] = b"\x01" * 16              # a TX frame half filled
+s.mm[t + H:t + H + 16] = b"\x01" * 16           # a TX frame half filled
 print(s.portid, k, flush=True)
 os.kill(os.getpid(), signal.SIGKILL)
 """
