@@ -56,6 +56,31 @@ def test_stopping_early_hands_back_finished_frames_only(kernel):
         assert all(s.status("rx", i) == Status.UNUSED for i in range(32))
 
 
+@pytest.mark.parametrize("size,geometry", [(64, RingRequest(4096, 4, 512, 32)),  # one message per frame
+                                           (2000, RingRequest(8192, 2, 3000, 4))])  # gaps: per-frame lengths
+def test_no_view_of_messages_outlives_its_frame(kernel, size, geometry):
+    """``messages()`` hands out zero-copy views: once a frame is handed back (the kernel may write
+    it again), every view of its bytes is released (reading it raises ValueError), at each step
+    and at the end."""
+    with RingSocket(kernel.path) as s:
+        s.set_rings(rx=geometry)
+        s.mmap()
+        n = 3 * geometry.frame_nr
+        s.service("stream", count=n, size=size)
+        held: list[tuple[int, memoryview]] = []  # (frame index, view)
+        for k, m in enumerate(s.messages(limit=n)):
+            assert wire.check_seq_message(m) == k
+            held.append((k % geometry.frame_nr, m))
+            for j, v in held[:-1]:
+                if s.status("rx", j) == Status.UNUSED or j == held[-1][0]:  # handed back, or reused
+                    with pytest.raises(ValueError):
+                        bytes(v)
+        assert len(held) == n
+        for _j, v in held:
+            with pytest.raises(ValueError):
+                bytes(v)
+
+
 def test_run_stops_at_a_frame_it_did_not_see_unused(kernel):
     """A frame the user (wrongly) holds in the middle of the ring ends the producer's run: it is
     not written until it is UNUSED again, and messages stay in order around it."""
