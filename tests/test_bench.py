@@ -34,7 +34,7 @@ def test_every_row_is_present(report):
     doc, _, _, _ = report
     ids = {r["id"] for r in doc["rows"]}
     want = {f"rx.{z}.{k}" for z in SIZES for k in ("ring_runs", "ring_iter", "copy_25", "copy_1")}
-    want |= {f"stability.64.{k}" for k in ("ring_runs", "ring_iter", "copy_25")}
+    want |= {f"stability.64.{k}" for k in ("ring_runs", "ring_iter", "copy_25", "probe")}
     want |= {f"warmup.rx.{z}" for z in SIZES} | {"warmup.stability.64"}
     want |= {"memcpy.ring_set", "memcpy.dram", "dump.poll", "dump.eager", "queue.par.mainline", "queue.par.extended"}
     want |= {f"queue.1500.{t}.{lk}.sendmsg-1" for t in ("copy", "ring") for lk in ("mainline", "extended")}
@@ -66,6 +66,24 @@ def test_rows_carry_their_spread_and_counters(report):
     for r in doc["rows"]:
         if r["section"] == "queue":
             assert r["gbit_per_s"] == pytest.approx(r["median"] * r["payload"] * 8 / 1e9)
+
+
+def test_run_by_run_rounds_are_shown_side_by_side_with_the_speed_probe(report):
+    """Each run-by-run round is a line with its three rates, its two ratios (the per-run ratio
+    values) and the speed probe timed before it."""
+    doc, md, _, _ = report
+    rows = {r["id"]: r for r in doc["rows"]}
+    ratios = {r["id"]: r for r in doc["ratios"]}
+    probe = rows["stability.64.probe"]
+    assert probe["unit"] == "ns" and len(probe["samples"]) == 2 and min(probe["samples"]) > 0
+    table = md[md.index("| run | ring, frame-level"):].split("\n\n")[0].splitlines()
+    assert len(table) == 2 + 2
+    for i, line in enumerate(table[2:]):
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert cells[0] == str(i + 1)
+        assert cells[4] == f"{ratios['stability.64.ring_vs_copy_25']['values'][i]:.2f}x"
+        assert cells[5] == f"{ratios['stability.64.iter_vs_copy_25']['values'][i]:.2f}x"
+        assert cells[6].endswith(" ns")
 
 
 def test_warm_up_calls_are_rows_counted_in_the_correctness(report):

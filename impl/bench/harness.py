@@ -21,13 +21,15 @@ from __future__ import annotations
 import contextlib
 import os
 import statistics
+import struct
 import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-__all__ = ["Sample", "Placement", "Progress", "interleave", "warm_up", "summarize", "PER_MILLION", "WARMUP_CALLS"]
+__all__ = ["Sample", "Placement", "Progress", "interleave", "warm_up", "summarize", "speed_probe", "PER_MILLION",
+           "WARMUP_CALLS"]
 
 PER_MILLION = 1_000_000
 #: Untimed calls of every variant before a comparison's rounds (:func:`warm_up`).
@@ -104,6 +106,23 @@ def warm_up(variants: dict[str, Callable[[], Sample]], calls: int = WARMUP_CALLS
                 progress.step(f"{label} warm-up {k}", i, calls)
             out.append(fn())
     return out
+
+
+_PROBE_BUF = bytes(1 << 16)
+_PROBE_Q = struct.Struct("=Q").unpack_from
+
+
+def speed_probe(reps: int = 20) -> Sample:
+    """How fast this CPU runs Python right now: ns per iteration of a fixed loop (one
+    ``unpack_from`` and an addition, the readers' per-message work), over ``reps`` passes of 7,500
+    iterations (~30 ms). Timed beside each run-by-run round, it shows whether the machine's speed
+    moved between runs (lower is faster)."""
+    buf, up, total = _PROBE_BUF, _PROBE_Q, 0
+    t = time.perf_counter()
+    for _ in range(reps):
+        for i in range(0, 60000, 8):
+            total += up(buf, i)[0]
+    return Sample((time.perf_counter() - t) * 1e9 / (reps * 7500))
 
 
 class Placement:

@@ -107,6 +107,7 @@ def _rx_matrix(rows: dict[str, dict], ratios: dict[str, dict]) -> list[str]:
 _SECTION_TITLES = {
     "rx": "RX: ring against copy (medians; spread in the row table below)",
     "stability": "RX 64 B, run by run",
+    "probe": "The machine's speed, probed before each run-by-run round",
     "memcpy": "The physical bound: single-core memcpy",
     "queue": "The queue service: the seed's table",
     "dump": "Dumps: continuation in poll against eager continuation",
@@ -135,6 +136,25 @@ def _row_table(rows: list[dict]) -> list[str]:
         pt = f"{r['poll_timeouts_per_million']:.3g}" if "poll_timeouts" in r else "-"
         out.append(f"| {r['label']} | {fmt(r['median'], r['unit'])}{extra} | {fmt(r['min'], r['unit'])} - "
                    f"{fmt(r['max'], r['unit'])} | {r['rounds']} | {se} | {pt} |")
+    return out
+
+
+def _runs_table(rows: dict[str, dict], ratios: dict[str, dict]) -> list[str]:
+    """The run-by-run rounds side by side: each run's three rates, its two ratios and the speed
+    probe taken before it."""
+    ids = ("stability.64.ring_runs", "stability.64.ring_iter", "stability.64.copy_25")
+    if not all(i in rows for i in ids):
+        return []
+    cols = [rows[i]["samples"] for i in ids]
+    rr = [(ratios.get(f"stability.64.{k}_vs_copy_25") or {}).get("values") or [] for k in ("ring", "iter")]
+    probe = rows.get("stability.64.probe", {}).get("samples") or []
+    out = ["| run | ring, frame-level | ring, `messages()` | copy, 25 per recv | frame-level / batch | "
+           "`messages()` / batch | speed probe |", "|---|---|---|---|---|---|---|"]
+    for i, (a, b, c) in enumerate(zip(*cols, strict=True)):
+        out.append(f"| {i + 1} | {fmt(a, 'msg/s')} | {fmt(b, 'msg/s')} | {fmt(c, 'msg/s')} | "
+                   f"{_ratio_text(rr[0][i] if i < len(rr[0]) else None)} | "
+                   f"{_ratio_text(rr[1][i] if i < len(rr[1]) else None)} | "
+                   f"{fmt(probe[i], 'ns') if i < len(probe) else ''} |")
     return out
 
 
@@ -201,6 +221,8 @@ def to_markdown(doc: dict[str, Any], *, plot_path: str | None = None) -> str:
         lines += [f"### {_SECTION_TITLES.get(sec, sec)}", ""]
         if sec == "rx":
             lines += [*_rx_matrix(rows_by_id, ratios_by_id), ""]
+        if sec == "stability":
+            lines += [*_runs_table(rows_by_id, ratios_by_id), ""]
         lines += [*_row_table(rows), ""]
         if sec == "proofs":
             lines += [*_depth_table(rows), ""]

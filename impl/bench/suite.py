@@ -15,7 +15,7 @@ from typing import Any
 from nlmmap.impl.server import KernelProcess
 
 from . import dump, queue, rx, tx
-from .harness import WARMUP_CALLS, Placement, Progress, Sample, interleave, summarize, warm_up
+from .harness import WARMUP_CALLS, Placement, Progress, Sample, interleave, speed_probe, summarize, warm_up
 
 __all__ = ["BenchConfig", "IMPL_SECTIONS", "run_impl"]
 
@@ -101,7 +101,8 @@ def _rx(cfg: BenchConfig, place: Placement, prog: Progress, rows: list, ratios: 
 
 
 def _stability(cfg: BenchConfig, place: Placement, prog: Progress, rows: list, ratios: list) -> None:
-    """``stability`` independent runs of the 64 B comparison (each one round of the three variants)."""
+    """``stability`` independent runs of the 64 B comparison (each one round of the three variants),
+    each after a speed probe of the consumer's CPU (:func:`speed_probe`: did the machine's speed move?)."""
     n = cfg.count(_RX_N[64])
     with _kernel(place) as kp:
         var = rx.variants(kp.path, 64, n, 200)
@@ -109,13 +110,17 @@ def _stability(cfg: BenchConfig, place: Placement, prog: Progress, rows: list, r
         _warm(rows, "stability.64", 64, w, {k: v for k, v in rx.variants(kp.path, 64, w, w).items() if k != "copy_1"},
               prog)
         got: dict[str, list[Sample]] = {"ring_runs": [], "ring_iter": [], "copy_25": []}
+        probes: list[Sample] = []
         for i in range(cfg.stability):
+            probes.append(speed_probe())
             one = interleave({k: var[k] for k in got}, 1, prog, f"stability run {i + 1}/{cfg.stability}")
             for k in got:
                 got[k].extend(one[k])
         for k, samples in got.items():
             rows.append(_row(f"stability.64.{k}", "stability", f"{_VARIANT_LABEL[k]}, 64 B, run by run", "msg/s",
                              samples, size=64))
+        rows.append(_row("stability.64.probe", "probe", "speed probe before each run: a fixed Python loop on the "
+                         "consumer's CPU (ns per iteration, lower is faster)", "ns", probes))
     ratios.append(_ratio("stability.64.ring_vs_copy_25", f"RX 64 B, each of {cfg.stability} runs: ring / "
                          "batched copy", "stability.64.ring_runs", "stability.64.copy_25", bar=1.3, kind="per_run"))
     ratios.append(_ratio("stability.64.iter_vs_copy_25", f"RX 64 B, each of {cfg.stability} runs: messages() / "
