@@ -32,7 +32,7 @@ from itertools import repeat, takewhile
 from typing import Any
 
 from nlmmap.spec import netlink as nl
-from nlmmap.spec.abi import NL_MMAP_HDRLEN, NM_LEN_OFFSET, Status
+from nlmmap.spec.abi import NL_MMAP_HDRLEN, NM_GROUP_OFFSET, NM_LEN_OFFSET, Status
 from nlmmap.spec.errors import NetlinkError
 
 from . import wire
@@ -43,7 +43,7 @@ UNUSED, VALID, COPY = int(Status.UNUSED), int(Status.VALID), int(Status.COPY)
 _RETRY = object()  # see RxReader._fetch_copy
 _LEN = struct.Struct("=I")
 #: nm_len and the first nlmsg_len (at NL_MMAP_HDRLEN), read from NM_LEN_OFFSET
-_HEAD = struct.Struct(f"=I{NL_MMAP_HDRLEN - NM_LEN_OFFSET - 4}xI")
+_HEAD = struct.Struct(f"=I{NL_MMAP_HDRLEN - NM_GROUP_OFFSET}xI")
 _NLMSG_HDRLEN = nl.NLMSG_HDRLEN
 #: Most frames in one run of the reader (``messages()`` and ``message_runs()``), and so the most it
 #: holds before handing them back; fewer on small rings (a quarter of the ring). A run costs a few

@@ -41,7 +41,8 @@ __all__ = ["Ring", "SpecView", "RingsMixin"]
 UNUSED, RESERVED, VALID, COPY, SKIP = (int(s) for s in Status)
 _POLL_IN, _POLL_ERR = poll_in(), poll_err()  # the spec's expressions, built once
 _U32 = struct.Struct("=I")
-_HDR5 = struct.Struct("=5I")
+#: the header words after the status word, from nm_len to nm_gid
+_HDR5 = struct.Struct(f"={(NL_MMAP_HDRLEN - NM_LEN_OFFSET) // 4}I")
 
 
 class Ring:

@@ -35,7 +35,7 @@ import zlib
 from typing import Any
 
 from nlmmap.spec import netlink as nl
-from nlmmap.spec.abi import NL_MMAP_HDRLEN, NM_LEN_OFFSET
+from nlmmap.spec.abi import NL_MMAP_HDRLEN, NM_LEN_OFFSET, FrameHeader
 from nlmmap.spec.errors import NetlinkError
 
 __all__ = [
@@ -316,7 +316,7 @@ class SeqWriter:
         msg_head = _seq_header(size)
         # frame header words after the status (nm_len = size; group, pid, uid, gid = 0), then
         # the message's nlmsghdr: constant bytes from NM_LEN_OFFSET; the message at NL_MMAP_HDRLEN
-        fhead = struct.pack("=I", size) + bytes(NL_MMAP_HDRLEN - NM_LEN_OFFSET - 4) + msg_head
+        fhead = FrameHeader(len=size).pack()[NM_LEN_OFFSET:] + msg_head
         fpack = struct.Struct(f"={len(fhead)}sQI{n}s").pack_into
         mpack = struct.Struct(f"=16sQI{n}s").pack_into
         mask = 0xFFFFFFFFFFFFFFFF
