@@ -50,9 +50,12 @@ class Ring:
         #: header (13.2): the suite tells a peer's message from a kernel's by them, whatever bytes the
         #: user wrote over the header since
         self.senders: dict[int, tuple[int, int, int]] = {}
+        self._offs = [geom.frame_offset(i) for i in range(geom.frame_nr)]  # read at every step's look
 
     def off(self, i: int) -> int:
-        """Offset of frame ``i`` inside this ring (the block/slot formula)."""
+        """Offset of frame ``i`` inside this ring (the block/slot formula; EINVAL outside the ring)."""
+        if type(i) is int and 0 <= i < len(self._offs):
+            return self._offs[i]
         return self.geom.frame_offset(i)
 
     def status(self, i: int) -> int:
@@ -93,15 +96,20 @@ class SpecView:
         self.rings = rings
         self.sorts = {v.name: v.sort for v in system.state}
         self.values: dict[str, Any] = {}
+        self._arrays: dict[str, _FrameArray] = {}
         for name, sort in self.sorts.items():
             if name not in _BYTE_ARRAYS:
                 self.values[name] = [] if sort.endswith("array") else (False if sort == "bool" else 0)
 
     def __getitem__(self, name: str) -> Any:
         where = _BYTE_ARRAYS.get(name)
-        if where is not None:
-            return _FrameArray(self.rings(where[0]), where[1])
-        return self.values[name]
+        if where is None:
+            return self.values[name]
+        ring = self.rings(where[0])
+        arr = self._arrays.get(name)
+        if arr is None or arr.ring is not ring:  # one reader per ring and field, for as long as that ring is
+            arr = self._arrays[name] = _FrameArray(ring, where[1])
+        return arr
 
     def assign(self, name: str, value: Any) -> None:
         self.values[name] = value
