@@ -88,15 +88,16 @@ def diagram_rows(*, rounds: int, progress: Any) -> list[dict]:
                  meets=sorted(times)[len(times) // 2] < 10.0)]
 
 
-def conformance_rows(*, quick: bool, progress: Any) -> list[dict]:
+def conformance_rows(*, quick: bool, progress: Any, scale: float = 1.0) -> list[dict]:
     """The conformance suite's steps/s against the in-process, shared and proxied targets
-    (``nlmmap.conformance.bench.bench``: the ci profile's draws, no shrinking), one row each."""
+    (``nlmmap.conformance.bench.bench``: the ci profile's draws, no shrinking), one row each;
+    ``scale`` (below 1) shortens the runs as it does the message counts, to no fewer than 100 steps."""
     import importlib
 
     cbench = importlib.import_module("nlmmap.conformance.bench")  # the module (the package exports the function)
     progress.step("conformance", 0, 1)
     rows = []
-    for r in cbench.bench(max_steps=500 if quick else 2000):
+    for r in cbench.bench(max_steps=max(100, int((500 if quick else 2000) * min(1.0, scale)))):
         rows.append(_row(f"conformance.{_slug(r['target'])}.steps_per_s", "conformance",
                          f"conformance suite against nlmmap.impl ({r['target']}, memory {r['memory']}): "
                          f"{r['steps']} steps, edges {r['edges']}, {r['verdict']}", "steps/s", [r["steps_per_s"]],
@@ -159,7 +160,7 @@ def _cmd_bench(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         rows += diagram_rows(rounds=1 if args.quick else 3, progress=prog)
     if "conformance" in sections:
         prog.section("conformance")
-        rows += conformance_rows(quick=args.quick, progress=prog)
+        rows += conformance_rows(quick=args.quick, progress=prog, scale=args.scale)
     config = {"quick": args.quick, "rounds": rounds, "scale": args.scale, "stability_runs": stability,
               "sections": list(sections), "queues": args.queues}
     doc = build_report(command=command, machine=machine, load_start=load_start, load_end=load_average(),
@@ -211,7 +212,8 @@ def add_parsers(sub: argparse._SubParsersAction, epilog: str, parser_class: type
     p.add_argument("--queues", type=int, default=2, help="queues served in parallel in the queue section")
     p.add_argument("--bmc-depth", type=int, help="deepest BMC depth timed (default 12, 4 with --quick; never past "
                    "the depth the manifest knows clean)")
-    p.add_argument("--scale", type=float, default=1.0, help="factor on every message count (tests use a tiny one)")
+    p.add_argument("--scale", type=float, default=1.0,
+                   help="factor on every message count, and below 1 on the conformance rows' steps (tests: tiny)")
     p.set_defaults(func=_cmd_bench, stability_given=False)
 
 

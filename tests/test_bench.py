@@ -63,9 +63,27 @@ def test_rows_carry_their_spread_and_counters(report):
                 assert r[f"{k}_per_million"] == pytest.approx(r[k] * 1e6 / r["messages"])
     stab = {r["id"]: r for r in doc["rows"] if r["section"] == "stability"}
     assert all(r["rounds"] == 2 for r in stab.values())
+    from nlmmap.impl.bench.suite import STABILITY_SLICES
+
+    # every run of every variant pooled from its interleaved slices
+    assert all(r["extra"]["slices"] == 2 * STABILITY_SLICES for r in stab.values())
     for r in doc["rows"]:
         if r["section"] == "queue":
             assert r["gbit_per_s"] == pytest.approx(r["median"] * r["payload"] * 8 / 1e9)
+
+
+def test_a_pooled_rate_is_all_messages_over_all_time():
+    """A run read in slices has the rate of the whole run (messages over seconds), not the mean
+    of the slices' rates; its counters are the slices' sums."""
+    from nlmmap.impl.bench.harness import Sample, pooled
+
+    got = pooled([Sample(100.0, 100, 1, 0, 0), Sample(300.0, 100, 0, 2, 1)])  # 1 s and 1/3 s
+    assert got.value == pytest.approx(200 / (1 + 1 / 3)) and got.messages == 200
+    assert (got.seq_errors, got.poll_timeouts, got.lost_wakeups) == (1, 2, 1) and got.extra["slices"] == 2
+    with pytest.raises(ValueError):
+        pooled([])
+    with pytest.raises(ValueError):
+        pooled([Sample(0.0, 10)])
 
 
 def test_run_by_run_rounds_are_shown_side_by_side_with_the_speed_probe(report):

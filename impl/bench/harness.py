@@ -28,8 +28,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-__all__ = ["Sample", "Placement", "Progress", "interleave", "warm_up", "summarize", "speed_probe", "PER_MILLION",
-           "WARMUP_CALLS"]
+__all__ = ["Sample", "Placement", "Progress", "interleave", "warm_up", "summarize", "pooled", "speed_probe",
+           "PER_MILLION", "WARMUP_CALLS"]
 
 PER_MILLION = 1_000_000
 #: Untimed calls of every variant before a comparison's rounds (:func:`warm_up`).
@@ -70,6 +70,21 @@ def summarize(samples: list[Sample]) -> dict[str, Any]:
         out[name] = total
         out[f"{name}_per_million"] = total * PER_MILLION / msgs if msgs else 0.0
     out["extra"] = extra
+    return out
+
+
+def pooled(samples: list[Sample]) -> Sample:
+    """One rate from slices of one run: every slice's messages over every slice's time (each
+    slice's time is its messages over its rate), the counters summed."""
+    if not samples or any(s.value <= 0 or s.messages <= 0 for s in samples):
+        raise ValueError("pooled: every slice needs messages and a positive rate")
+    msgs = sum(s.messages for s in samples)
+    out = Sample(msgs / sum(s.messages / s.value for s in samples), msgs, sum(s.seq_errors for s in samples),
+                 sum(s.poll_timeouts for s in samples), sum(s.lost_wakeups for s in samples))
+    for s in samples:
+        for k, v in s.extra.items():
+            out.extra[k] = out.extra.get(k, 0) + v
+    out.extra["slices"] = len(samples)
     return out
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from nlmmap.impl.server import KernelProcess
 
 from . import dump, queue, rx, tx
-from .harness import WARMUP_CALLS, Placement, Progress, Sample, interleave, speed_probe, summarize, warm_up
+from .harness import WARMUP_CALLS, Placement, Progress, Sample, interleave, pooled, speed_probe, summarize, warm_up
 
 __all__ = ["BenchConfig", "IMPL_SECTIONS", "run_impl"]
 
@@ -100,12 +100,20 @@ def _rx(cfg: BenchConfig, place: Placement, prog: Progress, rows: list, ratios: 
                                  "message", f"rx.{size}.ring_runs", f"rx.{size}.copy_1", bar=10.0))
 
 
+#: Slices of each run-by-run round: the machine's speed moves on a scale of seconds (the speed probe
+#: showed ~96 and ~180 ns between and within rounds), so each variant of a run reads its messages in
+#: this many slices, interleaved with the others' (rotating order), and its rate is the pooled one:
+#: the three rates of a run then come from the same seconds of the machine.
+STABILITY_SLICES = 4
+
+
 def _stability(cfg: BenchConfig, place: Placement, prog: Progress, rows: list, ratios: list) -> None:
-    """``stability`` independent runs of the 64 B comparison (each one round of the three variants),
-    each after a speed probe of the consumer's CPU (:func:`speed_probe`: did the machine's speed move?)."""
+    """``stability`` independent runs of the 64 B comparison, each after a speed probe of the
+    consumer's CPU (:func:`speed_probe`: did the machine's speed move?); in each run every variant
+    reads its messages in :data:`STABILITY_SLICES` slices interleaved with the others' (:func:`pooled`)."""
     n = cfg.count(_RX_N[64])
     with _kernel(place) as kp:
-        var = rx.variants(kp.path, 64, n, 200)
+        var = rx.variants(kp.path, 64, max(200, n // STABILITY_SLICES), 200)
         w = cfg.count(_WARM_N)
         _warm(rows, "stability.64", 64, w, {k: v for k, v in rx.variants(kp.path, 64, w, w).items() if k != "copy_1"},
               prog)
@@ -113,12 +121,13 @@ def _stability(cfg: BenchConfig, place: Placement, prog: Progress, rows: list, r
         probes: list[Sample] = []
         for i in range(cfg.stability):
             probes.append(speed_probe())
-            one = interleave({k: var[k] for k in got}, 1, prog, f"stability run {i + 1}/{cfg.stability}")
+            one = interleave({k: var[k] for k in got}, STABILITY_SLICES, prog,
+                             f"stability run {i + 1}/{cfg.stability}")
             for k in got:
-                got[k].extend(one[k])
+                got[k].append(pooled(one[k]))
         for k, samples in got.items():
-            rows.append(_row(f"stability.64.{k}", "stability", f"{_VARIANT_LABEL[k]}, 64 B, run by run", "msg/s",
-                             samples, size=64))
+            rows.append(_row(f"stability.64.{k}", "stability", f"{_VARIANT_LABEL[k]}, 64 B, run by run "
+                             f"({STABILITY_SLICES} interleaved slices a run)", "msg/s", samples, size=64))
         rows.append(_row("stability.64.probe", "probe", "speed probe before each run: a fixed Python loop on the "
                          "consumer's CPU (ns per iteration, lower is faster)", "ns", probes))
     ratios.append(_ratio("stability.64.ring_vs_copy_25", f"RX 64 B, each of {cfg.stability} runs: ring / "
