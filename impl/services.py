@@ -34,6 +34,7 @@ from typing import Any
 
 from nlmmap.spec import family
 from nlmmap.spec import netlink as nl
+from nlmmap.spec.abi import NL_MMAP_HDRLEN
 from nlmmap.spec.errors import NetlinkError, errno_code
 
 from . import wire
@@ -197,7 +198,7 @@ class ServicesMixin(SockState):
             if j is not None:
                 off = self.rx.offs[j]
                 msg = nl.build_queue_packet(0, bytes(payload_len), portid=self.portid)
-                self.mm[off + 24:off + 24 + len(msg)] = msg  # built, never sent
+                self.mm[off + NL_MMAP_HDRLEN:off + NL_MMAP_HDRLEN + len(msg)] = msg  # built, never sent
                 self.free_ring_skb(j)
             return
         packet_id = self.id_sequence = (self.id_sequence + 1) & 0xFFFFFFFF
