@@ -81,6 +81,36 @@ def test_no_view_of_messages_outlives_its_frame(kernel, size, geometry):
                 bytes(v)
 
 
+def test_messages_views_follow_each_frames_message_and_mapping(kernel):
+    """Every view ``messages()`` hands out has its own message's length while a frame's messages
+    change length lap by lap; a view the consumer keeps past its frame is released; after reading,
+    munmap closes the mapping (no view of it is left alive), and a new mapping's messages are read
+    from the new mapping. (Guarantees a reader that reuses views, tried once, must keep.)"""
+    geometry = RingRequest(4096, 2, 512, 16)
+    with RingSocket(kernel.path) as s:
+        for lap in range(2):
+            s.set_rings(rx=geometry)
+            s.mmap()
+            kept = []
+            seq = 0
+            for size in (64, 200, 200, 64, 100):  # each a lap of the ring or more
+                n = geometry.frame_nr + 3
+                s.service("stream", count=n, size=size, start=seq)
+                got = []
+                for k, m in enumerate(s.messages(limit=n)):
+                    assert len(m) == size and wire.check_seq_message(m) == seq + k, (lap, size, k)
+                    got.append(id(m))
+                    if k == 5:
+                        kept.append(m)
+                assert len(got) == n
+                seq += n
+            for m in kept:  # each kept view was released when its frame was handed back
+                with pytest.raises(ValueError):
+                    bytes(m)
+            s.munmap()  # raises BufferError if a view of the mapping were still alive
+            s.set_rings(rx=RingRequest(0, 0, 0, 0))
+
+
 def test_run_stops_at_a_frame_it_did_not_see_unused(kernel):
     """A frame the user (wrongly) holds in the middle of the ring ends the producer's run: it is
     not written until it is UNUSED again, and messages stay in order around it."""
