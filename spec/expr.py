@@ -338,7 +338,7 @@ class _Compiler:
     variables are the comprehensions' locals, free ones ``V(name)``, operators ``CONCRETE_OPS``'."""
 
     def __init__(self) -> None:
-        self.ns: dict[str, Any] = {"_qrange": _qrange}
+        self.ns: dict[str, Any] = {"_qrange": _qrange, "O": CONCRETE_OPS}
         self.n = 0
 
     def name(self, value: Any, prefix: str) -> str:
@@ -367,10 +367,10 @@ class _Compiler:
                 return f"(not ({self.src(args[0], scope)}))"
             if op == "=>":
                 return f"((not ({self.src(args[0], scope)})) or (not not ({self.src(args[1], scope)})))"
-            fn = CONCRETE_OPS.get(op)
-            if fn is None:
+            if op not in CONCRETE_OPS:
                 raise _NotCompiled(op)
-            return f"{self.name(fn, 'f')}({self.src(args[0], scope)}, {self.src(args[1], scope)})"
+            # looked up at each evaluation, as _ev does: the table is the operators' one meaning
+            return f"O[{op!r}]({self.src(args[0], scope)}, {self.src(args[1], scope)})"
         if t is Ite:
             c, a, b = (self.src(x, scope) for x in (e.cond, e.then, e.other))  # type: ignore[attr-defined]
             return f"(({a}) if ({c}) else ({b}))"

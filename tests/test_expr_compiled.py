@@ -79,3 +79,13 @@ def test_a_system_built_again_reuses_the_compiled_guards():
     assert ga is not gb
     fa = X._compiled(ga)
     assert fa is not None and X._compiled(gb) is fa
+
+
+def test_the_operator_table_is_read_at_each_evaluation(monkeypatch):
+    """``CONCRETE_OPS`` is the operators' one meaning: changing it changes what an expression
+    compiled before means, as it changes the interpreter's."""
+    e = X.Op("<", (X.Var("a"), X.Const(2)))
+    assert X.evaluate(e, STATE) is False  # a == 2: compiled now
+    monkeypatch.setitem(X.CONCRETE_OPS, "<", lambda x, y: x <= y)
+    assert X.evaluate(e, STATE) is True
+    assert X._ev(e, X._Env(STATE.__getitem__, {})) is True
