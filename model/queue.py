@@ -30,10 +30,11 @@ from nlmmap.spec import family
 from nlmmap.spec import netlink as nl
 from nlmmap.spec.abi import NL_MMAP_HDRLEN, Status
 from nlmmap.spec.errors import NetlinkError
+from nlmmap.spec.explore import initial_states
 from nlmmap.spec.expr import evaluate, render, var
 from nlmmap.spec.protocol import Variant, queue_system
 from nlmmap.spec.protocol.queue import FIRST_ID, ID_SPACE, id_after
-from nlmmap.spec.system import ActionDisabled, DefaultArray, MapState, apply_action, violated_invariants
+from nlmmap.spec.system import ActionDisabled, MapState, apply_action, violated_invariants
 
 from .core import ModelInvariantError, select_action
 from .rx import RING_ALLOC
@@ -72,16 +73,11 @@ class QueueService:
         self.shadow = self._initial_shadow()
 
     def _initial_shadow(self) -> MapState:
-        """The queue system's initial state over the socket's ring (every other variable zero)."""
+        """The queue system's initial state, as its ``init`` says (``explore.initial_states``), over
+        the socket's ring as it is (its size, statuses and head)."""
         ring = self.sock.spec_state
-        values: dict[str, Any] = {}
-        for v in self.system.state:
-            if v.sort.endswith("array"):
-                values[v.name] = DefaultArray(False if v.sort == "bool_array" else 0)
-            else:
-                values[v.name] = 0
-        values.update(rx_frame_nr=ring["rx_frame_nr"], rx_status=list(ring["rx_status"]), rx_head=ring["rx_head"],
-                      q_head=FIRST_ID, id_seq=FIRST_ID - 1, id_space=ID_SPACE)
+        values = dict(initial_states(self.system, {"rx_frame_nr": (ring["rx_frame_nr"],)})[0])
+        values.update(rx_frame_nr=ring["rx_frame_nr"], rx_status=list(ring["rx_status"]), rx_head=ring["rx_head"])
         return MapState(values)
 
     @property
