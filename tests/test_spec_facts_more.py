@@ -803,3 +803,21 @@ def test_the_queue_starts_with_every_array_pinned_from_its_first_index():
         for k, cond in cells:
             got = solver.check(*cond, _z(st[arr].at(k)) != value)
             assert got == z3.unsat, f"queue: init leaves {arr}[{k}] free ({got})"
+
+
+def test_the_queue_window_is_no_longer_than_the_ids_assigned():
+    """QueueIsSerialWindow: the queue list (``q_head`` .. ``id_seq``) holds at most the ids
+    assigned so far. A head one id behind the first one ever assigned (id 0, never a packet's)
+    breaks it; the head at the first id, or past every id (an empty queue), keeps it."""
+    from nlmmap.spec.expr import evaluate
+    from nlmmap.spec.protocol import system_by_name
+    from nlmmap.spec.protocol.queue import FIRST_ID
+
+    system = system_by_name("queue")
+    inv = next(i for i in system.invariants if i.name == "QueueIsSerialWindow")
+    base = dict(initial_states(system, {"rx_frame_nr": (2,)})[0])
+    assert evaluate(inv.formula, base)  # nothing assigned: an empty window
+    five = dict(base, id_seq=FIRST_ID + 4, assigned=5)
+    assert evaluate(inv.formula, dict(five, q_head=FIRST_ID))  # the five ids queued
+    assert evaluate(inv.formula, dict(five, q_head=FIRST_ID + 5))  # all five decided
+    assert not evaluate(inv.formula, dict(five, q_head=FIRST_ID - 1))  # six ids, one never assigned
