@@ -225,17 +225,35 @@ def map_top_level_pids(buf: bytearray, lo: int, hi: int, mapping: dict[int, int]
     """Rewrite the ``nlmsg_pid`` of each netlink message header in ``buf[lo:hi]`` (messages back to
     back) through ``mapping`` (recorded portid -> SUT portid; used when replaying a transcript),
     where the SUT's bytes ``got`` (same offsets) hold the mapped portid there: a kernel's message
-    carries its socket's portid, a user's message a value of the user's, which both sides share."""
+    carries its socket's portid, a user's message a value of the user's, which both sides share.
+    Byte by byte (:func:`_mapped_pid`): a header cut short at ``hi`` (recvmsg truncated, a peek
+    ending in it) and a pid field the user wrote over in part are mapped where the kernel's bytes
+    are left."""
     pos = lo
-    while mapping and pos + NLMSG_HDRLEN <= hi:
+    while mapping and pos + NLMSG_PID_OFFSET < hi:
         ln = _U32.unpack_from(buf, pos)[0]
         if ln < NLMSG_HDRLEN:
             return
         at = pos + NLMSG_PID_OFFSET
-        v = _U32.unpack_from(buf, at)[0]
-        if v in mapping and at + 4 <= len(got) and _U32.unpack_from(got, at)[0] == mapping[v] & 0xFFFFFFFF:
-            _U32.pack_into(buf, at, mapping[v] & 0xFFFFFFFF)
+        end = min(at + 4, hi)  # the pid field, or what of it lies before the cut
+        have, theirs = bytes(buf[at:end]), bytes(got[at:end])
+        if have != theirs:
+            for rec_pid, sut_pid in mapping.items():
+                if _mapped_pid(have, theirs, _U32.pack(rec_pid & 0xFFFFFFFF), _U32.pack(sut_pid & 0xFFFFFFFF)):
+                    buf[at:end] = theirs
+                    break
+        if pos + NLMSG_HDRLEN > hi:  # the header was cut: nothing follows it here
+            return
         pos += nlmsg_align(ln)
+
+
+def _mapped_pid(have: bytes, theirs: bytes, rec: bytes, sut: bytes) -> bool:
+    """The recorded bytes ``have`` of a pid field are the SUT's ``theirs`` under the portid map
+    ``rec`` -> ``sut``: every byte is the recorded portid's byte on one side and the SUT's on the
+    other, or is the same on both sides and not the recorded portid's (the user's, written over
+    the kernel's). A byte of the recorded portid left as it was on the SUT is a deviation."""
+    pairs = zip(have, theirs, rec, sut, strict=False)  # rec, sut: 4 bytes; a field cut short is shorter
+    return len(have) == len(theirs) and all((h == r and t == u) or (h == t and h != r) for h, t, r, u in pairs)
 
 
 def _frames_in(layout: MappingLayout | None, lo: int, hi: int):

@@ -230,6 +230,34 @@ def test_replay_learns_the_recordings_peer_and_still_catches_a_kernel_message_wi
     assert [d.check for d in bad] == ["memory.RX[0].nm_pid"]
 
 
+def test_replay_maps_a_kernel_messages_pid_cut_short_or_written_over_in_part():
+    """A kernel message's portid, recorded 1 (the real kernel's agent is pid 1) and 23 on the SUT,
+    is mapped where the kernel's bytes are left: in a header cut short (recvmsg with bufsize 15,
+    seen in a Linux 4.5 recording of seed 90210) and under a user's scribble over the field's last
+    byte (a peek of that recording); a recorded portid byte the SUT left as it was is still a
+    deviation, and so is a pid the map does not give."""
+    import struct
+
+    from nlmmap.conformance.compare import map_top_level_pids
+
+    ack = lambda pid: struct.pack("=IHHII", 36, 2, 0, 1, pid) + bytes(20)  # noqa: E731  an error ACK
+
+    def mapped(rec: bytes, got: bytes, mapping: dict[int, int]) -> bytes:
+        buf = bytearray(rec)
+        map_top_level_pids(buf, 0, len(buf), mapping, got)
+        return bytes(buf)
+
+    assert mapped(ack(1)[:15], ack(23)[:15], {1: 23}) == ack(23)[:15]  # cut inside the pid field
+    assert mapped(ack(1)[:13], ack(23)[:13], {1: 23}) == ack(23)[:13]
+    assert mapped(ack(1)[:15], ack(24)[:15], {1: 23}) == ack(1)[:15]  # not the mapped pid: left
+    over = lambda b: b[:15] + b"\x22" + b[16:]  # noqa: E731  the user's byte over the pid's last
+    assert mapped(over(ack(1)), over(ack(0x5FC)), {1: 0x5FC}) == over(ack(0x5FC))
+    assert mapped(over(ack(1)), over(ack(0x6FC)), {1: 0x5FC}) == over(ack(1))
+    # recorded 1 (01 00 00 00), mapped 0x517: a SUT showing 0x17 left the kernel's second byte as
+    # recorded (00), where the mapped pid has 05: not the user's byte, a deviation
+    assert mapped(ack(1), ack(0x17), {1: 0x517}) == ack(1)
+    assert mapped(ack(1), ack(23), {1: 23}) == ack(23)  # the whole field, as before
+
 
 def test_replay_forgets_the_peer_frames_of_a_mapping_that_is_gone():
     """Replay keeps which frames hold a peer's message per mapping; a socket mapped again starts
