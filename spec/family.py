@@ -51,7 +51,7 @@ __all__ = [
     "FAMILY_GROUPS", "SockoptEffect", "socket_option_effect", "check_group", "check_delivery", "multicast_deliver",
     "admission",
     "admission_action", "overrun_effect", "MSG_OOB", "check_send_flags", "check_plain_send", "family_answer",
-    "rcv_skb", "DUMP_TYPE", "DUMP_MAX_MESSAGES",
+    "rcv_skb", "DUMP_TYPE", "DUMP_MAX_MESSAGES", "is_dump_request",
     "dump_request", "parse_dump_request", "dump_messages", "dump_done", "dump_alloc_sizes", "dump_batch",
     "recvmsg_len_after", "batch_verdict_ids", "evaluate_on", "DELIVERY_PATHS",
 ]
@@ -236,6 +236,8 @@ def family_answer(hdr: nl.NlMsgHdr, raw: bytes, *, cap_net_admin: bool = True, d
     reply = nl.route_family_answer(hdr, dump_types=dump_types, cap_net_admin=cap_net_admin)
     if not reply.dump:
         return reply
+    if not is_dump_request(raw):  # not the service's request: Linux 4.5's answer, as without it
+        return nl.route_family_answer(hdr, cap_net_admin=cap_net_admin)
     try:
         count, size = parse_dump_request(raw, page_size=page_size)
     except NetlinkError as e:
@@ -263,7 +265,8 @@ def rcv_skb(datagram: bytes, portid: int, *, cap_ack: bool,
 #: The test family's dump: a GET request (kind 2) of this type with NLM_F_DUMP and a payload of
 #: rtgenmsg (family byte, 3 pad bytes), u32 message count, u32 message payload bytes. 54 is the GET
 #: kind of RTM_NEWPREFIX's group, for which Linux 4.5 registers no handler: a real kernel answers
-#: it with EOPNOTSUPP, a kernel side with the dump service (feature ``dump``) with the dump.
+#: it with EOPNOTSUPP, a kernel side with the dump service (feature ``dump``) with the dump when
+#: the payload starts as :func:`dump_request` writes it (:func:`is_dump_request`), else as 4.5.
 DUMP_TYPE = 54
 #: Most messages one dump request may ask for (a bound on work, not a kernel rule).
 DUMP_MAX_MESSAGES = 4096
@@ -274,6 +277,17 @@ def dump_request(count: int, size: int, *, seq: int = 0, flags: int = nl.NLM_F_R
                  portid: int = 0) -> bytes:
     """A request for a dump of ``count`` messages of ``size`` payload bytes each."""
     return nl.build_message(DUMP_TYPE, flags, seq, portid, _DUMP_REQ.pack(0, count, size))
+
+
+def is_dump_request(raw: bytes) -> bool:
+    """A DUMP_TYPE dump the dump service takes as its own: the payload starts as
+    :func:`dump_request` writes it, rtgenmsg of AF_UNSPEC and zero padding (whole, or what of it
+    there is). Any other is answered as Linux 4.5 answers it (no handler: EOPNOTSUPP), so that a
+    kernel side with the service agrees with a real kernel on every message but its own requests
+    (a recording of Linux 4.5 holds DUMP_TYPE dumps of random payloads)."""
+    hdr = nl.NlMsgHdr.unpack(raw)
+    head = bytes(raw[nl.NLMSG_HDRLEN:min(hdr.len, nl.NLMSG_HDRLEN + 4)])
+    return head == bytes(len(head))
 
 
 def _dump_size_limit(page_size: int) -> int:

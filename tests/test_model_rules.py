@@ -23,6 +23,7 @@ from nlmmap.spec.abi import (
 from nlmmap.spec.errors import NetlinkError, errno_code
 from nlmmap.spec.netlink import (
     NLM_F_ACK,
+    NLM_F_DUMP,
     NLM_F_MULTI,
     NLM_F_REQUEST,
     NLMSG_DONE,
@@ -505,6 +506,27 @@ def test_s10_without_the_dump_service_a_dump_request_is_eopnotsupp():
     ack = s.peek(24, s.header("rx", 0).len)
     assert struct.unpack_from("=IHHIIi", ack) == (20 + len(req), NLMSG_ERROR, 0, 7, s.portid, -errno_code("EOPNOTSUPP"))
     assert ack[20:] == req and s.dump is None
+
+
+def test_s10_with_the_dump_service_a_dump_not_its_own_is_answered_as_by_4_5():
+    """The dump service takes only dumps whose payload starts as its requests do (AF_UNSPEC and zero
+    padding): a DUMP_TYPE dump of other bytes (a Linux 4.5 recording of seed 90210 held some: the
+    kernel answered EOPNOTSUPP, the service EINVAL) gets the error ACK a real kernel gives; one
+    of its own with bounds it refuses stays EINVAL, and one of its own starts the dump."""
+    def ack_error(payload: bytes) -> int | None:
+        s = sock(tx=None)
+        req = build_message(family.DUMP_TYPE, NLM_F_REQUEST | NLM_F_DUMP | NLM_F_ACK, 7, 0, payload)
+        s.sendmsg(req)
+        head = s.peek(24, 24)
+        return struct.unpack_from("=i", head, 16)[0] if struct.unpack_from("=H", head, 4)[0] == NLMSG_ERROR else None
+
+    count_size = struct.pack("=II", 2, 100)
+    assert ack_error(bytes.fromhex("e348ad12") + count_size) == -errno_code("EOPNOTSUPP")
+    assert ack_error(b"\0\0\0\1" + count_size) == -errno_code("EOPNOTSUPP")  # a pad byte set
+    assert ack_error(b"\x07") == -errno_code("EOPNOTSUPP")
+    assert ack_error(bytes(4) + struct.pack("=II", family.DUMP_MAX_MESSAGES + 1, 8)) == -errno_code("EINVAL")
+    assert ack_error(bytes(2)) == -errno_code("EINVAL")  # its own, cut short
+    assert ack_error(bytes(4) + count_size) is None  # the dump's first message
 
 
 def test_s10_dump_request_limits_and_a_second_dump_while_one_runs():
