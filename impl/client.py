@@ -143,6 +143,7 @@ class RingSocket(RxReader):
         if kind != wire.HELLO or len(fds) != 1:
             raise NetlinkError("EPROTO", "the kernel side did not greet with its control page")
         self.portid: int = hello["portid"]
+        self.serial: int = hello["serial"]  # the kernel side's name for this connection (retired)
         self.kernel_pid: int = hello["kernel_pid"]
         self.page_size: int = hello["page_size"]
         self._ctl_mm = mmap.mmap(fds[0], wire.CTL_SIZE)
@@ -555,9 +556,10 @@ class RingSocket(RxReader):
         finished: a deterministic point to look at counters and frames (no sleeping)."""
         self._call("settle")
 
-    def retired(self, portid: int) -> dict[str, Any]:
-        """The kernel side's final counters of socket ``portid``, once it has reclaimed it."""
-        return self._call("retired", {"portid": int(portid)})[0]["record"]
+    def retired(self, serial: int) -> dict[str, Any]:
+        """The kernel side's final counters of the socket whose :attr:`serial` this is, once it
+        has reclaimed it (port ids are reused once a socket is closed; serials are not)."""
+        return self._call("retired", {"serial": int(serial)})[0]["record"]
 
     def recv_plain_into(self, buf: bytearray) -> memoryview:
         """Fast path of a plain (ring-less) socket: one recv() of the next datagram into ``buf``;

@@ -30,6 +30,7 @@ class KernelConfig:
     memory_limit: int = 64 << 20  # bytes per ring (else ENOMEM)
     sndbuf: int = nl.DEFAULT_SNDBUF  # plain sends longer than sndbuf - 32 fail with EMSGSIZE
     peer_pid: int = 4242  # nm_pid of messages from the user-space peer
+    tgid: int = 1  # the users' process: sockets autobind to it first (family.autobind_portid; the 4.5 agent's pid)
     settle_timeout: float = 60.0
     #: ``sys.setswitchinterval`` of the kernel-side process (``main``): how long a service thread
     #: running Python may keep the GIL from the connection thread that answers the user's calls

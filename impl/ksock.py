@@ -100,10 +100,11 @@ class KSock(RingsMixin, SockoptMixin, FamilyInputMixin, TxWalkMixin, ServicesMix
         return out
 
     def op_retired(self, args: dict, blob: bytes) -> dict:
-        """The counters of socket ``portid`` once it has been reclaimed (waits for that)."""
-        return {"record": self.server.wait_retired(wire.int_arg(args, "portid"))}
+        """The counters of the socket of connection ``serial`` once it has been reclaimed (waits)."""
+        return {"record": self.server.wait_retired(wire.int_arg(args, "serial"))}
 
     def op_close(self, args: dict, blob: bytes) -> dict:
+        self.server.unbind(self)  # free before the answer: the user's next socket may take it
         self.reply({"ok": True})
         self.shutdown()
         return {"__sent__": True}
@@ -115,7 +116,7 @@ class KSock(RingsMixin, SockoptMixin, FamilyInputMixin, TxWalkMixin, ServicesMix
         self.call_tid = threading.get_native_id()  # for per-thread CPU figures (nlmmap bench)
         try:
             place_thread(self.cfg.call_cpus)  # the syscall context: the caller's CPUs (KernelConfig)
-            self.send(wire.HELLO, 0, {"portid": self.portid, "kernel_pid": os.getpid(),
+            self.send(wire.HELLO, 0, {"portid": self.portid, "serial": self.serial, "kernel_pid": os.getpid(),
                                       "page_size": self.cfg.page_size, "atomics": self.ctl.name}, fds=[self.ctl_fd])
             while not self.dead:
                 try:

@@ -24,6 +24,7 @@ import threading
 import traceback
 from typing import Any
 
+from nlmmap.spec import family
 from nlmmap.spec.abi import DEFAULT_PAGE_SIZE
 from nlmmap.spec.errors import NetlinkError
 
@@ -75,7 +76,8 @@ class KernelServer:
         self._log = log if log is not None else sys.stderr
         self._lock = threading.Lock()
         self._retired_cond = threading.Condition(self._lock)
-        self._next_portid = 1
+        self._next_serial = 1  # connections accepted (each socket's serial: its retired record's key)
+        self.bound: set[int] = set()  # port ids of the sockets not closed yet (netlink_autobind's table)
         self.live: dict[int, KSock] = {}
         self.closed_sockets = 0
         self.totals: collections.Counter[str] = collections.Counter()
@@ -98,23 +100,36 @@ class KernelServer:
         """Keep a closed socket's counters (the last 1000) and add them to the totals."""
         rec = ks.stats.as_dict()
         rec["drops"] = ks.drops
+        rec["portid"] = ks.portid
         with self._retired_cond:
-            self.live.pop(ks.portid, None)
+            self._unbind_locked(ks)
+            self.live.pop(ks.serial, None)
             self.closed_sockets += 1
-            self.retired[ks.portid] = rec
+            self.retired[ks.serial] = rec
             while len(self.retired) > 1000:
                 self.retired.popitem(last=False)
             for k in _TOTALS:
                 self.totals[k] += rec[k]
             self._retired_cond.notify_all()
 
-    def wait_retired(self, portid: int) -> dict[str, Any]:
-        """The record of socket ``portid`` once reclaimed; ETIMEDOUT after ``settle_timeout``."""
+    def unbind(self, ks: KSock) -> None:
+        """The socket is closed: its port id is free for the next socket (netlink_release)."""
+        with self._lock:
+            self._unbind_locked(ks)
+
+    def _unbind_locked(self, ks: KSock) -> None:
+        if not ks.unbound:  # once: the port id may be another socket's by the second time
+            ks.unbound = True
+            self.bound.discard(ks.portid)
+
+    def wait_retired(self, serial: int) -> dict[str, Any]:
+        """The record of the socket of connection ``serial`` once reclaimed (port ids are reused,
+        serials never); ETIMEDOUT after ``settle_timeout``."""
         with self._retired_cond:
-            if not self._retired_cond.wait_for(lambda: portid in self.retired, self.config.settle_timeout):
-                raise NetlinkError("ETIMEDOUT", f"socket {portid} was not reclaimed within "
+            if not self._retired_cond.wait_for(lambda: serial in self.retired, self.config.settle_timeout):
+                raise NetlinkError("ETIMEDOUT", f"socket {serial} was not reclaimed within "
                                                 f"{self.config.settle_timeout} s")
-            return dict(self.retired[portid])
+            return dict(self.retired[serial])
 
     def live_sockets(self) -> list[KSock]:
         """The sockets being served now (a snapshot: multicast delivers to the members among them)."""
@@ -145,17 +160,22 @@ class KernelServer:
                 conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO,
                                 _SO_SNDTIMEO.pack(int(secs), int((secs % 1) * 1e6)))
             with self._lock:
-                portid = self._next_portid
-                self._next_portid += 1
+                serial = self._next_serial
+                self._next_serial += 1
+                portid = family.autobind_portid(self.config.tgid, self.bound)
+                self.bound.add(portid)
             try:
                 ks = self.socket_class(self, conn, portid)
             except Exception:
                 self.log(f"cannot set up a socket\n{traceback.format_exc()}")
+                with self._lock:
+                    self.bound.discard(portid)
                 conn.close()
                 continue
+            ks.serial = serial
             with self._lock:
-                self.live[portid] = ks
-            threading.Thread(target=ks.run, name=f"nlsock-{portid}", daemon=True).start()
+                self.live[serial] = ks
+            threading.Thread(target=ks.run, name=f"nlsock-{serial}", daemon=True).start()
 
     def stop(self) -> None:
         self._stop = True

@@ -82,6 +82,8 @@ class SockState:
         self.cfg = server.config
         self.conn = conn
         self.portid = portid
+        self.serial = 0  # the connection's serial (KernelServer: the key of its retired record)
+        self.unbound = False  # its port id was freed (KernelServer.unbind)
         self.lock = threading.RLock()  # the receive-queue lock: RX cursor, claims, config
         self.tx_lock = threading.Lock()  # pg_vec_lock for the TX walk
         self.queue_lock = threading.Lock()  # the queue service's lock (claim + id + publish)

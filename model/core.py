@@ -68,6 +68,7 @@ class ModelConfig:
     cap_net_admin: bool = True  # CAP_NET_ADMIN in the initial user namespace (else EPERM on rings)
     memory_limit: int = 64 << 20  # bytes per ring the "machine" can allocate (else ENOMEM)
     peer_pid: int = 4242  # credentials pid of the user-space peer (nm_pid of its messages)
+    tgid: int = 1  # the user process: its sockets autobind to it first (family.autobind_portid; the 4.5 agent is pid 1)
     sndbuf: int = nl.DEFAULT_SNDBUF  # SO_SNDBUF: plain sends longer than sndbuf - 32 fail with EMSGSIZE
     dump_service: bool = True  # the family answers dump requests of type family.DUMP_TYPE (a real kernel: no)
     check_invariants: str = "auto"  # "always", "never", or "auto" (rings of at most 64 frames)

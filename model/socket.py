@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from nlmmap.spec import family
 from nlmmap.spec.abi import FrameHeader
 from nlmmap.spec.errors import NetlinkError
 from nlmmap.spec.protocol import socket_system
@@ -83,7 +84,6 @@ class Kernel:
         self.sockets: dict[int, ModelSocket] = {}
         self._observers: list[Observer] = [on_step] if on_step is not None else []
         self._next_handle = 1
-        self._next_portid = 1
 
     def observe(self, callback: Observer) -> Callable[[], None]:
         """Call ``callback(handle, step)`` after every spec action a socket takes (before the
@@ -99,10 +99,10 @@ class Kernel:
 
     def socket(self) -> ModelSocket:
         """A new socket of the test family (its portid is bound at once)."""
-        s = ModelSocket(self, self._next_handle, self._next_portid)
+        portid = family.autobind_portid(self.config.tgid, [s.portid for s in self.sockets.values() if not s.closed])
+        s = ModelSocket(self, self._next_handle, portid)
         self.sockets[s.handle] = s
         self._next_handle += 1
-        self._next_portid += 1
         return s
 
     def get(self, handle: int) -> ModelSocket:

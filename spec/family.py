@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import functools
 import struct
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -51,7 +51,7 @@ __all__ = [
     "FAMILY_GROUPS", "SockoptEffect", "socket_option_effect", "check_group", "check_delivery", "multicast_deliver",
     "admission",
     "admission_action", "overrun_effect", "MSG_OOB", "check_send_flags", "check_plain_send", "family_answer",
-    "rcv_skb", "DUMP_TYPE", "DUMP_MAX_MESSAGES", "is_dump_request",
+    "rcv_skb", "DUMP_TYPE", "DUMP_MAX_MESSAGES", "is_dump_request", "autobind_portid", "AUTOBIND_ROVER_TOP",
     "dump_request", "parse_dump_request", "dump_messages", "dump_done", "dump_alloc_sizes", "dump_batch",
     "recvmsg_len_after", "batch_verdict_ids", "evaluate_on", "DELIVERY_PATHS",
 ]
@@ -222,6 +222,25 @@ def check_plain_send(length: int, sndbuf: int) -> None:
     no such check, only the frame size)."""
     if length > sndbuf - 32:
         raise NetlinkError("EMSGSIZE", f"message of {length} bytes > sndbuf - 32 ({sndbuf - 32})")
+
+
+# --- port ids (netlink_autobind) ------------------------------------------------------------------
+#: Where netlink_autobind (Linux 4.5) searches after a collision: negative port ids below this.
+AUTOBIND_ROVER_TOP = -4097
+
+
+def autobind_portid(tgid: int, taken: Collection[int]) -> int:
+    """The port id netlink_autobind gives a new socket of a process ``tgid`` (as u32): the tgid
+    when no socket holds it, else a free negative value at or below -4097. 4.5 starts that search
+    at a random point (the real kernel's agent's second socket got 0xfffc8a65); here at the top,
+    a kernel side's free choice. Recordings of 4.5 come from an agent that runs as pid 1."""
+    taken_u32 = {int(p) & 0xFFFFFFFF for p in taken}
+    if tgid & 0xFFFFFFFF not in taken_u32:
+        return tgid & 0xFFFFFFFF
+    rover = AUTOBIND_ROVER_TOP
+    while rover & 0xFFFFFFFF in taken_u32:
+        rover -= 1
+    return rover & 0xFFFFFFFF
 
 
 # --- netlink_rcv_skb and the family's answers (section 20) ----------------------------------------

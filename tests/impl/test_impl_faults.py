@@ -16,6 +16,7 @@ import pytest
 from nlmmap.impl import wire
 from nlmmap.impl.client import RingSocket
 from nlmmap.impl.kernel import KernelProcess
+from nlmmap.spec import family
 from nlmmap.spec import netlink as nl
 from nlmmap.spec.abi import RingRequest, Status
 from nlmmap.spec.errors import NetlinkError
@@ -61,10 +62,11 @@ class _Bystander(threading.Thread):
             raise self.error
 
 
-def _retired(path: str, portid: int) -> dict:
-    """The kernel side's final record of socket ``portid`` (it answers once it has reclaimed it)."""
+def _retired(path: str, serial: int) -> dict:
+    """The kernel side's final record of the socket of connection ``serial`` (it answers once it
+    has reclaimed it; port ids are reused, serials are not)."""
     with RingSocket(path) as probe:
-        return probe.retired(portid)
+        return probe.retired(serial)
 
 
 CHILD = r"""
@@ -87,7 +89,7 @@ s.mm[off + L:off + H] = b"\xee" * (H - L)       # half-rewritten header of a fra
 s.mm[off + H:off + H + 40] = b"\xdd" * 40
 t = s.frame_offset("tx", 0)
 s.mm[t + H:t + H + 16] = b"\x01" * 16           # a TX frame half filled
-print(s.portid, k, flush=True)
+print(s.serial, k, flush=True)
 os.kill(os.getpid(), signal.SIGKILL)
 """
 
@@ -96,10 +98,10 @@ def test_user_dies_mid_frame_others_keep_being_served(kernel):
     child = subprocess.Popen([sys.executable, "-c", CHILD, kernel.path, "500"], stdout=subprocess.PIPE)
     other = _Bystander(kernel.path, 30_000)
     out, _ = child.communicate()
-    portid, taken = (int(x) for x in out.split())
+    serial, taken = (int(x) for x in out.split())
     assert child.returncode == -9
     other.check()
-    rec = _retired(kernel.path, portid)
+    rec = _retired(kernel.path, serial)
     # every message the kernel published is either taken by the user or counted undelivered
     assert rec["ring_published"] == taken + rec["undelivered_at_close"]
     assert rec["undelivered_at_close"] >= 1
@@ -118,9 +120,9 @@ def test_close_with_frames_valid_counts_them_undelivered(kernel):
         pass
     s.settle()  # the ring is full again
     assert s.stats()["stream_sent"] == 19
-    portid = s.portid
+    serial = s.serial
     s.close()
-    rec = _retired(kernel.path, portid)
+    rec = _retired(kernel.path, serial)
     assert rec["ring_published"] == 3 + rec["undelivered_at_close"]
     assert rec["undelivered_at_close"] == 16  # the ring was full again when the user left
     _stream_ok(kernel.path, 500)
@@ -227,3 +229,33 @@ def test_the_wire_memo_never_mixes_up_arguments_or_shares_them():
                 type(v) for v in args.values()], (args, got)
             got["mutated"] = 1
             assert "mutated" not in wire.decode(data)[2]
+
+
+def test_port_ids_autobind_to_the_tgid_first_and_are_free_again_at_close():
+    """netlink_autobind as Linux 4.5 (family.autobind_portid, tgid 1 as the recordings' agent):
+    a socket opened while no other holds the tgid gets it, one opened beside it a negative port
+    id below -4096, and a closed socket's port id is free at once for the next; each socket's
+    retired record is its own (by serial), however often its port id is taken again."""
+    with KernelProcess() as k:
+        a = RingSocket(k.path)
+        b = RingSocket(k.path)
+        assert (a.portid, b.portid) == (1, family.AUTOBIND_ROVER_TOP & 0xFFFFFFFF)
+        first = a.serial
+        a.service("stream", count=3, size=64, mode="copy")
+        a.settle()
+        a.close()
+        c = RingSocket(k.path)
+        assert c.portid == 1 and c.serial != first  # taken again at once
+        rec = _retired(k.path, first)
+        assert rec["portid"] == 1 and rec["stream_sent"] == 3
+        c.close()
+        b.close()
+
+
+def test_autobind_portid_is_the_tgid_else_the_highest_free_below_minus_4096():
+    top = family.AUTOBIND_ROVER_TOP & 0xFFFFFFFF
+    assert family.autobind_portid(1, []) == 1
+    assert family.autobind_portid(1, [1]) == top == 0xFFFFEFFF
+    assert family.autobind_portid(1, [1, top]) == top - 1
+    assert family.autobind_portid(7, [1, top]) == 7
+    assert family.autobind_portid(1, [-4097 & 0xFFFFFFFF, 1, top - 1]) == top - 2
