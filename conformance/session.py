@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nlmmap.spec.abi import MappingLayout
+from nlmmap.spec.adapter import answer_problem
 
 from .compare import Deviation, Freedoms, compare_answer, compare_memory, frame_table
 from .coverage import Coverage
@@ -182,10 +183,7 @@ class Session:
         self.last_got = got
         self.stats.requests += 1
         self.stats.ops[op] = self.stats.ops.get(op, 0) + 1
-        devs = []
-        if got.get("id") != rid:
-            devs.append(Deviation("protocol.id", f"answer id {got.get('id')!r}, request id {rid}"))
-        devs += compare_answer(op, exp, got)
+        devs = _protocol_devs(op, rid, got) + compare_answer(op, exp, got)
         if op == "peek" and not devs and exp.get("ok"):
             devs += self._memory_devs(pair, args["offset"], bytes.fromhex(exp["data"]), bytes.fromhex(got["data"]))
         recorded = self._in_sut_names(op, exp, got, rid)
@@ -239,6 +237,9 @@ class Session:
         got = self._ask_sut(req)
         if got.get("ok") is not True or got.get("protocol") != "nlmmap-adapter/1":
             raise SUTDead(SUTFailure("garbage", f"failed hello: {got}", self.target.stderr_tail()))
+        bad = _protocol_devs("hello", req["id"], got)
+        if bad:
+            raise Mismatch(req, self._ask_model(dict(req)), got, bad, "", self.step, self.rule)
         feats = got.get("features")
         self.features = {f for f in feats if isinstance(f, str)} if isinstance(feats, list) else set()
         self.implementation = str(got.get("implementation", ""))
@@ -250,7 +251,13 @@ class Session:
         self.hello_lines = list(self.rec.lines)
         # optional ops: a request on no socket answers ENOSYS only if the op is unknown
         self.next_id += 1
-        probe = self._ask_sut({"id": self.next_id, "op": "munmap", "sock": 999999}, log=False)
+        preq = {"id": self.next_id, "op": "munmap", "sock": 999999}
+        probe = self._ask_sut(preq, log=False)
+        bad = _protocol_devs("munmap", self.next_id, probe)
+        if probe.get("ok") is not False:  # no socket 999999: an error (ENOSYS: no such op)
+            bad.append(Deviation("answer.munmap.ok", "munmap of a socket that does not exist succeeded"))
+        if bad:
+            raise Mismatch(preq, self._ask_model(dict(preq)), probe, bad, "", self.step, self.rule)
         if probe.get("ok") is False and probe.get("errno") != "ENOSYS":
             self.ops.add("munmap")
             self.features.add("op:munmap")
@@ -263,8 +270,7 @@ class Session:
         req = {"id": rid, "op": "socket"}
         exp = self._ask_model(dict(req))
         got = self._ask_sut(dict(req))
-        devs = ([Deviation("protocol.id", f"answer id {got.get('id')!r}, request id {rid}")]
-                if got.get("id") != rid else []) + compare_answer("socket", exp, got)
+        devs = _protocol_devs("socket", rid, got) + compare_answer("socket", exp, got)
         if not devs and got.get("ok"):
             others = {p.portid for p in self.pairs if not p.closed}
             if got["portid"] in others:
@@ -434,3 +440,14 @@ class Session:
                     got = self.target.ask(req)
                     if self.log is not None:
                         self.log.exchange(req, got)
+
+
+def _protocol_devs(op: str, rid: int, got: dict) -> list[Deviation]:
+    """What an answer breaks of the protocol itself, whatever it says: its id, its schema."""
+    devs = []
+    if got.get("id") != rid:
+        devs.append(Deviation("protocol.id", f"answer id {got.get('id')!r}, request id {rid}"))
+    why = answer_problem(op, got)
+    if why is not None:
+        devs.append(Deviation("protocol.schema", f"{op} answer: {why}"))
+    return devs

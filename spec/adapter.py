@@ -14,6 +14,7 @@ with the exception named, is logged with its traceback to stderr, and the progra
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import traceback
@@ -302,6 +303,35 @@ def schema() -> dict:
     from importlib.resources import files
 
     return json.loads(files(__package__).joinpath("adapter-schema.json").read_text())
+
+
+@functools.cache
+def _answer_validators() -> tuple[Any, dict[str, Any]]:
+    import jsonschema
+
+    defs = schema()["$defs"]
+
+    def sub(node: dict) -> Any:
+        return jsonschema.Draft202012Validator(dict(node, **{"$defs": defs}))
+
+    return sub(defs["error"]), {op: sub(node) for op, node in defs["ok"].items()}
+
+
+def answer_problem(op: str, answer: dict) -> str | None:
+    """Why ``answer`` to a request of ``op`` breaks the protocol's schema (the best-matching error,
+    with where it is), or None: an answer's shape is checked apart from what it says (an ``ok``
+    of 1, an error without its message, a flag twice in ``revents``). Unknown ops: None."""
+    import jsonschema
+
+    if not isinstance(answer.get("ok"), bool):
+        return f"ok: {answer.get('ok')!r} is not true or false"
+    err_v, ok_v = _answer_validators()
+    v = ok_v.get(op) if answer.get("ok") is True else err_v
+    if v is None or v.is_valid(answer):
+        return None
+    e = jsonschema.exceptions.best_match(v.iter_errors(answer))
+    where = "/".join(str(p) for p in e.absolute_path) if e is not None else ""
+    return f"{where or 'the answer'}: {e.message if e is not None else 'invalid'}"
 
 
 def main_for(make_backend: Callable[[], Backend]) -> int:
