@@ -428,6 +428,40 @@ def test_the_linux_recording_catches_every_boundary_mutant():
     assert not survivors and len(BOUNDARY) >= 30, survivors
 
 
+def _no_message(req: dict, ans: dict, lay) -> dict:
+    return {k: v for k, v in ans.items() if k != "message"} if ans.get("ok") is False else ans
+
+
+def _ok_as_int(req: dict, ans: dict, lay) -> dict:
+    return dict(ans, ok=int(ans["ok"])) if req.get("op") != "hello" and "ok" in ans else ans
+
+
+def _revents_twice(req: dict, ans: dict, lay) -> dict:
+    return dict(ans, revents=ans["revents"] + ans["revents"][:1]) if ans.get("revents") else ans
+
+
+def _hello_id(req: dict, ans: dict, lay) -> dict:
+    return dict(ans, id=ans["id"] + 1) if req.get("op") == "hello" else ans
+
+
+def _unknown_munmap_ok(req: dict, ans: dict, lay) -> dict:
+    return {"id": req["id"], "ok": True} if req.get("op") == "munmap" and req.get("sock") == 999999 else ans
+
+
+@pytest.mark.parametrize("perturb,check", [(_no_message, "protocol.schema"), (_ok_as_int, "protocol.schema"),
+                                           (_revents_twice, "protocol.schema"), (_hello_id, "protocol.id"),
+                                           (_unknown_munmap_ok, "answer.munmap.ok")],
+                         ids=["error_without_message", "ok_as_int", "revents_twice", "hello_id", "unknown_munmap_ok"])
+def test_an_answer_that_breaks_the_protocol_fails_the_run(perturb, check, tmp_path):
+    """Every answer is held to the protocol's schema and id, hello and the munmap probe included,
+    whatever it says: an error without its message, ``ok`` as 1/0, a flag twice in revents, a
+    wrong hello id, and a munmap of no socket answered ok each fail the run (the kernel's answers
+    compare equal through each of them: ``1 == True``, revents compared as a set)."""
+    rep = run_conformance(PerturbTarget(InProcessTarget(_model()), perturb, perturb.__name__), profile="quick",
+                          max_steps=400, stop_on_failure_shrink=False, toctou=False, transcript_dir=str(tmp_path))
+    assert rep.verdict == "fail" and rep.failure["check"] == check, rep.human()
+
+
 def test_record_keeps_the_suts_own_answers_for_replay(tmp_path):
     """``--record``: a mutant's run is recorded with the mutant's answers (they agree with the
     mutant on replay, and the correct model disagrees at the check the live run failed on); a
