@@ -203,8 +203,11 @@ class RxRules(MachineBase):
     def recvmsg(self, data: Any) -> None:
         """recvmsg with any buffer size; blocking only when something is there (no timed waits)."""
         p = self._pick(data, self.open_pairs())
-        bufsize = data.draw(st.sampled_from([4096, 4096, 0, 1, 15, 16, 35, 36, 40, 64, 16384, 65536]), label="bufsize")
         m = self.ms(p)
+        sizes = [4096, 4096, 0, 1, 15, 16, 35, 36, 40, 64, 16384, 65536]
+        if m.rq:  # the head message's own length and one either side: where MSG_TRUNC starts
+            sizes += [n for n in (len(m.rq[0].data) + d for d in (0, 0, -1, 1)) if n >= 0]
+        bufsize = data.draw(st.sampled_from(sizes), label="bufsize")
         dontwait = True if not (m.rq or m.spec_state["sk_err"]) else data.draw(st.booleans(), label="dontwait")
         self._step("recvmsg", f"bufsize {bufsize}" + ("" if dontwait else " blocking"))
         self._guard(data, lambda: self.s.exchange("recvmsg", p, bufsize=bufsize, dontwait=dontwait))

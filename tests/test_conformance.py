@@ -523,3 +523,25 @@ def test_replay_says_when_the_recorded_side_and_the_sut_differ_in_features(tmp_p
     assert any(n.startswith("features differ: the SUT has ") and "dump" in n for n in rep.notes), rep.notes
     assert "note: features differ" in rep.failure["text"]
     assert "python -m nlmmap.model.adapter --no-dump-service" in rep.failure["text"]  # the way out
+
+
+def _truncated_at_exact_size(req: dict, ans: dict, lay) -> dict:
+    if req.get("op") == "recvmsg" and ans.get("ok") and not ans.get("truncated") and ans.get("payload") \
+            and len(bytes.fromhex(ans["payload"])) == req.get("bufsize"):
+        return dict(ans, truncated=True)
+    return ans
+
+
+def _portid_past_u32(req: dict, ans: dict, lay) -> dict:
+    return dict(ans, portid=ans["portid"] + (1 << 32)) if req.get("op") == "socket" and ans.get("ok") else ans
+
+
+@pytest.mark.parametrize("perturb,check", [(_truncated_at_exact_size, "answer.recvmsg.truncated"),
+                                           (_portid_past_u32, "protocol.schema")],
+                         ids=["truncated_at_exact_size", "portid_past_u32"])
+def test_an_answer_wrong_only_at_an_edge_fails_the_run(perturb, check, tmp_path):
+    """Deviations only at an edge: MSG_TRUNC for a buffer exactly the message's size (the suite
+    draws that size and one either side of it), a portid that does not fit nlmsg_pid's 32 bits."""
+    rep = run_conformance(PerturbTarget(InProcessTarget(_model()), perturb, perturb.__name__), profile="quick",
+                          max_steps=400, stop_on_failure_shrink=False, toctou=False, transcript_dir=str(tmp_path))
+    assert rep.verdict == "fail" and rep.failure["check"] == check, rep.human()
