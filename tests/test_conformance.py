@@ -545,3 +545,26 @@ def test_an_answer_wrong_only_at_an_edge_fails_the_run(perturb, check, tmp_path)
     rep = run_conformance(PerturbTarget(InProcessTarget(_model()), perturb, perturb.__name__), profile="quick",
                           max_steps=400, stop_on_failure_shrink=False, toctou=False, transcript_dir=str(tmp_path))
     assert rep.verdict == "fail" and rep.failure["check"] == check, rep.human()
+
+
+_FULL_FRAME_REFUSED = """
+from nlmmap.impl.ksock import KSock
+from nlmmap.spec.abi import NL_MMAP_HDRLEN
+from nlmmap.spec.errors import NetlinkError
+
+
+class FullFrameRefused(KSock):
+    def tx_check_len(self, n, ring):
+        if n >= ring.geom.frame_size - NL_MMAP_HDRLEN:
+            raise NetlinkError("EINVAL", "nm_len at or past the frame's capacity")
+"""
+
+
+def test_a_tx_frame_refused_at_exactly_its_capacity_fails_the_run(tmp_path):
+    """The kernel refuses a TX frame only when nm_len > frame_size - NL_MMAP_HDRLEN: an
+    implementation whose check is ``>=`` (a frame filled to its last byte refused) fails the run."""
+    flaw = tmp_path / "full_frame_refused.py"
+    flaw.write_text(_FULL_FRAME_REFUSED)
+    rep = run_conformance(InProcessTarget(ImplBackend(socket_class=f"{flaw}:FullFrameRefused")), profile="quick",
+                          max_steps=600, stop_on_failure_shrink=False, toctou=False, transcript_dir=str(tmp_path))
+    assert rep.verdict == "fail" and rep.failure["check"].startswith(("answer.", "memory.")), rep.human()
