@@ -568,3 +568,18 @@ def test_a_tx_frame_refused_at_exactly_its_capacity_fails_the_run(tmp_path):
     rep = run_conformance(InProcessTarget(ImplBackend(socket_class=f"{flaw}:FullFrameRefused")), profile="quick",
                           max_steps=600, stop_on_failure_shrink=False, toctou=False, transcript_dir=str(tmp_path))
     assert rep.verdict == "fail" and rep.failure["check"].startswith(("answer.", "memory.")), rep.human()
+
+
+def _emsgsize_as_enobufs(req: dict, ans: dict, lay) -> dict:
+    if req.get("op") == "sendmsg" and ans.get("errno") == "EMSGSIZE":
+        return dict(ans, errno="ENOBUFS")
+    return ans
+
+
+def test_a_send_past_sndbuf_answered_with_another_errno_fails_the_run(tmp_path):
+    """A plain sendmsg past SO_SNDBUF - 32 bytes is EMSGSIZE: the suite sends at that edge often
+    enough (1 in 40 sends over a fast link) that a kernel side answering ENOBUFS fails a quick run."""
+    rep = run_conformance(PerturbTarget(InProcessTarget(_model()), _emsgsize_as_enobufs, "emsgsize_as_enobufs"),
+                          profile="quick", max_steps=600, stop_on_failure_shrink=False, toctou=False,
+                          transcript_dir=str(tmp_path))
+    assert rep.verdict == "fail" and rep.failure["check"] == "answer.sendmsg.errno", rep.human()
