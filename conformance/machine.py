@@ -29,6 +29,7 @@ from nlmmap.spec.abi import (
     NETLINK_BROADCAST_ERROR,
     NETLINK_CAP_ACK,
     NETLINK_DROP_MEMBERSHIP,
+    NETLINK_LISTEN_ALL_NSID,
     NETLINK_PKTINFO,
     NL_MMAP_HDRLEN,
     NM_LEN_OFFSET,
@@ -36,7 +37,17 @@ from nlmmap.spec.abi import (
 )
 
 from . import payloads as P
-from .machine_base import _LABELS, _U32, _VALUES, RULE_FEATURES, RunContext, _label, _no_skip, needs
+from .machine_base import (
+    _LABELS,
+    _U32,
+    _VALUES,
+    RULE_FEATURES,
+    BudgetSpent,
+    RunContext,
+    _label,
+    _no_skip,
+    needs,
+)
 from .rules_dump import DumpRules
 from .rules_rx import RxRules
 from .rules_tx import TxRules
@@ -211,7 +222,7 @@ class ConformanceMachine(RxRules, TxRules, DumpRules):
         # by number: the protocol names only the ring options and NO_ENOBUFS (a real agent knows no others)
         option = data.draw(st.sampled_from([NETLINK_CAP_ACK, NETLINK_CAP_ACK, NETLINK_ADD_MEMBERSHIP,
                                             NETLINK_DROP_MEMBERSHIP, NETLINK_PKTINFO, NETLINK_BROADCAST_ERROR,
-                                            9, 11, 99]), label="option")
+                                            NETLINK_LISTEN_ALL_NSID, 9, 11, 99]), label="option")
         if option in (NETLINK_ADD_MEMBERSHIP, NETLINK_DROP_MEMBERSHIP):
             optval = _U32.pack(data.draw(P.group_number(), label="group"))
         else:
@@ -299,15 +310,17 @@ class ConformanceMachine(RxRules, TxRules, DumpRules):
         self.ctx.tick()
         if self.dead:
             self.s.close_all()
-            return
-        try:
-            for p in self.open_pairs():
-                self.s.exchange("received", p)
-                self.s.check_memory(p, full=True)
-                self.s.close_pair(p)
-        except BaseException as e:
-            self._failed(e)
-            raise
+        else:
+            try:
+                for p in self.open_pairs():
+                    self.s.exchange("received", p)
+                    self.s.check_memory(p, full=True)
+                    self.s.close_pair(p)
+            except BaseException as e:
+                self._failed(e)
+                raise
+        if self.ctx.budget_spent():
+            raise BudgetSpent(self.ctx.steps)
 
 
 def machine_for(ctx: RunContext) -> type[ConformanceMachine]:

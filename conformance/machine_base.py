@@ -57,6 +57,12 @@ RULE_FEATURES: dict[str, tuple[str, ...]] = {
 }
 
 
+class BudgetSpent(BaseException):
+    """Ends a batch at an example's end once the run's steps are spent, or a failure was seen and
+    is not to be shrunk: Hypothesis' target phase runs on after ``max_examples`` (and after a
+    failure, until its hill climbs end). A BaseException, so Hypothesis passes it through."""
+
+
 class RunContext:
     """What every example of one run shares: the session, counters, the failure seen last."""
 
@@ -74,6 +80,7 @@ class RunContext:
         self.progress: Any = None  # a stream for a line every ``progress_every`` steps (long runs)
         self.progress_every = 2000
         self.budget = 0
+        self.shrink = True  # False: the first failure ends the run unshrunk
         self._next_report = self.progress_every
         self._t0 = time.perf_counter()
 
@@ -86,6 +93,13 @@ class RunContext:
         self.progress.write(f"    {self.steps}/{self.budget or '?'} steps, {self.examples} examples, {t:.0f} s "
                             f"({self.steps / max(t, 1e-9):.0f} steps/s)\n")
         self.progress.flush()
+
+    def budget_spent(self) -> bool:
+        """The batch should end: a failure was seen and is not to be shrunk, or none was and the
+        run's steps are spent (a failure being shrunk runs on, bounded by the shrink time)."""
+        if self.first_failure is not None:
+            return not self.shrink
+        return bool(self.budget) and self.steps >= self.budget
 
     def has(self, *features: str) -> bool:
         return all(f in self.session.features for f in features)
@@ -164,6 +178,8 @@ class MachineBase(RuleBasedStateMachine):
 
     def _failed(self, e: BaseException) -> None:
         self.dead = True
+        if not isinstance(e, Exception):  # Hypothesis' StopTest (its data ran out), an interrupt: no failure
+            return
         self.ctx.last_failure = (e, list(self.s.rec.lines))
         if self.ctx.first_failure is None:
             self.ctx.first_failure = (self.ctx.steps, getattr(e, "check", type(e).__name__))

@@ -123,6 +123,13 @@ def acked_noop(draw, *, max_len: int = 1 << 16) -> bytes:
     return nl.build_message(nl.NLMSG_NOOP, nl.NLM_F_REQUEST | nl.NLM_F_ACK, seq, 0, b"")[:max_len]
 
 
+def padded_request(request: bytes, size: int) -> bytes:
+    """``request`` (one message) with zero bytes after its header up to ``size`` bytes in all, its
+    ``nlmsg_len`` saying so: a request that fills a frame to its last byte."""
+    hdr = nl.NlMsgHdr.unpack(request)
+    return nl.build_message(hdr.type, hdr.flags, hdr.seq, hdr.portid, bytes(max(size - nl.NLMSG_HDRLEN, 0)))
+
+
 @st.composite
 def deliver_payload(draw, capacity: int | None) -> bytes:
     """A message for the socket, sized around the RX frame payload capacity (ring vs COPY path)."""

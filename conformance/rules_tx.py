@@ -22,8 +22,9 @@ class TxRules(MachineBase):
     @rule(data=st.data())
     def fill_tx(self, data: Any) -> None:
         """Write a message into an UNUSED TX frame (mostly the next in ring order): good requests,
-        an nm_len past the frame, garbage bytes; payload, nm_len, then VALID; sometimes a run of
-        frames, the last one oversized, and a kick (a walk that fails after it sent some)."""
+        one request filling the frame, an nm_len past the frame, garbage bytes; payload, nm_len, then
+        VALID; sometimes a run of frames, the last one oversized, and a kick (a walk that fails after
+        it sent some)."""
         p = self._pick(data, [p for p in self.with_tx() if self._tx_unused(p)])
         free = self._tx_unused(p)
         nxt = self._tx_next(p)
@@ -31,9 +32,12 @@ class TxRules(MachineBase):
             data.draw(st.sampled_from(free), label="frame")
         g = self.ms(p).tx.geom
         cap = g.payload_capacity
-        kind = data.draw(st.sampled_from(["request"] * 5 + ["oversized", "garbage", "empty"]), label="kind")
+        kind = data.draw(st.sampled_from(["request"] * 5 + ["full", "oversized", "garbage", "empty"]), label="kind")
         if kind == "request":
             body = data.draw(P.datagram(max_len=cap), label="messages")
+            nm_len = len(body)
+        elif kind == "full":  # one ACKed request filling the frame to its last byte (nm_len == cap)
+            body = P.padded_request(data.draw(P.acked_noop(), label="request"), cap)
             nm_len = len(body)
         elif kind == "oversized":
             body = data.draw(P.datagram(max_len=cap), label="messages")
@@ -49,7 +53,7 @@ class TxRules(MachineBase):
         # good frames then a bad one: a kick that fails after it sent some (its count is discarded)
         bad_last = bool(more) and data.draw(st.booleans(), label="the last of them oversized")
         kick_to = data.draw(st.sampled_from(["kernel", None, "peer", None]), label="then kick (None: no)") \
-            if more else None
+            if more or kind == "full" else None
         self._step("fill_tx", f"TX frame {i}: {kind}, nm_len {nm_len}" + (f", then {more} more" if more else "")
                    + (", the last oversized" if bad_last else "") + (f", kick to {kick_to}" if kick_to else ""))
 

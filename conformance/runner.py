@@ -196,10 +196,11 @@ def _run_machine(session: Any, rep: Report, prof: Profile, budget: int, seed: in
     from hypothesis.stateful import run_state_machine_as_test
 
     from .machine import RunContext, machine_for
+    from .machine_base import BudgetSpent
     from .session import Mismatch, OracleError, SUTDead
 
     ctx = RunContext(session)
-    ctx.progress, ctx.budget = progress, budget
+    ctx.progress, ctx.budget, ctx.shrink = progress, budget, shrink
     rep.skipped_rules = ctx.skipped_rules()
     db = None
     if prof.database or database:
@@ -223,6 +224,10 @@ def _run_machine(session: Any, rep: Report, prof: Profile, budget: int, seed: in
         try:
             with with_reporter(lines.append):
                 run_state_machine_as_test(cls, settings=st)
+        except BudgetSpent:  # at an example's end: the steps are spent, or a failure is not to be shrunk
+            if ctx.last_failure is not None:
+                failure = ctx.last_failure[0]
+                break
         except (SUTDead, OracleError, KeyboardInterrupt):
             raise
         except BaseException as e:  # a failing example (Mismatch, or an error in the SUT's answers)

@@ -15,7 +15,7 @@ import pytest
 from nlmmap.cli import main
 from nlmmap.conformance.mutants import BOUNDARY, PerturbTarget
 from nlmmap.conformance.replay import replay_transcript
-from nlmmap.conformance.runner import run_conformance
+from nlmmap.conformance.runner import PROFILES, run_conformance
 from nlmmap.conformance.targets import ExecTarget, InProcessTarget
 from nlmmap.impl.adapter import ImplBackend
 from nlmmap.model import ModelConfig
@@ -566,8 +566,10 @@ def test_a_tx_frame_refused_at_exactly_its_capacity_fails_the_run(tmp_path):
     flaw = tmp_path / "full_frame_refused.py"
     flaw.write_text(_FULL_FRAME_REFUSED)
     rep = run_conformance(InProcessTarget(ImplBackend(socket_class=f"{flaw}:FullFrameRefused")), profile="quick",
-                          max_steps=600, stop_on_failure_shrink=False, toctou=False, transcript_dir=str(tmp_path))
+                          max_steps=3000, stop_on_failure_shrink=False, toctou=False, transcript_dir=str(tmp_path))
     assert rep.verdict == "fail" and rep.failure["check"].startswith(("answer.", "memory.")), rep.human()
+    # unshrunk, the run ends with the example that failed (Hypothesis' target phase ran on past it)
+    assert rep.steps <= rep.failure["first_seen_at_step"] + PROFILES["quick"].step_count, rep.human()
 
 
 def _emsgsize_as_enobufs(req: dict, ans: dict, lay) -> dict:
@@ -583,3 +585,18 @@ def test_a_send_past_sndbuf_answered_with_another_errno_fails_the_run(tmp_path):
                           profile="quick", max_steps=600, stop_on_failure_shrink=False, toctou=False,
                           transcript_dir=str(tmp_path))
     assert rep.verdict == "fail" and rep.failure["check"] == "answer.sendmsg.errno", rep.human()
+
+
+def _listen_all_nsid_refused(req: dict, ans: dict, lay) -> dict:
+    if req.get("op") == "setsockopt" and req.get("option") == 8 and ans.get("ok"):
+        return {"id": req["id"], "ok": False, "errno": "ENOPROTOOPT", "message": "option 8 is not supported"}
+    return ans
+
+
+def test_a_flag_option_refused_fails_the_run(tmp_path):
+    """NETLINK_LISTEN_ALL_NSID (8) is a flag 4.5 takes (with CAP_NET_BROADCAST, which the
+    recordings' agent holds): a kernel side answering ENOPROTOOPT fails a 2,000-step quick run."""
+    rep = run_conformance(PerturbTarget(InProcessTarget(_model()), _listen_all_nsid_refused, "listen_all_nsid_refused"),
+                          profile="quick", max_steps=2000, stop_on_failure_shrink=False, toctou=False,
+                          transcript_dir=str(tmp_path))
+    assert rep.verdict == "fail" and rep.failure["check"] == "answer.setsockopt.ok", rep.human()
