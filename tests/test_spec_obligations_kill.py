@@ -46,13 +46,17 @@ def _shift(ring, delta):
     # ends past it (and past its block, over TX frame 0)
     ({"FramesInsideTheRing", "FramesInsideTheirBlock", "RingsApartInTheMapping"},
      _shift("rx", lambda g: NL_MMAP_MSG_ALIGNMENT)),
+    # RX frames one alignment unit back: frame 0 starts before its ring (and its block), while
+    # every frame still ends inside the ring
+    ({"FramesInsideTheRing", "FramesInsideTheirBlock"}, _shift("rx", lambda g: -NL_MMAP_MSG_ALIGNMENT)),
     # TX frame 0 starts a block before the RX ring ends: RX and TX frames overlap
     ({"RingsApartInTheMapping"}, _shift("tx", lambda g: -g.block_size)),
     # TX frames one block on: the last TX block runs past the end of the mapping
     ({"RingsApartInTheMapping"}, _shift("tx", lambda g: g.block_size)),
     # TX frames one frame on: the last of a slack-free block starts at the mapping's end, ends past it
     ({"RingsApartInTheMapping"}, _shift("tx", lambda g: g.frame_size)),
-], ids=["disjoint-overlap", "inside-ring-block-on", "inside-ring-align-on", "rings-apart-overlap",
+], ids=["disjoint-overlap", "inside-ring-block-on", "inside-ring-align-on",
+        "inside-ring-before-start", "rings-apart-overlap",
         "rings-apart-block-past-mapping", "rings-apart-frame-past-mapping"])
 def test_s2_2_a_wrong_frame_offset_fails_exactly_its_obligations(monkeypatch, failed, offset):
     """Each wrong offset is caught (a definite FAILED) by the obligations that protect against it,
