@@ -13,6 +13,7 @@ import contextlib
 import math
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -107,7 +108,7 @@ def run_conformance(sut: Any, *, profile: str = "ci", max_steps: int | None = No
         rep.implementation = session.implementation
         rep.features = sorted(session.features)
         _say(progress, f"nlmmap conform: {rep.target}: {rep.implementation}; features {' '.join(rep.features)}")
-        with _shrink_time(shrink_seconds):
+        with _shrink_time(shrink_seconds), _no_targeting_past_a_failure():
             _run_machine(session, rep, prof, budget, seed, transcript_dir, database, progress, stop_on_failure_shrink)
         if rep.verdict == "pass" and toctou:
             from .toctou import race_check
@@ -178,6 +179,56 @@ def _shrink_time(seconds: float | None):
         yield
     finally:
         engine.MAX_SHRINKING_SECONDS = saved
+
+
+_TARGETING_LOCK = threading.Lock()
+_TARGETING_DEPTH = 0
+
+
+@contextlib.contextmanager
+def _no_targeting_past_a_failure():
+    """Hypothesis' target phase hill-climbs every target over every choice of the best example,
+    and checks for a failure only once all targets are done: 1,000 examples and 40,000 steps past a
+    failure before shrinking starts, hours against a real kernel. For one run, an optimiser stops
+    at its next example once the engine holds a failure (left alone when this Hypothesis has no
+    such hooks; nested and threaded runs share one patch)."""
+    global _TARGETING_DEPTH
+    try:
+        from hypothesis.internal.conjecture.optimiser import Optimiser
+    except ImportError:
+        yield
+        return
+    if not all(hasattr(Optimiser, a) for a in ("run", "consider_new_data")):
+        yield
+        return
+    with _TARGETING_LOCK:
+        if _TARGETING_DEPTH == 0:
+            run, consider = Optimiser.run, Optimiser.consider_new_data
+
+            def _failed(opt: Any) -> bool:
+                return bool(getattr(getattr(opt, "engine", None), "interesting_examples", None))
+
+            def run_unless_failed(self: Any) -> None:
+                if not _failed(self):
+                    run(self)
+
+            def consider_unless_failed(self: Any, data: Any) -> bool:
+                if _failed(self):
+                    self.improvements = self.max_improvements + 1  # ends hill_climb's loop
+                    return False
+                return consider(self, data)
+
+            Optimiser.run, Optimiser.consider_new_data = run_unless_failed, consider_unless_failed
+            Optimiser._nlmmap_saved = (run, consider)
+        _TARGETING_DEPTH += 1
+    try:
+        yield
+    finally:
+        with _TARGETING_LOCK:
+            _TARGETING_DEPTH -= 1
+            if _TARGETING_DEPTH == 0:
+                Optimiser.run, Optimiser.consider_new_data = Optimiser._nlmmap_saved
+                del Optimiser._nlmmap_saved
 
 
 def _say(progress: TextIO | None, text: str) -> None:

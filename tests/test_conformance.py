@@ -572,6 +572,38 @@ def test_a_tx_frame_refused_at_exactly_its_capacity_fails_the_run(tmp_path):
     assert rep.steps <= rep.failure["first_seen_at_step"] + PROFILES["quick"].step_count, rep.human()
 
 
+def test_a_failure_to_be_shrunk_is_shrunk_soon_after_it_is_seen(tmp_path, monkeypatch):
+    """With shrinking on (the default), the search ends soon after a failure: Hypothesis' target
+    phase, left alone, hill-climbed on for 40,000+ steps past one at step 2,006 before shrinking."""
+    from hypothesis.internal.conjecture import engine
+
+    import nlmmap.conformance.machine as machine
+
+    contexts: list = []
+    at_shrink: list[int] = []
+
+    class Counted(machine.RunContext):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            contexts.append(self)
+
+    shrink = engine.ConjectureRunner.shrink_interesting_examples
+
+    def shrink_noted(self):
+        at_shrink.append(contexts[-1].steps)
+        return shrink(self)
+
+    monkeypatch.setattr(machine, "RunContext", Counted)
+    monkeypatch.setattr(engine.ConjectureRunner, "shrink_interesting_examples", shrink_noted)
+    flaw = tmp_path / "full_frame_refused.py"
+    flaw.write_text(_FULL_FRAME_REFUSED)
+    rep = run_conformance(InProcessTarget(ImplBackend(socket_class=f"{flaw}:FullFrameRefused")), profile="quick",
+                          max_steps=3000, toctou=False, transcript_dir=str(tmp_path), shrink_seconds=10)
+    assert rep.verdict == "fail" and at_shrink, rep.human()
+    late = at_shrink[0] - rep.failure["first_seen_at_step"]
+    assert late <= 25 * PROFILES["quick"].step_count, (at_shrink, rep.human())
+
+
 def _emsgsize_as_enobufs(req: dict, ans: dict, lay) -> dict:
     if req.get("op") == "sendmsg" and ans.get("errno") == "EMSGSIZE":
         return dict(ans, errno="ENOBUFS")
